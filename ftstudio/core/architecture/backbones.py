@@ -1,0 +1,105 @@
+"""torchvision backbones as one layer: built headless, first convolution adapted to the input's
+channels, ImageNet weights loaded only from local files (torch's cache or a file the user picked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ftstudio.core.errors import InputError
+
+HEADS = {"resnet": "fc", "shufflenet": "fc", "mobilenet": "classifier", "efficientnet": "classifier"}
+
+
+def _head_attr(name: str) -> str:
+    return next(attr for prefix, attr in HEADS.items() if name.startswith(prefix))
+
+
+def weights_url(name: str) -> str:
+    from torchvision.models import get_model_weights
+
+    return get_model_weights(name).DEFAULT.url
+
+
+def cached_weights_path(name: str) -> Path:
+    """Where torch's hub cache keeps (or would keep) the ImageNet weights of ``name``."""
+    from ftstudio.core.paths import torch_hub_dir
+
+    return torch_hub_dir() / "checkpoints" / Path(weights_url(name)).name
+
+
+def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .pth (weights only, never code) or a .safetensors file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise InputError(f"{path}: not a readable safetensors file ({exc})") from None
+    from ftstudio.core.training.checkpoint import safe_torch_load
+
+    data = safe_torch_load(path)
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise InputError(f"{path}: expected a state dict of tensors")
+    return data
+
+
+def imagenet_weights(name: str, weights_file: str = "") -> dict[str, torch.Tensor]:
+    """ImageNet weights of ``name`` from a chosen file or torch's cache; never downloads here."""
+    if weights_file:
+        return load_weights_file(weights_file)
+    cached = cached_weights_path(name)
+    if cached.is_file():
+        return load_weights_file(cached)
+    raise InputError(
+        f"ImageNet weights for {name} are not on this machine. Download {weights_url(name)} "
+        f"and place it at {cached} (or choose the file with weights_file), "
+        f"or use weights \"none\" to start from random initialisation")
+
+
+def build_backbone(name: str, in_channels: int, weights: str = "none", weights_file: str = "",
+                   load: bool = True) -> nn.Module:
+    """The torchvision model ``name`` with its classifier removed, accepting ``in_channels``.
+
+    ``load=False`` skips reading weights (shape inference on the meta device)."""
+    from torchvision.models import get_model
+
+    from ftstudio.core.architecture.modules import Backbone
+
+    net = get_model(name, weights=None)
+    if weights == "imagenet" and load:
+        state = imagenet_weights(name, weights_file)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(f"weights for {name} do not match the model: {str(exc).splitlines()[0]}") from None
+    setattr(net, _head_attr(name), nn.Identity())
+    if in_channels != 3:
+        _adapt_first_conv(net, in_channels)
+    return Backbone(name, net)
+
+
+def _adapt_first_conv(net: nn.Module, channels: int) -> None:
+    """Replace the first convolution so it takes ``channels`` inputs, keeping learned filters."""
+    for parent in net.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                new = nn.Conv2d(channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                child.dilation, child.groups if child.groups == 1 else channels,
+                                child.bias is not None, device=child.weight.device)
+                if child.weight.device.type != "meta":
+                    with torch.no_grad():
+                        w = child.weight.sum(1, keepdim=True) / channels
+                        new.weight.copy_(w.expand(-1, channels, -1, -1))
+                        if child.bias is not None:
+                            new.bias.copy_(child.bias)
+                setattr(parent, child_name, new)
+                return

@@ -1,0 +1,30 @@
+"""The engine's error types. Front doors map them to exit codes and dialogs.
+
+Only these escape the engine on bad input; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class FtError(Exception):
+    """Base of every error the engine raises on purpose; its message is for the user."""
+
+    exit_code = 1
+
+
+class InputError(FtError):
+    """Bad input from the user: a file, a flag, a field. Exit code 2."""
+
+    exit_code = 2
+
+
+class GuardStop(FtError):
+    """A guard stopped training (the loss became NaN/inf). Exit code 3."""
+
+    exit_code = 3
+
+
+class Interrupted(FtError):
+    """The user interrupted (Ctrl-C) after a checkpoint was saved. Exit code 130."""
+
+    exit_code = 130

@@ -1,0 +1,44 @@
+"""User-facing messages in one place, so the front doors and the tests agree on the words."""
+
+# data
+FOLDER_MISSING = "{path}: folder not found; check the path, or pick a dataset from `ftstudio datasets`"
+FOLDER_NOT_DIR = "{path}: is a file, not a folder; give a folder with one subfolder of images per class"
+FOLDER_EMPTY = "{path}: no images found; put images (PNG, JPEG, BMP, WebP) in one subfolder per class"
+FOLDER_NO_CLASSES = ("{path}: images must be sorted into one subfolder per class "
+                     "(e.g. {path}/cats/*.jpg, {path}/dogs/*.jpg)")
+FOLDER_ONE_CLASS = ("{path}: only one class ({name!r}) has images; a classifier needs at least two "
+                    "class subfolders")
+CLASS_EMPTY = "class folder {name!r} has no readable images and was left out"
+SKIPPED_FILES = "{count} file(s) skipped as unreadable: {examples}"
+IMBALANCED = "classes are imbalanced: {big!r} has {most} training images, {small!r} only {least}"
+UNKNOWN_DATASET = ("{name!r} is neither a dataset in the catalog ({known}) nor an existing folder; "
+                   "run `ftstudio datasets` to see the catalog")
+UNKNOWN_CLASSES = "unknown class(es) {names} in --classes; this dataset has: {known}"
+TOO_FEW_CLASSES = "--classes must name at least two classes (got {count})"
+NOT_ENOUGH_FOR_SPLIT = ("class {name!r} has only {count} image(s): too few to hold out a validation "
+                        "split; add images or set --val-split 0")
+CANCELLED = "cancelled"
+DATASET_OFFLINE = ("{name}: not found in {root} and cannot download it (offline or no access). "
+                   "Place these files there: {files} — or download them on a connected machine "
+                   "with `ftstudio datasets --download {name} --root DIR` and copy DIR over")
+DATASET_NOT_LOCAL = ("{name}: not found in {root}. Pass --download to fetch it (~{size}), or place "
+                     "these files there: {files}")
+
+# architecture
+UNKNOWN_PRESET = "{name!r} is not a preset ({known}) nor an architecture JSON file that exists"
+
+# training
+LOSS_NOT_FINITE = ("the loss became {value} at epoch {epoch}, step {step}; training stopped and "
+                   "the last good checkpoint was kept. Try a lower learning rate (--lr) or "
+                   "gradient clipping")
+INTERRUPTED = "interrupted; checkpoint saved — continue with: {command}"
+OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller} "
+                 "(or run the batch-size search)")
+RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
+RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
+
+# checkpoints
+CHECKPOINT_UNSAFE = ("{path}: refused — not a plain weights file (it would need to run code to "
+                     "load: {detail}). Only load checkpoints from people you trust")
+CHECKPOINT_INVALID = "{path}: not an ftstudio checkpoint ({detail})"
+CHECKPOINT_MISSING = "{path}: checkpoint not found"

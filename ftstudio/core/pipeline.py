@@ -1,0 +1,284 @@
+"""Recipe → data, model, run folder and trainer: the one path every front door takes.
+
+`train_recipe` is what `ftstudio train`, `ftstudio run`, the desktop app's Start button and
+torchrun all call; `evaluate_run` is `ftstudio evaluate`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ftstudio.core import messages
+from ftstudio.core.architecture import AUTO, ModelSpec
+from ftstudio.core.architecture.presets import resolve_model
+from ftstudio.core.datasets import DataBundle, load_data
+from ftstudio.core.errors import InputError
+from ftstudio.core.recipe import DatasetSpec, Recipe, read_json
+from ftstudio.core.runs import Run, RunLogger, new_run_dir
+from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
+from ftstudio.core.training.events import FitFinished
+
+
+@dataclass
+class Prepared:
+    """What a recipe resolves to before training: data, model and its concrete architecture."""
+
+    recipe: Recipe
+    data: DataBundle
+    model: Any  # torch.nn.Module
+    architecture: ModelSpec  # every "auto" resolved
+    lr_multipliers: dict[int, float]
+    lineage: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class RunResult:
+    run: Run
+    summary: dict[str, Any]
+    finished: FitFinished
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def input_wishes(spec: ModelSpec) -> tuple[tuple[int, int] | None, int | None]:
+    """The image size and channels an architecture fixes (None where it says "auto")."""
+    c, h, w = spec.input_shape
+    size = (h, w) if h != AUTO and w != AUTO else None
+    return size, (c if c != AUTO else None)
+
+
+def prepare(recipe: Recipe, *, progress=None, cancel: threading.Event | None = None) -> Prepared:
+    """Load the data and build the model a recipe describes (fine-tune plans included)."""
+    if recipe.finetune is not None:
+        from ftstudio.core.finetune import prepare_finetune
+
+        return prepare_finetune(recipe, progress=progress, cancel=cancel)
+    spec = resolve_model(recipe.model)
+    size, channels = input_wishes(spec)
+    data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
+    from ftstudio.core.architecture import build_model
+    from ftstudio.core.finetune import layer_multipliers
+
+    seed_everything(recipe.train.seed)
+    model, concrete = build_model(spec, data.input_shape, data.num_classes)
+    return Prepared(recipe, data, model, concrete, layer_multipliers(model, concrete))
+
+
+def preprocess_info(data: DataBundle) -> dict[str, Any]:
+    """The numbers another runtime needs to feed the model (pixels/255, then per-channel mean/std)."""
+    return {"input_shape": list(data.input_shape), "mean": list(data.mean), "std": list(data.std), "scale": 255.0}
+
+
+def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
+                 stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
+                 resume: bool = False, progress=None, prepared: Prepared | None = None,
+                 on_prepared=None) -> RunResult:
+    """Train a recipe into a run folder (new, or ``out``); ``resume`` continues the run in ``out``."""
+    from ftstudio.core.training import checkpoint
+    from ftstudio.core.training.trainer import Trainer
+
+    run, ckpt = None, None
+    if resume:
+        if out is None:
+            raise InputError("--resume needs --out RUN_DIR: the run folder to continue")
+        run = Run(Path(out))
+        if not run.exists():
+            raise InputError(f"{out}: not a run folder (recipe.json is missing)")
+        last = run.checkpoint("last")
+        if not last.exists():
+            raise InputError(messages.RESUME_NOTHING.format(path=out))
+        ckpt = checkpoint.load(last)
+        saved = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
+        if recipe.train.epochs > saved.train.epochs:  # allow extending a finished run
+            saved = saved.replace(train=_with(saved.train, epochs=recipe.train.epochs))
+        recipe = saved
+    elif out is not None and Run(Path(out)).exists():
+        raise InputError(messages.RUN_EXISTS.format(path=out))
+
+    prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    if on_prepared is not None:
+        on_prepared(prepared)
+    data = prepared.data
+    if run is None:
+        if out is None:
+            path = new_run_dir(None, recipe.name or _default_name(recipe))
+        else:
+            path = Path(out)
+            path.mkdir(parents=True, exist_ok=True)
+        run = Run(path)
+        stored = recipe.replace(model=prepared.architecture.to_dict())
+        run.write_json("model.json", prepared.architecture.to_dict())
+        run.write_json("summary.json", _initial_summary(run, recipe, prepared))
+        run.write_json("recipe.json", stored.to_dict())
+    else:
+        run.truncate_metrics(int(ckpt["epoch"]), int(ckpt["step"]))
+        run.update_summary(status="running", epochs_planned=recipe.train.epochs)
+        if recipe.train.epochs != Recipe.from_dict(read_json(run.recipe_path, "recipe")).train.epochs:
+            run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
+
+    state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
+             "architecture": prepared.architecture.to_dict(), "classes": list(data.classes),
+             "preprocess": preprocess_info(data), "lineage": prepared.lineage}
+    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks]
+    if recipe.train.early_stopping:
+        cbs.append(EarlyStopping(recipe.train.early_stopping))
+    cbs.extend(_finetune_callbacks(prepared))
+    trainer = Trainer(prepared.model, data, recipe.train, cbs, stop_event=stop_event, pause_event=pause_event,
+                      lr_multipliers=prepared.lr_multipliers, state=state,
+                      augment=recipe.data.augment if recipe.data.augment.enabled else None)
+    finished = trainer.fit(resume=ckpt)
+    return RunResult(run, run.read_summary(), finished)
+
+
+def _finetune_callbacks(prepared: Prepared) -> list[Callback]:
+    if prepared.recipe.finetune is None:
+        return []
+    from ftstudio.core.finetune import finetune_callbacks
+
+    return finetune_callbacks(prepared)
+
+
+def _with(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def _default_name(recipe: Recipe) -> str:
+    model = recipe.model if isinstance(recipe.model, str) else (recipe.model.get("name") or "model")
+    data = Path(recipe.data.name).name or recipe.data.name
+    return f"{Path(str(model)).stem}-{data}"
+
+
+def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, Any]:
+    import time
+
+    data = prepared.data
+    model_label = recipe.model if isinstance(recipe.model, str) else prepared.architecture.name
+    return {
+        "id": run.id, "name": recipe.name or _default_name(recipe), "status": "starting",
+        "created": datetime.now().isoformat(timespec="seconds"), "created_ts": time.time(),
+        "data": recipe.data.name, "model": Path(str(model_label)).stem if model_label else "custom",
+        "classes": list(data.classes), "input_shape": list(data.input_shape),
+        "mean": list(data.mean), "std": list(data.std),
+        "train_size": len(data.train), "val_size": len(data.val),
+        "skipped_files": [{"path": p, "reason": r} for p, r in data.skipped],
+        "warnings": list(data.warnings), "epochs": 0, "epochs_planned": recipe.train.epochs,
+        "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
+        "lineage": prepared.lineage, "finetune": recipe.finetune is not None,
+    }
+
+
+def load_run_model(run_dir: str | Path, which: str = "best"):
+    """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
+    from ftstudio.core.training import checkpoint
+
+    path = Path(run_dir)
+    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
+    if path.is_dir() and not ckpt_path.exists() and which == "best":
+        ckpt_path = Run(path).checkpoint("last")
+    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
+        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
+    ckpt = checkpoint.load(ckpt_path)
+    return model_from_checkpoint(ckpt, ckpt_path), ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
+    """Rebuild the network from a checkpoint's architecture and load its weights (no downloads)."""
+    from ftstudio.core.architecture import build_model, parse_model
+    from ftstudio.core.finetune import strip_pretrained
+
+    spec = strip_pretrained(parse_model(ckpt["architecture"], f"{where}: architecture"))
+    shape = tuple(ckpt["preprocess"]["input_shape"])
+    model, _ = build_model(spec, shape, len(ckpt["classes"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise InputError(f"{where}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model
+
+
+def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, which: str = "best",
+                 split: str = "auto", device: str = "cpu") -> dict[str, Any]:
+    """Accuracy, loss, per-class accuracy and confusion of a run on held-out data."""
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.training.loader import DeviceBatches
+    from ftstudio.core.training.metrics import evaluate
+
+    model, ckpt = load_run_model(run_dir, which)
+    classes = tuple(ckpt["classes"])
+    pre = ckpt["preprocess"]
+    c, h, w = pre["input_shape"]
+    run_spec = DatasetSpec(**{**_recipe_data(ckpt)})
+    if data is None:
+        spec = run_spec
+    elif isinstance(data, DatasetSpec):
+        spec = data
+    else:
+        same = data == run_spec.name
+        spec = run_spec if same else DatasetSpec(name=data, val_split=0.0)
+    spec = _with(spec, image_size=(h, w), channels=c, augment=_with(spec.augment, crop=0, flip=False, rotation=0.0))
+    bundle = load_data(spec)
+    mapping = _class_mapping(bundle.classes, classes, spec.name)
+    part = _pick_split(bundle, split)
+    part = part.relabel(mapping[part.y])
+    dev = resolve_device(device)
+    model.to(dev)
+    batches = DeviceBatches(part, tuple(pre["mean"]), tuple(pre["std"]), dev, 512)
+    ev = evaluate(model, batches, len(classes))
+    return {"run": str(run_dir), "checkpoint": which, "data": spec.name, "split": _split_name(bundle, split),
+            "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
+            "per_class": ev.per_class(classes), "confusion": ev.confusion.tolist()}
+
+
+def _recipe_data(ckpt: dict[str, Any]) -> dict[str, Any]:
+    from ftstudio.core.schema import from_dict
+
+    data = (ckpt.get("recipe") or {}).get("data") or {}
+    spec = from_dict(DatasetSpec, data, "checkpoint recipe.data")
+    return {f: getattr(spec, f) for f in DatasetSpec.__dataclass_fields__}
+
+
+def _class_mapping(data_classes: tuple[str, ...], model_classes: tuple[str, ...], name: str):
+    import torch
+
+    index = {c: i for i, c in enumerate(model_classes)}
+    unknown = [c for c in data_classes if c not in index]
+    if unknown:
+        raise InputError(f"{name}: class(es) {', '.join(unknown[:5])} are not among the model's classes "
+                         f"({', '.join(model_classes)}); evaluate on data with the same class names")
+    return torch.tensor([index[c] for c in data_classes], dtype=torch.int64)
+
+
+def _pick_split(bundle: DataBundle, split: str):
+    if split == "auto":
+        if bundle.test is not None and len(bundle.test):
+            return bundle.test
+        return bundle.val if len(bundle.val) else bundle.train
+    part = {"val": bundle.val, "test": bundle.test, "train": bundle.train}.get(split)
+    if part is None or not len(part):
+        raise InputError(f"--split {split}: this data has no {split} split")
+    return part
+
+
+def _split_name(bundle: DataBundle, split: str) -> str:
+    if split != "auto":
+        return split
+    if bundle.test is not None and len(bundle.test):
+        return "test"
+    return "val" if len(bundle.val) else "all"

@@ -1,0 +1,168 @@
+"""A Recipe is everything needed to reproduce a run, as plain versioned JSON.
+
+It holds the data (DatasetSpec), the architecture (a preset name or architecture JSON), the
+training settings (TrainConfig) and, for fine-tuning, a FinetunePlan. The GUI edits one, the CLI
+builds one from flags, `ftstudio run recipe.json` replays one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ftstudio.core.errors import InputError
+from ftstudio.core.schema import from_dict, spec, to_dict
+
+RECIPE_VERSION = 1
+MAX_JSON_BYTES = 2_000_000
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Scheduler = Literal["none", "step", "cosine", "onecycle"]
+Strategy = Literal["head", "full", "lora", "none"]
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Light, label-preserving augmentation applied to training batches only."""
+
+    crop: int = spec(0, min=0, max=64, help="Random shift by up to this many pixels (0 = off)")
+    flip: bool = spec(False, help="Random horizontal flip (not for digits or text)")
+    rotation: float = spec(0.0, min=0, max=180, help="Random rotation up to ± this many degrees")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.crop or self.flip or self.rotation)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data, and how to split and shape it."""
+
+    name: str = spec("digits", help="A catalog name (see `ftstudio datasets`) or an image folder")
+    root: str | None = spec(None, help="Folder that holds (or will hold) a torchvision dataset")
+    download: bool = spec(False, help="Download a torchvision dataset if it is not in root")
+    val_split: float = spec(0.2, min=0.0, max=0.9, help="Fraction of each class held out for validation")
+    split_seed: int = spec(0, min=0, help="Seed of the stratified validation split")
+    classes: tuple[str, ...] | None = spec(None, help="Use only these classes (by name)")
+    per_class: int | None = spec(None, min=1, help="Keep at most this many training images per class (few-shot)")
+    image_size: tuple[int, int] | None = spec(None, help="Resize images to [height, width] (default: detected)")
+    channels: int | None = spec(None, min=1, max=3, help="1 = grayscale, 3 = colour (default: detected)")
+    augment: AugmentSpec = spec(factory=AugmentSpec, help="Training-time augmentation")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimizer, schedule, device, stopping."""
+
+    epochs: int = spec(10, min=1, max=100_000, help="Passes over the training data")
+    batch_size: int = spec(64, min=1, max=1_000_000, help="Images per optimizer step")
+    lr: float = spec(1e-3, min=0.0, min_exclusive=True, max=10.0, help="Learning rate")
+    optimizer: Optimizer = spec("adam", help="sgd (with momentum), adam or adamw")
+    momentum: float = spec(0.9, min=0.0, max=1.0, help="SGD momentum")
+    weight_decay: float = spec(0.0, min=0.0, max=1.0, help="L2 penalty (decoupled for adamw)")
+    scheduler: Scheduler = spec("none", help="Learning-rate schedule: none, step, cosine or onecycle")
+    warmup_epochs: float = spec(0.0, min=0.0, help="Linear warm-up length (step and cosine)")
+    step_size: int = spec(10, min=1, help="Epochs between decays (step schedule)")
+    gamma: float = spec(0.1, min=0.0, min_exclusive=True, max=1.0, help="Decay factor (step schedule)")
+    grad_clip: float | None = spec(None, min=0.0, min_exclusive=True, help="Clip the gradient norm to this value")
+    amp: bool = spec(False, help="Mixed precision (CUDA only; ignored on the CPU)")
+    device: str = spec("auto", help="auto, cpu, cuda, cuda:N or mps")
+    seed: int = spec(0, min=0, help="Seed for weights, shuffling and augmentation")
+    early_stopping: int | None = spec(None, min=1, help="Stop after this many epochs without a better validation loss")
+    label_smoothing: float = spec(0.0, min=0.0, max=0.5, help="Cross-entropy label smoothing")
+
+
+@dataclass(frozen=True)
+class LayerOverride:
+    """Per-layer fine-tuning control: freeze it, or scale its learning rate."""
+
+    layer: str = spec(help="Layer index or name, as shown by the composer")
+    freeze: bool | None = spec(None, help="true = frozen, false = trainable")
+    lr_mult: float | None = spec(None, min=0.0, help="Learning-rate multiplier")
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """Start from trained weights and adapt them to new data."""
+
+    source: str = spec(help="A run folder, a checkpoint file, or torchvision:NAME for pretrained weights")
+    checkpoint: Literal["best", "last"] = spec("best", help="Which checkpoint of a run folder")
+    weights: str | None = spec(None, help="A local .pth/.safetensors file with pretrained weights")
+    strategy: Strategy = spec("full", help="head, full, lora or none (keep the source as is)")
+    backbone_lr_mult: float = spec(0.1, min=0.0, max=10.0, help="Backbone learning rate relative to the head (full)")
+    head_lr_mult: float = spec(1.0, min=0.0, max=100.0, help="Head learning rate relative to --lr")
+    lora_rank: int = spec(4, min=1, max=512, help="Rank of the LoRA adapters")
+    lora_alpha: float = spec(8.0, min=0.0, min_exclusive=True, help="LoRA scale (alpha / rank)")
+    unfreeze_after: int | None = spec(None, min=0, help="Unfreeze the backbone after this many epochs")
+    keep_known_classes: bool = spec(True, help="Keep head rows of classes the source already knows")
+    layers: tuple[LayerOverride, ...] = spec((), help="Per-layer freeze / learning-rate overrides")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything needed to reproduce a run."""
+
+    version: int = spec(RECIPE_VERSION, min=1, max=RECIPE_VERSION, help="Recipe format version")
+    name: str = spec("", help="A label for the run")
+    data: DatasetSpec = spec(factory=DatasetSpec)
+    model: Any = spec("mlp", help="A preset name, a path to architecture JSON, or the architecture itself")
+    train: TrainConfig = spec(factory=TrainConfig)
+    finetune: FinetunePlan | None = spec(None)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Recipe":
+        recipe = from_dict(cls, data, "")
+        if not isinstance(recipe.model, (str, dict)):
+            raise InputError("model: expected a preset name, a file path or an architecture object")
+        return recipe
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Read a JSON file safely: size-capped, with messages that name the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a JSON {what}")
+    if size > MAX_JSON_BYTES:
+        raise InputError(f"{path}: {what} is {size / 1e6:.1f} MB, over the {MAX_JSON_BYTES // 1_000_000} MB limit")
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a JSON {what}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file."""
+    data = read_json(path, "recipe")
+    try:
+        return Recipe.from_dict(data)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def save_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+    from ftstudio.core.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

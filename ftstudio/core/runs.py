@@ -1,0 +1,205 @@
+"""Run folders: recipe.json, model.json, metrics.jsonl, summary.json and checkpoints/.
+
+Every write is atomic or an append of whole lines, so a crash never leaves a half-written file
+and two processes creating runs at once get distinct folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ftstudio.core import paths
+from ftstudio.core.errors import InputError
+from ftstudio.core.fileio import atomic_write_text
+from ftstudio.core.training.callbacks import Callback
+from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out[:40] or "run"
+
+
+def new_run_dir(parent: str | Path | None = None, name: str = "run") -> Path:
+    """A fresh, unique run folder (timestamp + name + random suffix), created exclusively."""
+    parent = Path(parent) if parent else paths.runs_dir()
+    parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = parent / f"{datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise InputError(f"{parent}: cannot create a new run folder")
+
+
+@dataclass
+class Run:
+    """A run folder and its files."""
+
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / "recipe.json"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint(self, which: str = "best") -> Path:
+        return self.checkpoints / f"{which}.pt"
+
+    def exists(self) -> bool:
+        return self.recipe_path.is_file()
+
+    def write_json(self, name: str, data: Any) -> None:
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def update_summary(self, **fields: Any) -> dict[str, Any]:
+        summary = self.read_summary()
+        summary.update(fields)
+        self.write_json("summary.json", summary)
+        return summary
+
+    def append_metrics(self, row: dict[str, Any], sync: bool = False) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete row (a torn last line from a crash is ignored)."""
+        rows = []
+        try:
+            with open(self.metrics_path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        rows.append(row)
+        except OSError:
+            pass
+        return rows
+
+    def epochs(self) -> list[dict[str, Any]]:
+        return [r for r in self.read_metrics() if r.get("kind") == "epoch"]
+
+    def truncate_metrics(self, epoch: int, step: int) -> None:
+        """Drop rows beyond a checkpoint before resuming, so every epoch is logged exactly once."""
+        keep = []
+        for row in self.read_metrics():
+            if row.get("kind") == "epoch" and row.get("epoch", 0) > epoch:
+                continue
+            if row.get("kind") == "steps":
+                pairs = [(s, v) for s, v in zip(row.get("steps", []), row.get("losses", [])) if s <= step]
+                if not pairs:
+                    continue
+                row = {**row, "steps": [s for s, _ in pairs], "losses": [v for _, v in pairs]}
+            keep.append(row)
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+    def delete(self) -> None:
+        shutil.rmtree(self.path)
+
+
+def list_runs(parent: str | Path | None = None) -> list[Run]:
+    """Runs under ``parent`` (default: the user's runs folder), newest first."""
+    parent = Path(parent) if parent else paths.runs_dir()
+    if not parent.is_dir():
+        return []
+    runs = [Run(p) for p in parent.iterdir() if p.is_dir() and (p / "recipe.json").is_file()]
+
+    def created(run: Run) -> float:
+        return float(run.read_summary().get("created_ts") or run.recipe_path.stat().st_mtime)
+
+    return sorted(runs, key=created, reverse=True)
+
+
+class RunLogger(Callback):
+    """Writes metrics.jsonl rows and keeps summary.json current as events arrive."""
+
+    order = 50
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.started = time.time()
+
+    def on_fit_started(self, event: FitStarted) -> None:
+        self.started = time.time()
+        self.run.update_summary(status="running", device=event.device, params=event.params,
+                                trainable_params=event.trainable_params, epochs_planned=event.epochs,
+                                train_size=event.train_size, val_size=event.val_size, pid=os.getpid())
+
+    def on_batch_finished(self, event: BatchFinished) -> None:
+        self.run.append_metrics({"kind": "steps", "epoch": event.epoch, "steps": list(event.steps),
+                                 "losses": [round(v, 6) for v in event.losses], "lr": event.lr,
+                                 "samples_per_s": round(event.samples_per_s, 1)})
+
+    def on_epoch_finished(self, event: EpochFinished) -> None:
+        row = {"kind": "epoch", "epoch": event.epoch, "step": event.step,
+               "train_loss": event.train_loss, "train_accuracy": event.train_accuracy,
+               "val_loss": event.val_loss, "val_accuracy": event.val_accuracy, "lr": event.lr,
+               "seconds": round(event.seconds, 4), "samples_per_s": round(event.samples_per_s, 1),
+               "best": event.best, "time": time.time()}
+        self.run.append_metrics(row, sync=True)
+        summary = self.run.read_summary()
+        fields = {"epochs": event.epoch, "val_accuracy": event.val_accuracy, "val_loss": event.val_loss,
+                  "train_loss": event.train_loss, "train_accuracy": event.train_accuracy,
+                  "samples_per_s": round(event.samples_per_s, 1),
+                  "duration_s": round(float(summary.get("duration_s_before", 0.0)) + time.time() - self.started, 2)}
+        if event.best:
+            fields.update(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss, best_epoch=event.epoch)
+        self.run.update_summary(**fields)
+
+    def on_fit_finished(self, event: FitFinished) -> None:
+        summary = self.run.read_summary()
+        duration = float(summary.get("duration_s_before", 0.0)) + time.time() - self.started
+        self.run.update_summary(status=event.reason if event.reason != "completed" else "completed",
+                                finished=datetime.now().isoformat(timespec="seconds"),
+                                duration_s=round(duration, 2), duration_s_before=round(duration, 2), error=None)
+
+    def on_fit_failed(self, event: FitFailed) -> None:
+        summary = self.run.read_summary()
+        duration = float(summary.get("duration_s_before", 0.0)) + time.time() - self.started
+        self.run.update_summary(status="failed", error=event.message, failed_kind=event.kind,
+                                finished=datetime.now().isoformat(timespec="seconds"),
+                                duration_s=round(duration, 2), duration_s_before=round(duration, 2))

@@ -1,0 +1,1 @@
+"""Training: the Trainer, its events and callbacks, checkpoints and evaluation."""

@@ -1,0 +1,108 @@
+"""Batches on the device: in-memory splits are normalised once onto the device and sliced;
+streamed splits decode through a DataLoader. No per-sample Python in the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ftstudio.core.datasets.bundle import Split, StreamSplit
+from ftstudio.core.recipe import AugmentSpec
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images → float32 ``(x / 255 - mean) / std`` per channel."""
+    return (x.to(torch.float32).div_(255.0) - mean).div_(std)
+
+
+class DeviceBatches:
+    """Iterates (x, y) batches of one split on ``device``."""
+
+    def __init__(self, split: Split | StreamSplit, mean: tuple[float, ...], std: tuple[float, ...],
+                 device: torch.device, batch_size: int, shuffle: bool = False, augment: AugmentSpec | None = None,
+                 channels_last: bool = False) -> None:
+        self.split = split
+        self.device = device
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.y = split.y.to(device)
+        self.x: torch.Tensor | None = None
+        if isinstance(split, Split):
+            x = split.x.pin_memory() if device.type == "cuda" else split.x
+            self.x = normalize(x.to(device, non_blocking=True), self.mean, self.std).contiguous(
+                memory_format=self.memory_format)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.split) / self.batch_size)
+
+    def epoch(self, shuffle_gen: torch.Generator | None = None, augment_gen: torch.Generator | None = None,
+              skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass; ``skip`` batches are passed over (resuming mid-epoch reproduces the same order)."""
+        n = len(self.split)
+        order = torch.randperm(n, generator=shuffle_gen) if self.shuffle else None
+        if self.x is not None:
+            order_dev = order.to(self.device) if order is not None else None
+            for start in range(skip * self.batch_size, n, self.batch_size):
+                if order_dev is None:
+                    xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                else:
+                    idx = order_dev[start:start + self.batch_size]
+                    xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+                if self.augment is not None:
+                    xb = augment_batch(xb, self.augment, augment_gen)
+                yield xb, yb
+            return
+        yield from self._stream(order, augment_gen, skip)
+
+    def _stream(self, order, augment_gen, skip):
+        from torch.utils.data import DataLoader
+
+        indices = (order if order is not None else torch.arange(len(self.split)))[skip * self.batch_size:]
+        chunks = [indices[i:i + self.batch_size].tolist() for i in range(0, len(indices), self.batch_size)]
+        loader = DataLoader(_Decoded(self.split), batch_sampler=chunks, num_workers=min(4, os.cpu_count() or 1),
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        for xb, yb in loader:
+            xb = normalize(xb.to(self.device, non_blocking=True), self.mean, self.std)
+            if self.augment is not None:
+                xb = augment_batch(xb, self.augment, augment_gen)
+            yield xb.contiguous(memory_format=self.memory_format), yb.to(self.device, non_blocking=True)
+
+
+class _Decoded(torch.utils.data.Dataset):
+    def __init__(self, split: StreamSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int):
+        from ftstudio.core.datasets.decode import DecodeError, decode
+
+        try:
+            x = decode(self.split.paths[i], self.split.size, self.split.channels)
+        except DecodeError:  # vanished or broken since the scan: a blank image keeps the batch shape
+            x = torch.zeros((self.split.channels, *self.split.size), dtype=torch.uint8).numpy()
+        return torch.from_numpy(x), self.split.y[i]
+
+
+def augment_batch(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator | None) -> torch.Tensor:
+    """Random shift, flip and rotation for a whole batch in one ``grid_sample`` call."""
+    b, _, h, w = x.shape
+    r = torch.rand((b, 4), generator=gen).to(x.device, non_blocking=True)
+    angle = (r[:, 0] * 2 - 1) * (spec.rotation * math.pi / 180)
+    flip = torch.where(r[:, 1] < 0.5, -1.0, 1.0) if spec.flip else torch.ones_like(angle)
+    tx = (r[:, 2] * 2 - 1) * (2 * spec.crop / w)
+    ty = (r[:, 3] * 2 - 1) * (2 * spec.crop / h)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,55 @@
+"""Evaluation: loss, accuracy, per-class accuracy and the confusion matrix, computed on the device
+and read back once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ftstudio.core.training.loader import DeviceBatches
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # [true, predicted]
+    predictions: np.ndarray  # predicted class per sample, in split order
+    count: int
+
+    def per_class(self, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+        out = {}
+        for i, name in enumerate(classes):
+            total = int(self.confusion[i].sum())
+            predicted = int(self.confusion[:, i].sum())
+            hit = int(self.confusion[i, i])
+            out[name] = {"support": total, "accuracy": hit / total if total else 0.0,
+                         "precision": hit / predicted if predicted else 0.0}
+        return out
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: DeviceBatches, num_classes: int, amp_dtype: torch.dtype | None = None) -> Evaluation:
+    """Evaluate ``model`` over every batch (eval mode restored to the previous mode afterwards)."""
+    was_training = model.training
+    model.eval()
+    device = batches.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    preds = []
+    for xb, yb in batches.epoch():
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(xb)
+        loss_sum += torch.nn.functional.cross_entropy(out.float(), yb, reduction="sum").double()
+        pred = out.argmax(1)
+        confusion += torch.bincount(yb * num_classes + pred, minlength=num_classes * num_classes)
+        preds.append(pred)
+    model.train(was_training)
+    count = len(batches.split)
+    conf = confusion.view(num_classes, num_classes).cpu().numpy()
+    predictions = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    loss = float(loss_sum) / count if count else float("nan")
+    accuracy = float(np.trace(conf)) / count if count else float("nan")
+    return Evaluation(loss, accuracy, conf, predictions, count)

@@ -1,0 +1,335 @@
+"""The training loop: the seed document's loop, made fast, observable, stoppable and resumable.
+
+`Trainer.fit` runs on whatever thread calls it. It talks outward only through events delivered to
+callbacks, checks ``stop_event`` / ``pause_event`` between batches, never syncs with the GPU per
+batch, and can save a checkpoint at any batch boundary that resumes to identical results.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ftstudio.core import messages
+from ftstudio.core.datasets.bundle import DataBundle
+from ftstudio.core.devices import resolve_device
+from ftstudio.core.errors import FtError, GuardStop
+from ftstudio.core.recipe import AugmentSpec, TrainConfig
+from ftstudio.core.training import checkpoint
+from ftstudio.core.training.callbacks import Callback
+from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
+                                           FitStarted, ValidationFinished)
+from ftstudio.core.training.loader import DeviceBatches
+from ftstudio.core.training.metrics import evaluate
+from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
+
+EVENT_INTERVAL_S = 0.25  # BatchFinished at most ~4 times a second
+SAMPLE_PREDICTIONS = 64
+
+
+class _NotFinite(Exception):
+    def __init__(self, value: float, step: int) -> None:
+        self.value, self.step = value, step
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` with ``config``; see module docstring."""
+
+    def __init__(self, model: torch.nn.Module, data: DataBundle, config: TrainConfig,
+                 callbacks: list[Callback] | tuple[Callback, ...] = (), *,
+                 stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
+                 lr_multipliers: dict[int, float] | None = None, state: dict[str, Any] | None = None,
+                 augment: AugmentSpec | None = None) -> None:
+        self.model = model
+        self.data = data
+        self.config = config
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)
+        self.stop_event = stop_event or threading.Event()
+        self.pause_event = pause_event or threading.Event()
+        self.lr_multipliers = lr_multipliers or {}
+        self.augment = augment
+        self.state = dict(state or {})  # recipe, architecture, classes… stored in every checkpoint
+        self.device = resolve_device(config.device)
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.batch = 0  # batches completed in the epoch in progress
+        self.mid_epoch = False
+        self.best_epoch = 0
+        self.best_key: tuple[float, float] | None = None
+        self.best_val_accuracy: float | None = None
+        self.best_val_loss: float | None = None
+        self.last_val: tuple[float | None, float | None] = (None, None)
+        self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
+        self.augment_gen = torch.Generator().manual_seed(config.seed + 1)
+        self._epoch_shuffle_state = self.shuffle_gen.get_state()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.scaler: torch.amp.GradScaler | None = None
+        for cb in self.callbacks:
+            cb.setup(self)
+
+    # ----------------------------------------------------------------- control
+    @property
+    def done(self) -> bool:
+        """True when anything asked training to end: the stop event or a callback's flag."""
+        return self.stop_event.is_set() or any(cb.stop_reason for cb in self.callbacks)
+
+    def stop_reason(self) -> str:
+        if self.stop_event.is_set():
+            return "stopped"
+        return next((cb.stop_reason for cb in self.callbacks if cb.stop_reason), "completed")
+
+    def emit(self, event: Any) -> None:
+        hook = HOOKS[type(event)]
+        for cb in self.callbacks:
+            getattr(cb, hook)(event)
+
+    def _wait_if_paused(self) -> float:
+        if not self.pause_event.is_set():
+            return 0.0
+        start = time.perf_counter()
+        while self.pause_event.is_set() and not self.stop_event.is_set():
+            self.stop_event.wait(0.05)
+        return time.perf_counter() - start
+
+    # ------------------------------------------------------------------- setup
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not self.config.amp or self.device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _prepare(self) -> tuple[DeviceBatches, DeviceBatches | None]:
+        conv = any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
+        channels_last = conv and self.device.type == "cuda"
+        self.model.to(self.device)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        cfg = self.config
+        train = DeviceBatches(self.data.train, self.data.mean, self.data.std, self.device, cfg.batch_size,
+                              shuffle=True, augment=self.augment, channels_last=channels_last)
+        val = None
+        if len(self.data.val):
+            val = DeviceBatches(self.data.val, self.data.mean, self.data.std, self.device, max(cfg.batch_size, 512),
+                                channels_last=channels_last)
+        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, len(train))
+        amp = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+        return train, val
+
+    def rebuild_optimizer(self) -> None:
+        """Re-create the optimizer after ``requires_grad`` changed (gradual unfreezing), keeping the step."""
+        assert self.optimizer is not None
+        old = self.optimizer
+        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), self.config)
+        for p, st in old.state.items():
+            if p.requires_grad:
+                self.optimizer.state[p] = st
+        steps = self.scheduler.last_epoch
+        self.scheduler = make_scheduler(self.optimizer, self.config, self._steps_per_epoch)
+        for _ in range(steps):
+            self.scheduler.step()
+
+    # ------------------------------------------------------------- checkpoint
+    def checkpoint_state(self) -> dict[str, Any]:
+        assert self.optimizer is not None
+        mid = self.mid_epoch
+        return {
+            **self.state,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": self.epoch,
+            "batch": self.batch if mid else 0,
+            "step": self.step,
+            "partial": dict(self._partial) if mid else None,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "shuffle": self._epoch_shuffle_state if mid else self.shuffle_gen.get_state(),
+                    "augment": self.augment_gen.get_state()},
+            "best": {"epoch": self.best_epoch, "key": list(self.best_key) if self.best_key else None,
+                     "val_accuracy": self.best_val_accuracy, "val_loss": self.best_val_loss},
+            "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
+            "config": {"epochs": self.config.epochs, "batch_size": self.config.batch_size, "seed": self.config.seed},
+        }
+
+    def save_checkpoint(self, path) -> None:
+        try:
+            checkpoint.save(path, self.checkpoint_state())
+        except OSError as exc:
+            raise FtError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
+                          "is kept") from None
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step, self.batch = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt.get("batch") or 0)
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.shuffle_gen.set_state(rng["shuffle"])
+        self.augment_gen.set_state(rng["augment"])
+        best = ckpt.get("best") or {}
+        self.best_epoch = int(best.get("epoch") or 0)
+        self.best_key = tuple(best["key"]) if best.get("key") else None
+        self.best_val_accuracy, self.best_val_loss = best.get("val_accuracy"), best.get("val_loss")
+        if ckpt.get("partial"):
+            self._partial = dict(ckpt["partial"])
+        states = ckpt.get("callbacks") or {}
+        for cb in self.callbacks:
+            if cb.key in states:
+                cb.load_state_dict(states[cb.key])
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, resume: dict[str, Any] | None = None) -> FitFinished:
+        """Train for ``config.epochs`` (or until stopped); ``resume`` is a loaded checkpoint dict."""
+        started = time.perf_counter()
+        try:
+            train, val = self._prepare()
+            self._steps_per_epoch = len(train)
+            if resume is not None:
+                self._restore(resume)
+            params = sum(p.numel() for p in self.model.parameters())
+            trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            self.emit(FitStarted(self.config.epochs, self.epoch, len(train), str(self.device), params, trainable,
+                                 len(self.data.train), len(self.data.val), self.data.classes, self.config.batch_size))
+            while self.epoch < self.config.epochs and not self.done:
+                self._run_epoch(train, val)
+        except _NotFinite as exc:
+            message = messages.LOSS_NOT_FINITE.format(value=exc.value, epoch=self.epoch + 1, step=exc.step)
+            self.emit(FitFailed(message, "not_finite", self.epoch + 1, exc.step))
+            raise GuardStop(message) from None
+        except torch.OutOfMemoryError:
+            smaller = max(1, self.config.batch_size // 2)
+            message = messages.OUT_OF_MEMORY.format(device=self.device, batch_size=self.config.batch_size,
+                                                    smaller=smaller)
+            self._free_memory()
+            self.emit(FitFailed(message, "out_of_memory", self.epoch + 1, self.step))
+            raise FtError(message) from None
+        except FtError as exc:
+            self.emit(FitFailed(str(exc), "error", self.epoch + 1, self.step))
+            raise
+        except Exception as exc:
+            self.emit(FitFailed(f"{type(exc).__name__}: {exc}", "error", self.epoch + 1, self.step))
+            raise
+        val_loss, val_acc = self.last_val
+        result = FitFinished(self.stop_reason(), self.epoch, self.best_epoch, self.best_val_accuracy,
+                             self.best_val_loss, val_acc, val_loss, time.perf_counter() - started)
+        self.emit(result)
+        return result
+
+    def _free_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _run_epoch(self, train: DeviceBatches, val: DeviceBatches | None) -> None:
+        cfg, model, opt = self.config, self.model, self.optimizer
+        epoch = self.epoch + 1
+        skip = self.batch  # > 0 when resuming inside an epoch: replay its shuffle, skip what was done
+        self._epoch_shuffle_state = self.shuffle_gen.get_state()
+        if skip == 0:
+            self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.emit(EpochStarted(epoch, cfg.epochs, opt.param_groups[0]["lr"]))
+        model.train()
+        amp = self._amp_dtype()
+        on_cpu = self.device.type == "cpu"
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        pending: list[torch.Tensor] = []
+        pending_sizes: list[int] = []
+        window_start = epoch_start = time.perf_counter()
+        window_seen, paused, last_emit = 0, 0.0, window_start
+        batches = len(train)
+        b = skip
+        for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
+            paused += self._wait_if_paused()
+            if self.done:
+                break
+            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                out = model(xb)
+                loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    self.scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+            self.scheduler.step()
+            self.step += 1
+            b += 1
+            self.batch = b
+            value = loss.detach()
+            if on_cpu and not math.isfinite(value.item()):
+                raise _NotFinite(value.item(), self.step)
+            correct += (out.detach().argmax(1) == yb).sum()
+            pending.append(value)
+            pending_sizes.append(int(yb.shape[0]))
+            now = time.perf_counter()
+            if now - last_emit >= EVENT_INTERVAL_S or b == batches:
+                losses = torch.stack(pending).float().cpu().tolist()  # the one sync per event
+                bad = next((v for v in losses if not math.isfinite(v)), None)
+                if bad is not None:
+                    raise _NotFinite(bad, self.step - len(losses) + losses.index(bad) + 1)
+                n = self._account(losses, pending_sizes)
+                window_seen += n
+                elapsed = max(now - window_start - paused, 1e-9)
+                steps = tuple(range(self.step - len(losses) + 1, self.step + 1))
+                self.emit(BatchFinished(epoch, self.step, b, batches, sum(losses) / len(losses),
+                                        opt.param_groups[0]["lr"], window_seen / elapsed, steps, tuple(losses)))
+                pending.clear()
+                pending_sizes.clear()
+                window_start, window_seen, paused, last_emit = now, 0, 0.0, now
+        if pending:  # stopped between events: account for what ran
+            self._account(torch.stack(pending).float().cpu().tolist(), pending_sizes)
+        self._partial["correct"] += int(correct)
+        self._partial["seconds"] += time.perf_counter() - epoch_start
+        if b < batches:  # stopped inside the epoch
+            self.mid_epoch = True
+            return
+        self.mid_epoch = False
+        self._finish_epoch(epoch, val)
+
+    def _account(self, losses: list[float], sizes: list[int]) -> int:
+        """Add a window of per-step losses to the epoch's running sums; returns its sample count."""
+        n = sum(sizes)
+        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, sizes))
+        self._partial["seen"] += n
+        return n
+
+    def _finish_epoch(self, epoch: int, val: DeviceBatches | None) -> None:
+        part = self._partial
+        train_loss = part["loss_sum"] / max(part["seen"], 1)
+        train_acc = part["correct"] / max(part["seen"], 1)
+        val_loss = val_acc = None
+        if val is not None:
+            ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype())
+            val_loss, val_acc = ev.loss, ev.accuracy
+            self.emit(ValidationFinished(epoch, val_loss, val_acc, ev.confusion,
+                                         tuple(int(p) for p in ev.predictions[:SAMPLE_PREDICTIONS])))
+        key = (val_acc, -val_loss) if val_acc is not None else (-train_loss, 0.0)
+        best = self.best_key is None or key > self.best_key
+        if best:
+            self.best_key, self.best_epoch = key, epoch
+            self.best_val_accuracy, self.best_val_loss = val_acc, val_loss
+        self.epoch, self.batch = epoch, 0
+        self.last_val = (val_loss, val_acc)
+        seconds = part["seconds"]
+        self.emit(EpochFinished(epoch, self.config.epochs, self.step, train_loss, train_acc, val_loss, val_acc,
+                                self.optimizer.param_groups[0]["lr"], seconds, part["seen"] / max(seconds, 1e-9), best))
