@@ -1,0 +1,1 @@
+"""Subcommands of the `ftstudio` command line, one module per group."""

@@ -1,0 +1,127 @@
+"""`ftstudio train`, `run`, `evaluate` and `runs`: training and looking at results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import threading
+from pathlib import Path
+
+from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
+from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
+from ftstudio.core import messages
+from ftstudio.core.errors import Interrupted
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a dataset")
+    add_data_flags(p)
+    p.add_argument("--model", default="mlp", help="a preset (mlp, lenet, cnn, resnet18) or architecture JSON")
+    add_train_flags(p)
+    p.set_defaults(handler=train)
+
+    p = sub.add_parser("run", help="train what a recipe JSON describes")
+    p.add_argument("recipe", help="a recipe file (saved by the app or a run folder's recipe.json)")
+    p.add_argument("--out", help="run folder (default: a new one)")
+    p.set_defaults(handler=run)
+
+    p = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion of a run")
+    p.add_argument("run_dir", help="a run folder or checkpoint file")
+    p.add_argument("--data", help="dataset (default: the run's own, on its held-out split)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--split", choices=("auto", "val", "test", "train"), default="auto",
+                   help="auto: the test split if the data has one, else validation")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=evaluate)
+
+    p = sub.add_parser("runs", help="past runs, newest first")
+    p.add_argument("--dir", help="runs folder (default: the ftstudio runs folder)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=runs)
+
+
+def execute(recipe, out: str | None, resume: bool, prefix: str = "") -> int:
+    """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130)."""
+    from ftstudio.core.distributed import train_maybe_distributed
+
+    stop = threading.Event()
+    with ctrl_c_stops(stop) as interrupted:
+        try:
+            result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
+                                             stop_event=stop, resume=resume)
+        except Exception as exc:
+            if interrupted.is_set() and str(exc) == messages.CANCELLED:
+                raise Interrupted("interrupted before training started") from None
+            raise
+    if result is None:  # a non-zero rank under torchrun: rank 0 reports
+        return 0
+    s = result.summary
+    if interrupted.is_set():
+        command = f"ftstudio train --out {result.run.path} --resume"
+        raise Interrupted(messages.INTERRUPTED.format(command=command))
+    acc = s.get("val_accuracy")
+    best = s.get("best_val_accuracy")
+    status = s.get("status")
+    line = f"{status}: {s.get('epochs')} epoch(s)"
+    if acc is not None:
+        line += f", val accuracy {acc:.4f} (best {best:.4f} at epoch {s.get('best_epoch')})"
+    print(f"{line}\nrun folder: {result.run.path}")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    recipe = recipe_from_args(args)
+    return execute(recipe, args.out, args.resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftstudio.core.recipe import load_recipe
+
+    return execute(load_recipe(args.recipe), args.out, False)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ftstudio.core.pipeline import evaluate_run
+
+    report = evaluate_run(args.run_dir, args.data, which=args.checkpoint, split=args.split, device=args.device)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['data']} ({report['split']} split, {report['count']} images), checkpoint {report['checkpoint']}")
+    print(f"accuracy {report['accuracy']:.4f}   loss {report['loss']:.4f}")
+    width = max(len(c) for c in report["classes"])
+    for name, row in report["per_class"].items():
+        print(f"  {name:<{width}}  accuracy {row['accuracy']:.3f}  ({row['support']} images)")
+    return 0
+
+
+def runs(args: argparse.Namespace) -> int:
+    from ftstudio.core.runs import list_runs
+
+    rows = []
+    for r in list_runs(args.dir):
+        s = r.read_summary()
+        rows.append({"id": r.id, "path": str(r.path), "name": s.get("name"), "created": s.get("created"),
+                     "status": s.get("status"), "data": s.get("data"), "model": s.get("model"),
+                     "epochs": s.get("epochs"), "val_accuracy": s.get("val_accuracy"),
+                     "best_val_accuracy": s.get("best_val_accuracy"), "duration_s": s.get("duration_s")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        from ftstudio.core.paths import runs_dir
+
+        print(f"no runs yet in {args.dir or runs_dir()}; start one with: ftstudio train")
+        return 0
+    print(f"{'created':<20} {'status':<10} {'data':<16} {'model':<10} {'epochs':>6} {'val acc':>8} {'time':>8}  folder")
+    for r in rows:
+        acc = f"{r['val_accuracy']:.4f}" if isinstance(r["val_accuracy"], (int, float)) else "–"
+        dur = f"{r['duration_s']:.0f}s" if isinstance(r["duration_s"], (int, float)) else "–"
+        data = Path(str(r["data"])).name[:16]
+        print(f"{str(r['created']):<20} {str(r['status']):<10} {data:<16} {str(r['model'])[:10]:<10} "
+              f"{str(r['epochs']):>6} {acc:>8} {dur:>8}  {r['path']}")
+    return 0
+
+

@@ -1,0 +1,28 @@
+"""Shared test set-up: offscreen Qt, and every data folder pointed at a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Tests never touch the user's files: FTSTUDIO_HOME and torch's cache live in a temp dir."""
+    home = tmp_path_factory.mktemp("ftstudio-home")
+    monkeypatch.setenv("FTSTUDIO_HOME", str(home))
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    yield home
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable

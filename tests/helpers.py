@@ -1,0 +1,64 @@
+"""Small builders shared by tests: image folders on disk, tiny recipes, CLI calls in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def digit_images(n_per_class: int = 20, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real UCI digits upscaled to ``size`` (uint8 [N, size, size]) and their labels."""
+    from ftstudio.core.datasets.sources import load_digits
+
+    raw = load_digits()
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(raw.labels == c))[:n_per_class] for c in range(10)])
+    imgs = [np.asarray(Image.fromarray(raw.images[i, 0]).resize((size, size), Image.Resampling.BILINEAR))
+            for i in keep]
+    return np.stack(imgs), raw.labels[keep]
+
+
+def make_digit_folder(root: Path, n_per_class: int = 20, size: int = 28, classes: range = range(10),
+                      fmt: str = "png") -> Path:
+    """A folder of real digits as image files, one subfolder per class."""
+    images, labels = digit_images(n_per_class, size)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        if label not in classes:
+            continue
+        folder = root / f"digit_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i:05d}.{fmt}")
+    return root
+
+
+def make_color_folder(root: Path, n_per_class: int = 12, classes: int = 3, seed: int = 0) -> Path:
+    """Colour JPEGs of mixed sizes: each class has its own dominant colour and stripe direction."""
+    rng = np.random.default_rng(seed)
+    colours = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (200, 200, 40)]
+    for c in range(classes):
+        folder = root / f"class_{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            h, w = int(rng.integers(24, 80)), int(rng.integers(24, 80))
+            base = np.array(colours[c % len(colours)], dtype=np.float32)
+            img = base + rng.normal(0, 25, (h, w, 3))
+            if c % 2:
+                img[::4] *= 0.5
+            else:
+                img[:, ::4] *= 0.5
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m ftstudio ARGS` as a user would; returns the completed process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ftstudio", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd or ROOT)
