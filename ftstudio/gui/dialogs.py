@@ -1,0 +1,24 @@
+"""Questions and file choosers, in one place so tests can answer them without a modal dialog."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+
+def confirm(parent: QWidget | None, title: str, text: str, yes: str = "OK") -> bool:
+    """Ask a yes/no question; True when the user agrees."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    ok = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is ok
+
+
+def choose_folder(parent: QWidget | None, title: str, start: str = "") -> str | None:
+    path = QFileDialog.getExistingDirectory(parent, title, start)
+    return path or None
+
+
+def choose_file(parent: QWidget | None, title: str, start: str = "", filters: str = "") -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, title, start, filters)
+    return path or None

@@ -1,0 +1,436 @@
+"""The main window: a sidebar of pages, the run toolbar, the status bar, and the wiring between them.
+
+It owns the session (the recipe being edited), the background tasks and the run controller,
+imports torch in the background after it is shown, persists geometry and last choices, takes
+folders dropped on it, and on close stops a running run (after asking) and joins every thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QWidget)
+
+from ftstudio import __version__
+from ftstudio.core.errors import InputError
+from ftstudio.core.recipe import load_recipe
+from ftstudio.core.runs import Run
+from ftstudio.gui import dialogs, theme
+from ftstudio.gui.pages.data import DataPage
+from ftstudio.gui.pages.export import ExportPage
+from ftstudio.gui.pages.model import ModelPage
+from ftstudio.gui.pages.runs import RunsPage
+from ftstudio.gui.pages.train import TrainPage
+from ftstudio.gui.settings import read_json, settings, write_json
+from ftstudio.gui.state import Session
+from ftstudio.gui.workers import Outcome, RunController, Tasks
+
+PAGES = ("data", "model", "train", "runs", "export")
+TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export"}
+PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the architecture",
+             "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
+             "export": "Export a trained model to ONNX, safetensors…"}
+
+
+def memory_text() -> str:
+    """This process's memory (and the GPU's, when training there) for the status bar."""
+    rss = 0
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            rss = peak if sys.platform == "darwin" else peak * 1024
+        except (ImportError, OSError):
+            pass
+    text = f"RAM {rss / 2**20:,.0f} MB" if rss else ""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        text += f" · GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
+    return text
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("ftstudio")
+        self.setWindowIcon(theme.icon("ftstudio"))
+        self.setAcceptDrops(True)
+        self.persist = True  # save geometry and choices on close (screenshots turn it off)
+        self.session = Session(self)
+        self.tasks = Tasks(self)
+        self.controller = RunController(self)
+        store = settings()
+        self.session.restore(store)
+        self._make_actions()
+        self._build(store)
+        self._wire()
+        self._restore_window(store)
+        self._update_actions()
+        self.memory_timer = QTimer(self, interval=1000)
+        self.memory_timer.timeout.connect(self._update_status)
+        self.memory_timer.start()
+        QTimer.singleShot(0, self._load_engine)
+
+    # ----------------------------------------------------------------------------- build
+    def _make_actions(self) -> None:
+        style = self.style()
+        spec = {
+            "open": ("Open folder…", "Use a folder of images, one subfolder per class", ["Ctrl+O"],
+                     QStyle.StandardPixmap.SP_DirOpenIcon, self.open_folder),
+            "start": ("Start", "Train the model on the data with these settings (Ctrl+R)", ["Ctrl+R"],
+                      QStyle.StandardPixmap.SP_MediaPlay, self.start_training),
+            "pause": ("Pause", "Pause training after the current batch (Ctrl+P)", ["Ctrl+P"],
+                      QStyle.StandardPixmap.SP_MediaPause, self.controller.pause),
+            "resume": ("Resume", "Continue the paused run (Ctrl+Shift+P)", ["Ctrl+Shift+P"],
+                       QStyle.StandardPixmap.SP_MediaSeekForward, self.controller.resume),
+            "stop": ("Stop", "Stop training and keep a checkpoint (Esc or Ctrl+.)", ["Esc", "Ctrl+."],
+                     QStyle.StandardPixmap.SP_MediaStop, self.controller.stop),
+            "quit": ("Quit", "Close ftstudio (Ctrl+Q)", ["Ctrl+Q"], None, self.close),
+        }
+        self.actions_: dict[str, QAction] = {}
+        for key, (text, tip, keys, icon, slot) in spec.items():
+            action = QAction(text, self)
+            if icon is not None:
+                action.setIcon(style.standardIcon(icon))
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            self.actions_[key] = action
+
+    def _build(self, store) -> None:
+        self.data_page = DataPage(self.session, self.tasks)
+        self.model_page = ModelPage(self._run_async)
+        self.train_page = TrainPage(self.session, self.actions_)
+        self.runs_page = RunsPage()
+        self.export_page = ExportPage(self.tasks)
+        self.pages = {"data": self.data_page, "model": self.model_page, "train": self.train_page,
+                      "runs": self.runs_page, "export": self.export_page}
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(130)
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+5)")
+        self.stack = QStackedWidget()
+        for i, key in enumerate(PAGES):
+            item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
+            item.setToolTip(f"{PAGE_TIPS[key]} (Ctrl+{i + 1})")
+            self.sidebar.addItem(item)
+            self.stack.addWidget(self.pages[key])
+            action = QAction(TITLES[key], self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, k=key: self.show_page(k))
+            self.addAction(action)
+        self.sidebar.currentRowChanged.connect(self._page_changed)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        bar = QToolBar("Run")
+        bar.setObjectName("runToolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.addAction(self.actions_["open"])
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Device "))
+        self.device = QComboBox()
+        self.device.setMinimumContentsLength(28)
+        self.device.setToolTip("Where to train: the CPU, a CUDA GPU or Apple's MPS (what torch sees)")
+        self.device.addItem("Auto (detecting devices…)", "auto")
+        self.device.currentIndexChanged.connect(self._device_changed)
+        bar.addWidget(self.device)
+        bar.addSeparator()
+        for key in ("start", "pause", "resume", "stop"):
+            bar.addAction(self.actions_[key])
+        self.addToolBar(bar)
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(self.actions_["open"])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions_["quit"])
+        run_menu = menu.addMenu("&Run")
+        for key in ("start", "pause", "resume", "stop"):
+            run_menu.addAction(self.actions_[key])
+        help_menu = menu.addMenu("&Help")
+        about = help_menu.addAction("About ftstudio")
+        about.triggered.connect(self._about)
+
+        status = self.statusBar()
+        self.status_device = QLabel("Device: detecting…")
+        self.status_run = QLabel("No run")
+        self.status_progress = QProgressBar()
+        self.status_progress.setRange(0, 1000)
+        self.status_progress.setMaximumWidth(160)
+        self.status_progress.setTextVisible(False)
+        self.status_memory = QLabel()
+        for w, tip in ((self.status_device, "The device training will use"),
+                       (self.status_run, "The current run"), (self.status_progress, "Progress of the current run"),
+                       (self.status_memory, "Memory this app uses")):
+            w.setToolTip(tip)
+            status.addPermanentWidget(w)
+        self.train_page.log_scale.setChecked(store.value("train/log_scale", False, type=bool))
+
+    def _wire(self) -> None:
+        s, c = self.session, self.controller
+        self.data_page.open_folder_requested.connect(self.open_folder)
+        self.model_page.changed.connect(lambda: s.set_model(self.model_page.model_value(), self.model_page.model_spec()))
+        s.model_changed.connect(self._model_changed)
+        s.data_loaded.connect(self._update_model_input)
+        s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))
+        s.engine_ready.connect(self.export_page.load_formats)
+        self.runs_page.resume_requested.connect(self.resume_run)
+        self.runs_page.reuse_requested.connect(self.reuse_settings)
+        c.state_changed.connect(self._state_changed)
+        c.prepared.connect(self.train_page.on_prepared)
+        c.prepared.connect(lambda preview: self._show_run(preview.run_path))
+        c.progress.connect(self.train_page.on_progress)
+        c.finished.connect(self._run_ended)
+        c.failed.connect(self._run_ended)
+        self.model_page.set_model(s.model)
+        self.model_page.set_batch_size(s.train.batch_size)
+
+    def _restore_window(self, store) -> None:
+        geometry = store.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 800)
+        state = store.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        page = store.value("window/page", "data")
+        self.show_page(page if page in PAGES else "data")
+        formats = read_json(store, "export/formats")
+        if isinstance(formats, list):
+            self.export_page.set_selected_formats([str(f) for f in formats])
+
+    def save_settings(self) -> None:
+        store = settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.setValue("window/page", self.current_page())
+        store.setValue("train/log_scale", self.train_page.log_scale.isChecked())
+        if self.export_page.formats:
+            write_json(store, "export/formats", self.export_page.selected_formats())
+        self.session.save(store)
+        store.sync()
+
+    # ----------------------------------------------------------------------------- pages
+    def show_page(self, key: str) -> None:
+        self.sidebar.setCurrentRow(PAGES.index(key))
+
+    def current_page(self) -> str:
+        return PAGES[max(self.sidebar.currentRow(), 0)]
+
+    def _page_changed(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+        key = PAGES[row]
+        if key == "runs":
+            self.runs_page.refresh()
+        elif key == "export":
+            self.export_page.refresh()
+
+    def _run_async(self, fn, on_done, on_failed) -> None:
+        task = self.tasks.start("model", lambda cancel: fn())
+        task.done.connect(on_done)
+        task.failed.connect(on_failed)
+
+    # ---------------------------------------------------------------------------- engine
+    def _load_engine(self) -> None:
+        def work(cancel):
+            import torch  # the slow import, off the GUI thread
+
+            from ftstudio.core.devices import list_devices
+
+            # leave a core to the window: CPU training that takes every core (spinning OpenMP
+            # threads) starves the event loop and, under load, itself
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
+            return list_devices()
+
+        task = self.tasks.start("engine", work)
+        task.done.connect(self._engine_loaded)
+        task.failed.connect(lambda message: self.data_page.banner.show_message(
+            "error", f"The training engine (PyTorch) could not be loaded: {message}"))
+
+    @Slot(object)
+    def _engine_loaded(self, devices: list) -> None:
+        self.device.blockSignals(True)
+        self.device.clear()
+        for d in devices:
+            self.device.addItem(d.label, d.name)
+        self.device.setCurrentIndex(max(self.device.findData(self.session.device), 0))
+        self.device.blockSignals(False)
+        self._device_changed()
+        self.session.set_engine_ready(devices)
+        self._update_actions()
+
+    def _device_changed(self, *_) -> None:
+        self.session.device = self.device.currentData() or "auto"
+        self.status_device.setText(f"Device: {self.device.currentText()}")
+
+    def _model_changed(self) -> None:
+        if self.model_page.model_value() != self.session.model:
+            self.model_page.set_model(self.session.model)
+        self._update_model_input()
+
+    def _update_model_input(self) -> None:
+        found = self.session.model_input()
+        self.model_page.set_input(*(found if found else (None, 0)))
+
+    def settled(self) -> bool:
+        """True once startup work is done (engine loaded, data and model shown): for screenshots."""
+        return self.session.ready and not self.tasks.busy() and not self.data_page._reload.isActive()
+
+    # ---------------------------------------------------------------------------- runs
+    def start_training(self) -> None:
+        if self.controller.running:
+            return
+        try:
+            recipe = self.session.recipe()
+        except InputError as exc:
+            self.show_page("train")
+            self.train_page.banner.show_message("error", f"Cannot start: {exc}")
+            return
+        self._begin(recipe, None, False, f"Training {recipe.name}")
+
+    def resume_run(self, path: Path) -> None:
+        if self.controller.running:
+            return
+        run = Run(Path(path))
+        try:
+            recipe = load_recipe(run.recipe_path)
+        except InputError as exc:
+            self.runs_page.banner.show_message("error", f"Cannot resume: {exc}")
+            return
+        self._begin(recipe, run.path, True, f"Resuming {recipe.name or run.id}", run.read_metrics())
+
+    def _begin(self, recipe, out: Path | None, resume: bool, title: str, history=None) -> None:
+        self.train_page.begin(title, history)
+        self.show_page("train")
+        self.status_run.setText(f"Run: {recipe.name}")
+        self.controller.start(recipe, out, resume)
+        if out is not None:
+            self._show_run(out)
+
+    def _show_run(self, path: Path) -> None:
+        self.runs_page.set_busy_run(path)
+        self.status_run.setText(f"Run: {Path(path).name}")
+
+    def reuse_settings(self, path: Path) -> None:
+        """Load a past run's data, model and hyper-parameters into the editors."""
+        from ftstudio.core.architecture.presets import preset_names
+
+        run = Run(Path(path))
+        try:
+            recipe = load_recipe(run.recipe_path)
+        except InputError as exc:
+            self.runs_page.banner.show_message("error", str(exc))
+            return
+        label = run.read_summary().get("model")
+        model = label if isinstance(label, str) and label in preset_names() else recipe.model
+        self.session.run_name = ""
+        self.session.set_data_spec(recipe.data)
+        self.session.set_model(model)
+        self.session.set_train(recipe.train)
+        self.train_page.show_config()
+        self.show_page("train")
+
+    @Slot(object)
+    def _run_ended(self, outcome: Outcome) -> None:
+        self.train_page.end(outcome)
+        self.runs_page.set_busy_run(None)
+        self.runs_page.refresh()
+        if outcome.run_path is not None:
+            self.runs_page.select(outcome.run_path)
+        self.export_page.refresh(select=outcome.run_path)
+        self.status_run.setText(f"Run: {outcome.run_path.name if outcome.run_path else '–'} ({outcome.status})")
+        self._update_status()
+
+    def _state_changed(self, state: str) -> None:
+        self.train_page.set_state(state)
+        self._update_actions()
+        self._update_status()
+
+    def _update_actions(self) -> None:
+        state = self.controller.state
+        running = self.controller.running
+        self.actions_["start"].setEnabled(not running and self.session.ready)
+        self.actions_["pause"].setEnabled(state == "running")
+        self.actions_["resume"].setEnabled(state == "paused")
+        self.actions_["stop"].setEnabled(running and state != "stopping")
+        self.device.setEnabled(not running)
+
+    def _update_status(self) -> None:
+        self.status_memory.setText(memory_text())
+        live = self.train_page.live
+        self.status_progress.setValue(round(live.progress.fraction() * 1000))
+
+    # --------------------------------------------------------------------------- folders
+    def open_folder(self) -> None:
+        path = dialogs.choose_folder(self, "Open an image folder (one subfolder per class)",
+                                     str(Path(self.session.data_spec.name).parent))
+        if path:
+            self.data_page.use_folder(path)
+            self.show_page("data")
+
+    @staticmethod
+    def _dropped_folder(event) -> str | None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        for url in urls:
+            if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 — Qt override
+        if self._dropped_folder(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        folder = self._dropped_folder(event)
+        if folder:
+            self.data_page.use_folder(folder)
+            self.show_page("data")
+            event.acceptProposedAction()
+
+    # -------------------------------------------------------------------------- closing
+    def _about(self) -> None:
+        QMessageBox.about(self, "About ftstudio", f"<b>ftstudio {__version__}</b><p>Train and fine-tune PyTorch "
+                          "models, watch them learn, export them.</p>")
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
+            self.train_page.plots.restyle()
+            self.runs_page.plots.restyle()
+        super().changeEvent(event)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.controller.running:
+            if not dialogs.confirm(self, "Training in progress", "A run is in progress. Stop it (its checkpoint "
+                                   "is saved) and quit?", "Stop and quit"):
+                event.ignore()
+                return
+            self.controller.shutdown()
+        self.train_page.timer.stop()
+        self.memory_timer.stop()
+        self.tasks.shutdown()
+        if self.persist:
+            self.save_settings()
+        event.accept()

@@ -1,0 +1,1 @@
+"""The main window's pages: Data, Model, Train, Runs, Export."""

@@ -1,0 +1,262 @@
+"""The Runs page: the history in the runs folder, overlaid curves, and what to do with a run.
+
+Lists every run folder (name, date, data, model, accuracy, duration, status), newest first.
+Selecting runs overlays their curves; the current one's summary (and, for a failed run, why)
+shows beside them. Resume continues a stopped or failed run from its last checkpoint; Delete asks
+first; Reveal opens the folder in the file manager.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
+                               QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
+
+from ftstudio.core.runs import Run, list_runs
+from ftstudio.gui import dialogs
+from ftstudio.gui.live import format_duration
+from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.plots import OverlayPlots
+
+COLUMNS = ("Name", "Created", "Data", "Model", "Val accuracy", "Epochs", "Duration", "Status")
+RESUMABLE = ("stopped", "failed", "interrupted", "running", "starting")
+MAX_OVERLAY = 8
+PATH_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _Item(QTableWidgetItem):
+    """A cell that sorts by a hidden key (numbers as numbers, dates as timestamps)."""
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if a is None or b is None or type(a) is not type(b):
+            return str(a) < str(b)
+        return a < b
+
+
+def _num(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class RunsPage(QWidget):
+    """See the module docstring."""
+
+    resume_requested = Signal(object)  # Path of the run folder
+    reuse_requested = Signal(object)  # Path: put the run's settings into the editors
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.busy_run: Path | None = None
+        self._build()
+
+    def _build(self) -> None:
+        self.banner = Banner()
+        self.header = QLabel()
+        self.header.setObjectName("pageHeader")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setSortingEnabled(True)
+        self.table.setToolTip("Past runs, newest first. Select several (Ctrl/Shift+click) to compare their curves.")
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda *_: self.reuse())
+
+        self.buttons = {}
+        row = QHBoxLayout()
+        for key, text, tip, slot in (
+                ("refresh", "Refresh", "Read the runs folder again", self.refresh),
+                ("reuse", "Use settings", "Put this run's data, model and hyper-parameters into the editors",
+                 self.reuse),
+                ("resume", "Resume", "Continue this stopped or failed run from its last checkpoint", self.resume),
+                ("reveal", "Reveal folder", "Open the run's folder in the file manager", self.reveal),
+                ("delete", "Delete…", "Delete the selected runs' folders (asks first)", self.delete)):
+            b = QPushButton(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            self.buttons[key] = b
+            row.addWidget(b)
+        row.addStretch(1)
+
+        self.plots = OverlayPlots()
+        self.details = QTextBrowser()
+        self.details.setToolTip("The selected run's summary")
+        self.details.setOpenLinks(False)
+        self.details.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url))
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(self.plots)
+        lower.addWidget(self.details)
+        lower.setSizes([700, 340])
+        top = QWidget()
+        tv = QVBoxLayout(top)
+        tv.setContentsMargins(0, 0, 0, 0)
+        tv.addWidget(self.header)
+        tv.addWidget(self.table, 1)
+        tv.addLayout(row)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(lower)
+        split.setSizes([330, 400])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addWidget(split, 1)
+        self._selection_changed()
+
+    # ------------------------------------------------------------------------- listing
+    def refresh(self) -> None:
+        """Re-read the runs folder, keeping the selection."""
+        from ftstudio.core.paths import runs_dir
+
+        keep = set(self.selected_paths())
+        self.table.setSortingEnabled(False)
+        runs = list_runs()
+        self.table.setRowCount(len(runs))
+        for r, run in enumerate(runs):
+            self._fill_row(r, run, run.read_summary())
+        self.table.setSortingEnabled(True)
+        self.table.clearSelection()
+        for r in range(self.table.rowCount()):
+            if self.path_at(r) in keep:
+                self.table.selectRow(r)
+        self.header.setText(f"{len(runs)} run(s) in {runs_dir()}" if runs else
+                            f"No runs yet in {runs_dir()}. Train one on the Train page (Ctrl+R).")
+        self._selection_changed()
+
+    def _fill_row(self, r: int, run: Run, s: dict) -> None:
+        acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
+        duration = _num(s.get("duration_s"))
+        status = str(s.get("status") or "unknown")
+        if status == "running" and run.path != self.busy_run:
+            status = "interrupted"  # the process that ran it is gone
+        cells = [
+            (s.get("name") or run.id, (s.get("name") or run.id).lower()),
+            (str(s.get("created") or "").replace("T", " "), float(s.get("created_ts") or 0.0)),
+            (Path(str(s.get("data") or "")).name, str(s.get("data") or "")),
+            (str(s.get("model") or ""), str(s.get("model") or "")),
+            (f"{acc:.1%}" if acc is not None else "–", acc if acc is not None else -1.0),
+            (f"{s.get('epochs', 0)}/{s.get('epochs_planned', '?')}", float(s.get("epochs") or 0)),
+            (format_duration(duration), duration if duration is not None else -1.0),
+            (status, status),
+        ]
+        for c, (text, key) in enumerate(cells):
+            item = _Item(text)
+            item.setData(SORT_ROLE, key)
+            item.setData(PATH_ROLE, str(run.path))
+            if c == 4 and best is not None:
+                item.setToolTip(f"final {acc:.2%}, best {best:.2%} (epoch {s.get('best_epoch')})"
+                                if acc is not None else "")
+            if c == 7 and s.get("error"):
+                item.setToolTip(str(s["error"]))
+            self.table.setItem(r, c, item)
+
+    def path_at(self, row: int) -> Path:
+        return Path(self.table.item(row, 0).data(PATH_ROLE))
+
+    def run_paths(self) -> list[Path]:
+        return [self.path_at(r) for r in range(self.table.rowCount())]
+
+    def row_texts(self, path: Path) -> dict[str, str]:
+        """The visible cells of one run's row, by column name (what a user reads)."""
+        for r in range(self.table.rowCount()):
+            if self.path_at(r) == Path(path):
+                return {name: self.table.item(r, c).text() for c, name in enumerate(COLUMNS)}
+        raise KeyError(path)
+
+    def selected_paths(self) -> list[Path]:
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self.path_at(r) for r in rows]
+
+    def select(self, path: Path) -> None:
+        for r in range(self.table.rowCount()):
+            if self.path_at(r) == Path(path):
+                self.table.clearSelection()
+                self.table.selectRow(r)
+                return
+
+    def set_busy_run(self, path: Path | None) -> None:
+        self.busy_run = Path(path) if path else None
+        self._selection_changed()
+
+    # ------------------------------------------------------------------------- actions
+    def _selection_changed(self) -> None:
+        paths = self.selected_paths()
+        one = paths[0] if len(paths) == 1 else None
+        summary = Run(one).read_summary() if one else {}
+        busy = self.busy_run is not None
+        resumable = bool(one) and not busy and (one / "checkpoints" / "last.pt").exists() and \
+            str(summary.get("status")) in RESUMABLE
+        self.buttons["resume"].setEnabled(resumable)
+        self.buttons["reuse"].setEnabled(bool(one))
+        self.buttons["reveal"].setEnabled(bool(one))
+        self.buttons["delete"].setEnabled(bool(paths) and self.busy_run not in paths)
+        self.plots.set_runs([(Run(p).read_summary().get("name") or p.name, Run(p).epochs())
+                             for p in paths[:MAX_OVERLAY]])
+        self.details.setHtml(_details_html(one, summary) if one else
+                             "<p style='color:gray'>Select a run to see its summary; select several to compare "
+                             "their curves.</p>" if not paths else f"<p>{len(paths)} runs selected.</p>")
+
+    def reuse(self) -> None:
+        paths = self.selected_paths()
+        if len(paths) == 1:
+            self.reuse_requested.emit(paths[0])
+
+    def resume(self) -> None:
+        paths = self.selected_paths()
+        if len(paths) == 1:
+            self.resume_requested.emit(paths[0])
+
+    def reveal(self) -> None:
+        for path in self.selected_paths()[:1]:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    def delete(self) -> None:
+        paths = [p for p in self.selected_paths() if p != self.busy_run]
+        if not paths:
+            return
+        names = ", ".join(p.name for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        if not dialogs.confirm(self, "Delete runs", f"Delete {len(paths)} run folder(s) ({names}) with their "
+                               "checkpoints and exports? This cannot be undone.", "Delete"):
+            return
+        failed = []
+        for path in paths:
+            try:
+                Run(path).delete()
+            except OSError as exc:
+                failed.append(f"{path}: {exc.strerror or exc}")
+        if failed:
+            self.banner.show_message("error", "Could not delete: " + "; ".join(failed))
+        self.refresh()
+
+
+def _details_html(path: Path, s: dict) -> str:
+    def row(label: str, value) -> str:
+        return f"<tr><td style='color:gray;padding-right:8px'>{label}</td><td>{html.escape(str(value))}</td></tr>"
+
+    acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
+    ckpts = [n for n in ("best", "last") if (path / "checkpoints" / f"{n}.pt").exists()]
+    rows = [row("Status", s.get("status", "unknown")),
+            row("Data", f"{s.get('data', '?')} ({s.get('train_size', '?')} train / {s.get('val_size', '?')} val)"),
+            row("Classes", ", ".join(map(str, s.get("classes", [])))[:200]),
+            row("Model", f"{s.get('model', '?')} — {s.get('params', 0):,} parameters"),
+            row("Epochs", f"{s.get('epochs', 0)} of {s.get('epochs_planned', '?')}"),
+            row("Val accuracy", f"{acc:.2%}" if acc is not None else "–"),
+            row("Best", f"{best:.2%} at epoch {s.get('best_epoch')}" if best is not None else "–"),
+            row("Duration", format_duration(_num(s.get("duration_s")))),
+            row("Device", s.get("device", "–")),
+            row("Created", str(s.get("created", "")).replace("T", " ")),
+            row("Checkpoints", ", ".join(ckpts) or "none")]
+    error = f"<p style='color:#d62728'><b>Why it failed:</b> {html.escape(str(s['error']))}</p>" \
+        if s.get("error") else ""
+    link = QUrl.fromLocalFile(str(path)).toString()
+    return (f"<h3>{html.escape(str(s.get('name') or path.name))}</h3>{error}<table>{''.join(rows)}</table>"
+            f"<p><a href='{link}'>{html.escape(str(path))}</a></p>")

@@ -1,0 +1,126 @@
+"""The recipe being edited and the data loaded for it: the one copy the pages observe.
+
+Pages change it through setters and listen to its signals; Start turns it into a validated
+`Recipe`. It is saved to and restored from QSettings as the recipe's own JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from ftstudio.core.architecture import ModelSpec
+from ftstudio.core.architecture.presets import resolve_model
+from ftstudio.core.errors import InputError
+from ftstudio.core.recipe import DatasetSpec, Recipe, TrainConfig
+from ftstudio.gui.settings import read_json, write_json
+
+
+class Session(QObject):
+    """Data spec, model, training config, device and run name — plus the loaded DataBundle."""
+
+    data_spec_changed = Signal()
+    model_changed = Signal()
+    train_changed = Signal()
+    data_loaded = Signal()  # ``bundle`` or ``data_error`` changed
+    engine_ready = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.data_spec = DatasetSpec()
+        self.model: str | dict[str, Any] = "mlp"
+        self.model_spec: ModelSpec = resolve_model("mlp")
+        self.train = TrainConfig()
+        self.device = "auto"
+        self.run_name = ""
+        self.bundle = None  # DataBundle of data_spec, once loaded
+        self.data_error = ""
+        self.all_classes: dict[str, tuple[str, ...]] = {}  # dataset → every class it has
+        self.devices: list = []  # DeviceInfo, once the engine is loaded
+        self.ready = False
+
+    # ------------------------------------------------------------------------ setters
+    def set_engine_ready(self, devices: list) -> None:
+        self.devices, self.ready = list(devices), True
+        self.engine_ready.emit()
+
+    def set_data_spec(self, spec: DatasetSpec) -> None:
+        if spec != self.data_spec:
+            self.data_spec = spec
+            self.data_spec_changed.emit()
+
+    def set_model(self, value: str | dict[str, Any], spec: ModelSpec | None = None) -> None:
+        spec = spec or resolve_model(value)
+        if value != self.model or spec != self.model_spec:
+            self.model, self.model_spec = value, spec
+            self.model_changed.emit()
+
+    def set_train(self, config: TrainConfig) -> None:
+        if config != self.train:
+            self.train = config
+            self.train_changed.emit()
+
+    def set_bundle(self, bundle, error: str = "") -> None:
+        self.bundle, self.data_error = bundle, error
+        if bundle is not None and not self.data_spec.classes:
+            self.all_classes[self.data_spec.name] = tuple(bundle.classes)
+        self.data_loaded.emit()
+
+    # ------------------------------------------------------------------------- derived
+    def data_label(self) -> str:
+        return Path(self.data_spec.name).name or self.data_spec.name
+
+    def model_label(self) -> str:
+        if isinstance(self.model, str):
+            return Path(self.model).stem
+        return self.model_spec.name or "custom"
+
+    def default_run_name(self) -> str:
+        return f"{self.model_label()}-{self.data_label()}"
+
+    def model_input(self) -> tuple[tuple[int, int, int], int] | None:
+        """(input shape, number of classes) the model will see, once the data is loaded."""
+        from ftstudio.core.pipeline import input_wishes
+
+        if self.bundle is None:
+            return None
+        c, h, w = self.bundle.input_shape
+        size, channels = input_wishes(self.model_spec)
+        if not self.data_spec.channels and channels:
+            c = channels
+        if not self.data_spec.image_size and size:
+            h, w = size
+        return (c, h, w), self.bundle.num_classes
+
+    def recipe(self) -> Recipe:
+        """The validated recipe Start will run (raises InputError naming the bad field)."""
+        train = dataclasses.replace(self.train, device=self.device)
+        recipe = Recipe(name=self.run_name.strip() or self.default_run_name(), data=self.data_spec,
+                        model=self.model, train=train)
+        return Recipe.from_dict(recipe.to_dict())
+
+    # ------------------------------------------------------------------------ settings
+    def save(self, store: QSettings) -> None:
+        write_json(store, "session/recipe", Recipe(name=self.run_name, data=self.data_spec, model=self.model,
+                                                   train=self.train).to_dict())
+        store.setValue("session/device", self.device)
+
+    def restore(self, store: QSettings) -> None:
+        """Take the last choices back; anything unreadable is left at its default."""
+        data = read_json(store, "session/recipe")
+        device = store.value("session/device")
+        if isinstance(device, str) and device:
+            self.device = device
+        if not isinstance(data, dict):
+            return
+        try:
+            recipe = Recipe.from_dict(data)
+            spec = resolve_model(recipe.model)
+        except InputError:
+            return
+        self.run_name = recipe.name
+        self.data_spec, self.train = recipe.data, recipe.train
+        self.model, self.model_spec = recipe.model, spec

@@ -1,0 +1,1 @@
+"""Reusable widgets: forms from dataclasses, image grids, charts, plots, message banners."""

@@ -1,0 +1,157 @@
+"""Training curves with pyqtgraph: the live plots of the Train page and the Runs page's overlay.
+
+Live plots read `LiveRun` buffers when their page's ~15 Hz timer asks (``refresh``), with
+clip-to-view and peak downsampling so a long run stays cheap; the finite check stays on because
+losses can turn NaN.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QWidget
+
+from ftstudio.gui import theme
+from ftstudio.gui.live import LiveRun
+
+
+def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
+    w = pg.PlotWidget()
+    item = w.getPlotItem()
+    item.setTitle(title, size="10pt")
+    item.setLabel("bottom", x)
+    item.setLabel("left", y)
+    item.showGrid(x=True, y=True, alpha=0.2)
+    item.setMenuEnabled(False)
+    w.setMinimumSize(200, 140)
+    return w
+
+
+def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine,
+           symbol: str | None = None, alpha: int = 255) -> pg.PlotDataItem:
+    c = pg.mkColor(color)
+    c.setAlpha(alpha)
+    pen = pg.mkPen(color=c, width=width, style=style)
+    kwargs = {"symbol": symbol, "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if symbol else {}
+    item = plot.plot([], [], name=name or None, pen=pen, **kwargs)
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, method="peak")
+    return item
+
+
+def _best_line(plot: pg.PlotWidget) -> pg.InfiniteLine:
+    line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.OK, width=1.5, style=Qt.PenStyle.DashLine),
+                           label="best", labelOpts={"position": 0.92, "color": theme.OK})
+    line.hide()
+    plot.addItem(line)
+    return line
+
+
+class TrainingPlots(QWidget):
+    """Loss per step (raw and smoothed) with per-epoch validation loss, accuracy, learning rate."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.loss_plot = _plot("Loss", "step", "loss")
+        self.acc_plot = _plot("Accuracy", "epoch", "accuracy")
+        self.lr_plot = _plot("Learning rate", "step", "lr")
+        for w in (self.loss_plot, self.acc_plot, self.lr_plot):
+            w.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.curves = {
+            "loss": _curve(self.loss_plot, "train (per step)", theme.series_color(0), 1.0, alpha=90),
+            "smooth": _curve(self.loss_plot, "train (smoothed)", theme.series_color(0), 2.0),
+            "val_loss": _curve(self.loss_plot, "validation", theme.series_color(1), 2.0, symbol="o"),
+            "train_acc": _curve(self.acc_plot, "train", theme.series_color(0), 2.0, symbol="o"),
+            "val_acc": _curve(self.acc_plot, "validation", theme.series_color(1), 2.0, symbol="o"),
+            "lr": _curve(self.lr_plot, "lr", theme.series_color(2), 2.0),
+        }
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        self.best_lines = (_best_line(self.loss_plot), _best_line(self.acc_plot))
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_plot, 0, 0, 1, 2)
+        grid.addWidget(self.acc_plot, 1, 0)
+        grid.addWidget(self.lr_plot, 1, 1)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        self.loss_plot.setToolTip("Training loss per step (faint), smoothed (bold), and validation loss per epoch "
+                                  "(dots); the dashed line marks the best epoch")
+        self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
+        self.lr_plot.setToolTip("The learning rate the optimizer used at each step")
+        self._seen = -1
+        self.restyle()
+
+    def set_log_loss(self, on: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+        self._seen = -1
+
+    def refresh(self, live: LiveRun) -> bool:
+        """Redraw from ``live`` if it changed since the last call; True when it did."""
+        if live.version == self._seen:
+            return False
+        self._seen = live.version
+        for name, series in (("loss", live.loss), ("smooth", live.smooth), ("val_loss", live.val_loss),
+                             ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
+            x, y = series.view()
+            self.curves[name].setData(x, y)
+        loss_line, acc_line = self.best_lines
+        loss_line.setVisible(bool(live.best_epoch))
+        acc_line.setVisible(bool(live.best_epoch))
+        if live.best_epoch:
+            loss_line.setValue(live.best_step)
+            acc_line.setValue(live.best_epoch)
+        return True
+
+    def point_counts(self) -> dict[str, int]:
+        """How many points each curve holds (for tests and the status line)."""
+        return {name: len(c.getData()[0] if c.getData()[0] is not None else []) for name, c in self.curves.items()}
+
+    def restyle(self) -> None:
+        for w in (self.loss_plot, self.acc_plot, self.lr_plot):
+            theme.style_plot(w)
+
+
+class OverlayPlots(QWidget):
+    """Validation accuracy and loss per epoch of several runs on shared axes, one colour per run."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.acc_plot = _plot("Validation accuracy", "epoch", "accuracy")
+        self.loss_plot = _plot("Loss (solid: validation, dashed: train)", "epoch", "loss")
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        for w in (self.acc_plot, self.loss_plot):
+            w.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.acc_plot)
+        layout.addWidget(self.loss_plot)
+        self.acc_plot.setToolTip("Validation accuracy per epoch of the selected runs")
+        self.loss_plot.setToolTip("Validation (solid) and training (dashed) loss per epoch of the selected runs")
+        self.names: list[str] = []
+        self.restyle()
+
+    def set_runs(self, runs: list[tuple[str, list[dict]]]) -> None:
+        """``runs`` is [(label, epoch rows from metrics.jsonl)]."""
+        for w in (self.acc_plot, self.loss_plot):
+            w.getPlotItem().clear()
+            legend = w.getPlotItem().legend
+            if legend is not None:
+                legend.clear()
+        self.names = []
+        for i, (label, rows) in enumerate(runs):
+            color = theme.series_color(i)
+            epochs = [r["epoch"] for r in rows]
+            val = [(r["epoch"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
+            vloss = [(r["epoch"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+            if val:
+                _curve(self.acc_plot, label, color, 2.0, symbol="o").setData(*zip(*val))
+            if vloss:
+                _curve(self.loss_plot, label, color, 2.0).setData(*zip(*vloss))
+            if epochs:
+                _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(
+                    epochs, [r.get("train_loss") for r in rows])
+            self.names.append(label)
+
+    def restyle(self) -> None:
+        for w in (self.acc_plot, self.loss_plot):
+            theme.style_plot(w)
