@@ -1,7 +1,11 @@
-"""Questions and file choosers, in one place so tests can answer them without a modal dialog."""
+"""Questions, file choosers and the file manager, in one place so tests can answer them without a modal dialog."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
@@ -22,3 +26,8 @@ def choose_folder(parent: QWidget | None, title: str, start: str = "") -> str | 
 def choose_file(parent: QWidget | None, title: str, start: str = "", filters: str = "") -> str | None:
     path, _ = QFileDialog.getOpenFileName(parent, title, start, filters)
     return path or None
+
+
+def reveal(path: str | Path) -> bool:
+    """Open a folder (or file) in the system's file manager."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))

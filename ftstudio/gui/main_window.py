@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
             "open": ("Open folder…", "Use a folder of images, one subfolder per class", ["Ctrl+O"],
                      QStyle.StandardPixmap.SP_DirOpenIcon, self.open_folder),
             "start": ("Start", "Train the model on the data with these settings (Ctrl+R)", ["Ctrl+R"],
-                      QStyle.StandardPixmap.SP_MediaPlay, self.start_training),
+                      QStyle.StandardPixmap.SP_MediaPlay, lambda: self.start_training()),
             "pause": ("Pause", "Pause training after the current batch (Ctrl+P)", ["Ctrl+P"],
                       QStyle.StandardPixmap.SP_MediaPause, self.controller.pause),
             "resume": ("Resume", "Continue the paused run (Ctrl+Shift+P)", ["Ctrl+Shift+P"],
@@ -298,7 +298,8 @@ class MainWindow(QMainWindow):
         return self.session.ready and not self.tasks.busy() and not self.data_page._reload.isActive()
 
     # ---------------------------------------------------------------------------- runs
-    def start_training(self) -> None:
+    def start_training(self, callbacks: tuple = ()) -> None:
+        """Train the session's recipe (``callbacks``: extra engine callbacks, e.g. from a wizard)."""
         if self.controller.running:
             return
         try:
@@ -307,7 +308,7 @@ class MainWindow(QMainWindow):
             self.show_page("train")
             self.train_page.banner.show_message("error", f"Cannot start: {exc}")
             return
-        self._begin(recipe, None, False, f"Training {recipe.name}")
+        self._begin(recipe, None, False, f"Training {recipe.name}", callbacks=tuple(callbacks))
 
     def resume_run(self, path: Path) -> None:
         if self.controller.running:
@@ -320,11 +321,11 @@ class MainWindow(QMainWindow):
             return
         self._begin(recipe, run.path, True, f"Resuming {recipe.name or run.id}", run.read_metrics())
 
-    def _begin(self, recipe, out: Path | None, resume: bool, title: str, history=None) -> None:
+    def _begin(self, recipe, out: Path | None, resume: bool, title: str, history=None, callbacks=()) -> None:
         self.train_page.begin(title, history)
         self.show_page("train")
         self.status_run.setText(f"Run: {recipe.name}")
-        self.controller.start(recipe, out, resume)
+        self.controller.start(recipe, out, resume, callbacks)
         if out is not None:
             self._show_run(out)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
@@ -107,6 +107,7 @@ class Tasks(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._running: dict[QThread, tuple[_Job, Task]] = {}
+        self.closed = False
 
     def start(self, name: str, fn: Callable[..., Any], reports: bool = False) -> Task:
         """Run ``fn(cancel_event)`` — or ``fn(cancel_event, report)`` with ``reports`` — in the background.
@@ -118,13 +119,16 @@ class Tasks(QObject):
                 older.cancel.set()
         cancel = threading.Event()
         task = Task(name, cancel)
+        if self.closed:  # the window is going away: nothing new starts
+            cancel.set()
+            return task
         job = _Job((lambda: fn(cancel, task.message.emit)) if reports else (lambda: fn(cancel)))
         thread = QThread()
         thread.setObjectName(f"ftstudio-{name}")
         job.moveToThread(thread)
         job.done.connect(task._relay_done)
         job.failed.connect(task._relay_failed)
-        job.over.connect(thread.quit)
+        job.over.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # may be blocked in wait()
         thread.started.connect(job.run)
         thread.finished.connect(self._reap)
         self._running[thread] = (job, task)
@@ -145,7 +149,10 @@ class Tasks(QObject):
         return any(name is None or task.name == name for _, task in self._running.values())
 
     def shutdown(self) -> None:
-        """Cancel every job and join its thread (torch imports cannot be cut short: we wait)."""
+        """Cancel every job and join its thread (torch imports cannot be cut short: we wait).
+
+        Afterwards ``start`` runs nothing: late timers of a closing window cannot start threads."""
+        self.closed = True
         for thread, (_, task) in list(self._running.items()):
             task.cancel.set()
         for thread in list(self._running):
@@ -354,7 +361,7 @@ class RunController(QObject):
         job.moveToThread(thread)
         job.prepared.connect(self._on_prepared)
         job.progress.connect(self._on_progress)
-        job.over.connect(thread.quit)
+        job.over.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # may be blocked in wait()
         thread.started.connect(job.run)
         thread.finished.connect(self._on_thread_finished)
         self._thread, self._job, self._silent = thread, job, False

@@ -12,7 +12,6 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
@@ -92,7 +91,7 @@ class RunsPage(QWidget):
         self.details = QTextBrowser()
         self.details.setToolTip("The selected run's summary")
         self.details.setOpenLinks(False)
-        self.details.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url))
+        self.details.anchorClicked.connect(lambda url: dialogs.reveal(url.toLocalFile()))
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.plots)
         lower.addWidget(self.details)
@@ -217,7 +216,7 @@ class RunsPage(QWidget):
 
     def reveal(self) -> None:
         for path in self.selected_paths()[:1]:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+            dialogs.reveal(path)
 
     def delete(self) -> None:
         paths = [p for p in self.selected_paths() if p != self.busy_run]
