@@ -83,11 +83,14 @@ def preprocess_info(data: DataBundle) -> dict[str, Any]:
     return {"input_shape": list(data.input_shape), "mean": list(data.mean), "std": list(data.std), "scale": 255.0}
 
 
-def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
+def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
                  stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
-                 resume: bool = False, progress=None, prepared: Prepared | None = None,
+                 resume: bool = False, epochs: int | None = None, progress=None, prepared: Prepared | None = None,
                  on_prepared=None) -> RunResult:
-    """Train a recipe into a run folder (new, or ``out``); ``resume`` continues the run in ``out``."""
+    """Train a recipe into a run folder (new, or ``out``).
+
+    ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
+    ``epochs`` then changes its length."""
     from ftstudio.core.training import checkpoint
     from ftstudio.core.training.trainer import Trainer
 
@@ -102,10 +105,11 @@ def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: li
         if not last.exists():
             raise InputError(messages.RESUME_NOTHING.format(path=out))
         ckpt = checkpoint.load(last)
-        saved = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
-        if recipe.train.epochs > saved.train.epochs:  # allow extending a finished run
-            saved = saved.replace(train=_with(saved.train, epochs=recipe.train.epochs))
-        recipe = saved
+        recipe = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
+        if epochs is not None:
+            if epochs < int(ckpt["epoch"]):
+                raise InputError(f"--epochs {epochs}: this run has already finished {ckpt['epoch']} epochs")
+            recipe = recipe.replace(train=_with(recipe.train, epochs=epochs))
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
@@ -188,6 +192,8 @@ def load_run_model(run_dir: str | Path, which: str = "best"):
     from ftstudio.core.training import checkpoint
 
     path = Path(run_dir)
+    if not path.exists():
+        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
     ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
     if path.is_dir() and not ckpt_path.exists() and which == "best":
         ckpt_path = Run(path).checkpoint("last")
