@@ -44,7 +44,7 @@ class Trainer:
                  callbacks: list[Callback] | tuple[Callback, ...] = (), *,
                  stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
                  lr_multipliers: dict[int, float] | None = None, state: dict[str, Any] | None = None,
-                 augment: AugmentSpec | None = None) -> None:
+                 augment: AugmentSpec | None = None, dist=None) -> None:
         self.model = model
         self.data = data
         self.config = config
@@ -53,6 +53,8 @@ class Trainer:
         self.pause_event = pause_event or threading.Event()
         self.lr_multipliers = lr_multipliers or {}
         self.augment = augment
+        self.dist = dist  # a DistContext under torchrun, else None
+        self.module = model  # the unwrapped network (``self.model`` may be its DDP wrapper)
         self.state = dict(state or {})  # recipe, architecture, classes… stored in every checkpoint
         self.device = resolve_device(config.device)
         self.epoch = 0  # epochs completed
@@ -107,17 +109,18 @@ class Trainer:
     def _prepare(self) -> tuple[DeviceBatches, DeviceBatches | None]:
         conv = any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
         channels_last = conv and self.device.type == "cuda"
-        self.model.to(self.device)
+        self.module.to(self.device)
         if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.module.to(memory_format=torch.channels_last)
         cfg = self.config
+        rank, world = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
         train = DeviceBatches(self.data.train, self.data.mean, self.data.std, self.device, cfg.batch_size,
-                              shuffle=True, augment=self.augment, channels_last=channels_last)
+                              shuffle=True, augment=self.augment, channels_last=channels_last, rank=rank, world=world)
         val = None
         if len(self.data.val):
             val = DeviceBatches(self.data.val, self.data.mean, self.data.std, self.device, max(cfg.batch_size, 512),
-                                channels_last=channels_last)
-        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), cfg)
+                                channels_last=channels_last, rank=rank, world=world)
+        self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(train))
         amp = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
@@ -127,7 +130,7 @@ class Trainer:
         """Re-create the optimizer after ``requires_grad`` changed (gradual unfreezing), keeping the step."""
         assert self.optimizer is not None
         old = self.optimizer
-        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), self.config)
+        self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), self.config)
         for p, st in old.state.items():
             if p.requires_grad:
                 self.optimizer.state[p] = st
@@ -142,7 +145,7 @@ class Trainer:
         mid = self.mid_epoch
         return {
             **self.state,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -168,7 +171,7 @@ class Trainer:
                           "is kept") from None
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.model.load_state_dict(ckpt["model"])
+        self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
@@ -200,8 +203,10 @@ class Trainer:
             self._steps_per_epoch = len(train)
             if resume is not None:
                 self._restore(resume)
-            params = sum(p.numel() for p in self.model.parameters())
-            trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            if self.dist is not None:
+                self.model = self.dist.wrap(self.module)
+            params = sum(p.numel() for p in self.module.parameters())
+            trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
             self.emit(FitStarted(self.config.epochs, self.epoch, len(train), str(self.device), params, trainable,
                                  len(self.data.train), len(self.data.val), self.data.classes, self.config.batch_size))
             while self.epoch < self.config.epochs and not self.done:
@@ -253,7 +258,7 @@ class Trainer:
         b = skip
         for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
             paused += self._wait_if_paused()
-            if self.done:
+            if self._should_stop(pending):
                 break
             with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
                 out = model(xb)
@@ -288,7 +293,7 @@ class Trainer:
                 if bad is not None:
                     raise _NotFinite(bad, self.step - len(losses) + losses.index(bad) + 1)
                 n = self._account(losses, pending_sizes)
-                window_seen += n
+                window_seen += n * (self.dist.world if self.dist else 1)  # samples/s of the whole job
                 elapsed = max(now - window_start - paused, 1e-9)
                 steps = tuple(range(self.step - len(losses) + 1, self.step + 1))
                 self.emit(BatchFinished(epoch, self.step, b, batches, sum(losses) / len(losses),
@@ -306,6 +311,23 @@ class Trainer:
         self.mid_epoch = False
         self._finish_epoch(epoch, val)
 
+    def _should_stop(self, pending: list[torch.Tensor]) -> bool:
+        """Stop before the next batch? Under DDP all ranks decide together (and trip the NaN guard
+        together), or one would wait forever for the others in the next all-reduce."""
+        if self.dist is None:
+            return self.done
+        flags = torch.zeros(2, device=self.device)
+        flags[0] = float(self.done)
+        if pending:
+            flags[1] = (~torch.isfinite(pending[-1])).float()
+        self.dist.all_reduce(flags, op="max")
+        if flags[1] > 0:
+            raise _NotFinite(float("nan"), self.step)
+        if flags[0] > 0:
+            self.stop_event.set()
+            return True
+        return False
+
     def _account(self, losses: list[float], sizes: list[int]) -> int:
         """Add a window of per-step losses to the epoch's running sums; returns its sample count."""
         n = sum(sizes)
@@ -315,11 +337,16 @@ class Trainer:
 
     def _finish_epoch(self, epoch: int, val: DeviceBatches | None) -> None:
         part = self._partial
+        if self.dist is not None:  # average over every rank's samples
+            sums = torch.tensor([part["loss_sum"], part["correct"], part["seen"]], dtype=torch.float64,
+                                device=self.device)
+            loss_sum, correct, seen = self.dist.all_reduce(sums).tolist()
+            part = {**part, "loss_sum": loss_sum, "correct": correct, "seen": seen}
         train_loss = part["loss_sum"] / max(part["seen"], 1)
         train_acc = part["correct"] / max(part["seen"], 1)
         val_loss = val_acc = None
         if val is not None:
-            ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype())
+            ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype(), self.dist)
             val_loss, val_acc = ev.loss, ev.accuracy
             self.emit(ValidationFinished(epoch, val_loss, val_acc, ev.confusion,
                                          tuple(int(p) for p in ev.predictions[:SAMPLE_PREDICTIONS])))
