@@ -139,7 +139,14 @@ def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, wo
     """Create the run folder's files (a new run) or rewind its metrics to the checkpoint (resume)."""
     if run is None:
         path = Path(out) if out is not None else new_run_dir(None, recipe.name or _default_name(recipe))
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(f"cannot create the run folder {path}: {exc.strerror or exc}; "
+                             "choose another --out") from None
         run = Run(path)
         run.write_json("model.json", prepared.architecture.to_dict())
         run.write_json("summary.json", {**_initial_summary(run, recipe, prepared), "world_size": world})

@@ -225,6 +225,10 @@ class Trainer:
         except FtError as exc:
             self.emit(FitFailed(str(exc), "error", self.epoch + 1, self.step))
             raise
+        except OSError as exc:  # a run file could not be written (disk full, folder gone, read-only)
+            message = f"cannot write {exc.filename or 'a run file'}: {exc.strerror or exc}"
+            self._emit_failed_quietly(FitFailed(message, "io", self.epoch + 1, self.step))
+            raise FtError(message) from None
         except Exception as exc:
             self.emit(FitFailed(f"{type(exc).__name__}: {exc}", "error", self.epoch + 1, self.step))
             raise
@@ -233,6 +237,14 @@ class Trainer:
                              self.best_val_loss, val_acc, val_loss, time.perf_counter() - started)
         self.emit(result)
         return result
+
+    def _emit_failed_quietly(self, event: FitFailed) -> None:
+        """Report a failure whose cause may also break the callbacks that record it."""
+        for cb in self.callbacks:
+            try:
+                cb.on_fit_failed(event)
+            except OSError:
+                pass
 
     def _free_memory(self) -> None:
         if self.device.type == "cuda":
