@@ -52,9 +52,13 @@ class DeviceBatches:
         order = torch.randperm(n, generator=shuffle_gen) if self.shuffle else None
         if self.x is not None:
             order_dev = order.to(self.device) if order is not None else None
+            plain = self.world == 1  # one process: labels permuted once per epoch, batches are views
+            y = self.y.index_select(0, order_dev) if plain and order_dev is not None else self.y
             for start in range(skip * self.batch_size, n, self.batch_size):
-                if order_dev is None and self.world == 1:
-                    xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                stop = start + self.batch_size
+                if plain:
+                    xb = self.x[start:stop] if order_dev is None else self.x.index_select(0, order_dev[start:stop])
+                    yb = y[start:stop]
                 else:
                     idx = self._piece(order_dev, start)
                     xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)

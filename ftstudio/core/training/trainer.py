@@ -7,6 +7,7 @@ batch, and can save a checkpoint at any batch boundary that resumes to identical
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -28,6 +29,7 @@ from ftstudio.core.training.loader import DeviceBatches
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
 
+_NO_AUTOCAST = contextlib.nullcontext()
 EVENT_INTERVAL_S = 0.25  # BatchFinished at most ~4 times a second
 SAMPLE_PREDICTIONS = 64
 
@@ -35,6 +37,32 @@ SAMPLE_PREDICTIONS = 64
 class _NotFinite(Exception):
     def __init__(self, value: float, step: int) -> None:
         self.value, self.step = value, step
+
+
+class _Window:
+    """The steps since the last event, kept on the device until read in one go (no per-step sync;
+    train accuracy is computed for the whole window at once rather than per batch)."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.outputs: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    def add(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor) -> None:
+        self.losses.append(loss)
+        self.outputs.append(output)
+        self.labels.append(labels)
+        self.sizes.append(int(labels.shape[0]))
+
+    def read(self) -> tuple[list[float], int]:
+        correct = (torch.cat(self.outputs).argmax(1) == torch.cat(self.labels)).sum()
+        losses = torch.stack(self.losses).float().cpu().tolist()
+        return losses, int(correct)
+
+    def clear(self) -> None:
+        for part in (self.losses, self.outputs, self.labels, self.sizes):
+            part.clear()
 
 
 class Trainer:
@@ -261,18 +289,17 @@ class Trainer:
         model.train()
         amp = self._amp_dtype()
         on_cpu = self.device.type == "cpu"
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        pending: list[torch.Tensor] = []
-        pending_sizes: list[int] = []
+        scheduled = cfg.scheduler != "none" or cfg.warmup_epochs > 0  # a constant rate needs no per-step call
+        window = _Window()
         window_start = epoch_start = time.perf_counter()
         window_seen, paused, last_emit = 0, 0.0, window_start
         batches = len(train)
         b = skip
         for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
             paused += self._wait_if_paused()
-            if self._should_stop(pending):
+            if self._should_stop(window.losses):
                 break
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            with torch.autocast(self.device.type, dtype=amp) if amp is not None else _NO_AUTOCAST:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -288,34 +315,31 @@ class Trainer:
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-            self.scheduler.step()
+            if scheduled:
+                self.scheduler.step()
             self.step += 1
             b += 1
             self.batch = b
             value = loss.detach()
             if on_cpu and not math.isfinite(value.item()):
                 raise _NotFinite(value.item(), self.step)
-            correct += (out.detach().argmax(1) == yb).sum()
-            pending.append(value)
-            pending_sizes.append(int(yb.shape[0]))
+            window.add(value, out.detach(), yb)
             now = time.perf_counter()
             if now - last_emit >= EVENT_INTERVAL_S or b == batches:
-                losses = torch.stack(pending).float().cpu().tolist()  # the one sync per event
+                losses = self._account(window)  # the one device sync per event
                 bad = next((v for v in losses if not math.isfinite(v)), None)
                 if bad is not None:
                     raise _NotFinite(bad, self.step - len(losses) + losses.index(bad) + 1)
-                n = self._account(losses, pending_sizes)
+                n = sum(window.sizes)
+                window.clear()
                 window_seen += n * (self.dist.world if self.dist else 1)  # samples/s of the whole job
                 elapsed = max(now - window_start - paused, 1e-9)
                 steps = tuple(range(self.step - len(losses) + 1, self.step + 1))
                 self.emit(BatchFinished(epoch, self.step, b, batches, sum(losses) / len(losses),
                                         opt.param_groups[0]["lr"], window_seen / elapsed, steps, tuple(losses)))
-                pending.clear()
-                pending_sizes.clear()
                 window_start, window_seen, paused, last_emit = now, 0, 0.0, now
-        if pending:  # stopped between events: account for what ran
-            self._account(torch.stack(pending).float().cpu().tolist(), pending_sizes)
-        self._partial["correct"] += int(correct)
+        if window.losses:  # stopped between events: account for what ran
+            self._account(window)
         self._partial["seconds"] += time.perf_counter() - epoch_start
         if b < batches:  # stopped inside the epoch
             self.mid_epoch = True
@@ -340,12 +364,13 @@ class Trainer:
             return True
         return False
 
-    def _account(self, losses: list[float], sizes: list[int]) -> int:
-        """Add a window of per-step losses to the epoch's running sums; returns its sample count."""
-        n = sum(sizes)
-        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, sizes))
-        self._partial["seen"] += n
-        return n
+    def _account(self, window: "_Window") -> list[float]:
+        """Add a window of steps to the epoch's running sums; returns its per-step losses."""
+        losses, correct = window.read()
+        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))
+        self._partial["seen"] += sum(window.sizes)
+        self._partial["correct"] += correct
+        return losses
 
     def _finish_epoch(self, epoch: int, val: DeviceBatches | None) -> None:
         part = self._partial
