@@ -191,7 +191,8 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         s, c = self.session, self.controller
         self.data_page.open_folder_requested.connect(self.open_folder)
-        self.model_page.changed.connect(lambda: s.set_model(self.model_page.model_value(), self.model_page.model_spec()))
+        page = self.model_page
+        page.changed.connect(lambda: s.set_model(page.model_value(), page.model_spec()))
         s.model_changed.connect(self._model_changed)
         s.data_loaded.connect(self._update_model_input)
         s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))

@@ -68,6 +68,11 @@ def style_plot(widget) -> None:
             axis.setTextPen(fg)
         if plot.titleLabel is not None:
             plot.titleLabel.setText(plot.titleLabel.text, color=fg)
+        if plot.legend is not None:
+            back = base()
+            back.setAlpha(200)
+            plot.legend.setBrush(back)
+            plot.legend.setLabelTextColor(fg)
 
 
 def style_sheet() -> str:

@@ -108,7 +108,8 @@ def test_stop_mid_training_keeps_a_checkpoint(qtbot, window, outcomes):
     run = Run(outcome.run_path)
     assert run.checkpoint("last").exists()
     assert 1 <= run.read_summary()["epochs"] < LONG
-    assert "checkpoint saved" in window.train_page.banner.text()
+    assert "checkpoint saved" in window.train_page.banner.text() and str(run.path) in window.train_page.banner.text()
+    assert window.width() == 1280  # a long path in a message wraps; it never widens the window
     window.show_page("runs")
     assert window.runs_page.row_texts(run.path)["Status"] == "stopped"
 

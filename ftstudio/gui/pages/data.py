@@ -9,6 +9,7 @@ imbalance) appear in place.
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
 from ftstudio.core.recipe import AugmentSpec, DatasetSpec
 from ftstudio.gui.state import Session
-from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart
 from ftstudio.gui.widgets.form import DataclassForm
 from ftstudio.gui.widgets.images import GridItem, ImageGrid
@@ -133,14 +134,12 @@ class DataPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(330)
+        scroll.setFixedWidth(310)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         right = QVBoxLayout()
         self.banner = Banner()
-        self.header = QLabel("Loading the engine…")
-        self.header.setObjectName("pageHeader")
-        self.header.setWordWrap(True)
+        self.header = header_label("Loading the engine…")
         self.samples = ImageGrid("Sample images appear here once the data is loaded")
         self.samples.setToolTip("A few training images of each class with their labels")
         self.counts = BarChart("Class counts appear here")
@@ -292,11 +291,12 @@ class DataPage(QWidget):
             return
         c, h, w = bundle.input_shape
         test = f" · {len(bundle.test):,} test" if bundle.test is not None and len(bundle.test) else ""
-        self.header.setText(f"<b>{Path(bundle.name).name or bundle.name}</b> — {len(bundle.train):,} training · "
-                            f"{len(bundle.val):,} validation{test} images · {bundle.num_classes} classes · "
-                            f"{c}×{h}×{w} <span style='color:gray'>({bundle.source})</span>")
+        name = html.escape(Path(bundle.name).name or bundle.name)
+        self.header.setText(f"<b>{name}</b> — {len(bundle.train):,} training · {len(bundle.val):,} validation{test} "
+                            f"images · {bundle.num_classes} classes · {c}×{h}×{w} "
+                            f"<span style='color:gray'>({html.escape(bundle.source)})</span>")
         if bundle.warnings:
-            self.banner.show_message("warning", "<br>".join(bundle.warnings))
+            self.banner.show_message("warning", "\n".join(bundle.warnings))
         else:
             self.banner.clear()
         idx = pick_samples(bundle.train.y.numpy(), bundle.num_classes)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 
 from ftstudio.core.runs import Run, list_runs
 from ftstudio.gui import dialogs, theme
-from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.workers import Tasks
 
 MODULE = "ftstudio.core.export"
@@ -107,9 +107,7 @@ class ExportPage(QWidget):
         holder.setFixedWidth(380)
 
         self.banner = Banner()
-        self.header = QLabel("Choose a run and formats, then Export and verify.")
-        self.header.setObjectName("pageHeader")
-        self.header.setWordWrap(True)
+        self.header = header_label("Choose a run and formats, then Export and verify.")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -254,7 +252,8 @@ class ExportPage(QWidget):
                 item.setToolTip(text)
                 self.table.setItem(r, c, item)
         extra = [str(p) for p in (getattr(report, "signature_path", None), getattr(report, "card_path", None)) if p]
-        self.header.setText(f"{len(files)} file(s) in {report.out_dir}" + (f"; also {', '.join(extra)}" if extra else ""))
+        also = f"; also {', '.join(extra)}" if extra else ""
+        self.header.setText(f"{len(files)} file(s) in {report.out_dir}{also}")
         if report.ok:
             self.banner.show_message("success", f"Exported and verified: every file reloads and reproduces the "
                                      f"model's outputs. Folder: {report.out_dir}")

@@ -8,6 +8,7 @@ runner is given.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import load_preset, preset_description, preset_names, resolve_model
 from ftstudio.core.errors import InputError
 from ftstudio.gui import dialogs, theme
-from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.banner import Banner, header_label
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
 COLUMNS = ("#", "Layer", "Settings", "Output shape", "Parameters", "Trainable")
@@ -88,12 +89,10 @@ class ModelPage(QWidget):
         v.addWidget(self.presets)
         v.addWidget(self.open_button)
         v.addWidget(self.description, 1)
-        left.setFixedWidth(330)
+        left.setFixedWidth(310)
 
         right = QVBoxLayout()
-        self.header = QLabel("Load data to see shapes and parameter counts")
-        self.header.setObjectName("pageHeader")
-        self.header.setWordWrap(True)
+        self.header = header_label("Load data to see shapes and parameter counts")
         self.banner = Banner()
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -148,7 +147,8 @@ class ModelPage(QWidget):
             self.description.setText(preset_description(name))
         else:
             where = f" from {name}" if name else ""
-            self.description.setText(f"<b>{self._spec.name or 'Custom architecture'}</b>{where}: "
+            title = html.escape(self._spec.name or "Custom architecture")
+            self.description.setText(f"<b>{title}</b>{html.escape(where)}: "
                                      f"{len(self._spec.layers)} layers")
 
     def _preset_clicked(self, item: QListWidgetItem | None, _previous=None) -> None:
@@ -226,7 +226,8 @@ class ModelPage(QWidget):
             return
         out = _shape(a.output_shape)
         memory = a.memory_estimate(self._batch_size) / 1e6
-        self.header.setText(f"<b>{self._spec.name or 'Custom architecture'}</b> — {len(a.layers)} layers · "
+        title = html.escape(self._spec.name or "Custom architecture")
+        self.header.setText(f"<b>{title}</b> — {len(a.layers)} layers · "
                             f"<b>{a.params:,}</b> parameters ({a.trainable:,} trainable) · {a.size_mb():.1f} MB · "
                             f"input {_shape(a.input_shape)} → output {out} · about {memory:,.0f} MB to train at "
                             f"batch size {self._batch_size}")

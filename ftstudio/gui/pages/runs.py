@@ -11,14 +11,14 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from ftstudio.core.runs import Run, list_runs
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import format_duration
-from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.plots import OverlayPlots
 
 COLUMNS = ("Name", "Created", "Data", "Model", "Val accuracy", "Epochs", "Duration", "Status")
@@ -55,8 +55,7 @@ class RunsPage(QWidget):
 
     def _build(self) -> None:
         self.banner = Banner()
-        self.header = QLabel()
-        self.header.setObjectName("pageHeader")
+        self.header = header_label()
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
@@ -64,6 +63,7 @@ class RunsPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)  # newest first
         self.table.setToolTip("Past runs, newest first. Select several (Ctrl/Shift+click) to compare their curves.")
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -123,10 +123,8 @@ class RunsPage(QWidget):
         for r, run in enumerate(runs):
             self._fill_row(r, run, run.read_summary())
         self.table.setSortingEnabled(True)
-        self.table.clearSelection()
-        for r in range(self.table.rowCount()):
-            if self.path_at(r) in keep:
-                self.table.selectRow(r)
+        rows = [r for r in range(self.table.rowCount()) if self.path_at(r) in keep]
+        self._select_rows(rows or [0][:self.table.rowCount()])  # nothing kept: the top run's curves
         self.header.setText(f"{len(runs)} run(s) in {runs_dir()}" if runs else
                             f"No runs yet in {runs_dir()}. Train one on the Train page (Ctrl+R).")
         self._selection_changed()
@@ -176,11 +174,13 @@ class RunsPage(QWidget):
         return [self.path_at(r) for r in rows]
 
     def select(self, path: Path) -> None:
-        for r in range(self.table.rowCount()):
-            if self.path_at(r) == Path(path):
-                self.table.clearSelection()
-                self.table.selectRow(r)
-                return
+        self._select_rows([r for r in range(self.table.rowCount()) if self.path_at(r) == Path(path)])
+
+    def _select_rows(self, rows: list[int]) -> None:
+        model, selection = self.table.model(), QItemSelection()
+        for r in rows:
+            selection.select(model.index(r, 0), model.index(r, model.columnCount() - 1))
+        self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def set_busy_run(self, path: Path | None) -> None:
         self.busy_run = Path(path) if path else None

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 from ftstudio.core.recipe import TrainConfig
 from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session
-from ftstudio.gui.widgets.banner import Banner
+from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import ConfusionMatrix
 from ftstudio.gui.widgets.form import DataclassForm
 from ftstudio.gui.widgets.images import GridItem, ImageGrid
@@ -29,6 +29,8 @@ from ftstudio.gui.workers import DataPreview, Outcome, Packet
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
           "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
 REDRAW_MS = 66  # ~15 Hz
+SHORT_WORDS = {"running": "Training", "paused": "Paused", "stopping": "Stopping…", "completed": "Completed",
+               "stopped": "Stopped", "early_stopping": "Stopped early", "cancelled": "Cancelled", "failed": "Failed"}
 VAL_GRID = 40
 STATUS_WORDS = {"completed": "Completed", "stopped": "Stopped — checkpoint saved", "early_stopping":
                 "Stopped early (validation loss stopped improving)", "cancelled": "Stopped before training started",
@@ -87,7 +89,7 @@ class TrainPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(330)
+        scroll.setFixedWidth(310)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.banner = Banner()
@@ -95,8 +97,7 @@ class TrainPage(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress.setToolTip("Progress of the whole run")
-        self.progress_label = QLabel("Ready. Press Start (Ctrl+R) to train the model on the data.")
-        self.progress_label.setObjectName("pageHeader")
+        self.progress_label = header_label("Ready. Press Start (Ctrl+R) to train the model on the data.")
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Show the loss on a logarithmic axis")
         self.log_scale.toggled.connect(self._log_toggled)
@@ -252,8 +253,7 @@ class TrainPage(QWidget):
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
         if self.status in ("running", "paused"):
             parts.append(f"ETA {format_duration(p.eta_seconds())}")
-        word = {"running": "Training", "paused": "Paused", "stopping": "Stopping…"}.get(self.status) \
-            or STATUS_WORDS.get(self.status, self.status)
+        word = SHORT_WORDS.get(self.status, self.status)
         if live.val_acc.n:
             parts.append(f"val acc {live.val_acc.last():.1%}")
         return f"<b>{word}</b> · " + " · ".join(parts)

@@ -1,13 +1,26 @@
-"""An in-place message strip: errors, warnings and notes shown where they happen, never a crash."""
+"""An in-place message strip: errors, warnings and notes shown where they happen, never a crash.
+
+Messages are plain text (engine messages name files and fields); the strip wraps them, long paths
+included, so it never widens the window.
+"""
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton
 
 from ftstudio.gui import theme
 
 SYMBOLS = {"error": "✖", "warning": "⚠", "info": "ℹ", "success": "✔"}
+ZWSP = "\u200b"
+
+
+def as_html(text: str) -> str:
+    """Plain text for a wrapping label: escaped, line breaks kept, long paths breakable after separators."""
+    escaped = html.escape(text, quote=False).replace("/", "/" + ZWSP).replace("\\", "\\" + ZWSP)
+    return escaped.replace("\n", "<br>")
 
 
 class Banner(QFrame):
@@ -21,8 +34,13 @@ class Banner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         self.symbol = QLabel()
+        self._text = ""
         self.label = QLabel()
+        self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setWordWrap(True)
+        # a long path must wrap or clip, never widen the window
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.label.setMinimumWidth(100)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QToolButton()
         close.setText("✕")
@@ -37,14 +55,16 @@ class Banner(QFrame):
     def show_message(self, kind: str, text: str) -> None:
         self.kind = kind
         self.symbol.setText(SYMBOLS.get(kind, ""))
-        self.label.setText(text)
+        self._text = text
+        self.label.setText(as_html(text))
         self._restyle()
         self.show()
 
     def text(self) -> str:
-        return "" if self.isHidden() else self.label.text()
+        return "" if self.isHidden() else self._text
 
     def clear(self) -> None:
+        self._text = ""
         self.label.setText("")
         self.hide()
 
@@ -61,3 +81,13 @@ class Banner(QFrame):
                 and not self._styling:
             self._restyle()
         super().changeEvent(event)
+
+
+def header_label(text: str = "") -> QLabel:
+    """A page's one-line summary: rich text that wraps, and never widens the window (long paths clip)."""
+    label = QLabel(text)
+    label.setObjectName("pageHeader")
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(100)
+    return label

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ftstudio.gui import theme
@@ -129,17 +129,23 @@ class ConfusionMatrix(QWidget):
         p.save()
         p.translate(fm.height() - 2, top + cell * n / 2)
         p.rotate(-90)
-        p.drawText(QRectF(-cell * n / 2, -fm.height(), cell * n, fm.height()), Qt.AlignmentFlag.AlignHCenter, "true →")
+        centre = Qt.AlignmentFlag.AlignHCenter
+        p.drawText(QRectF(-cell * n / 2, -fm.height(), cell * n, fm.height()), centre, "true →")
         p.restore()
-        numbers = cell >= fm.horizontalAdvance(f"{int(m.max())}") + 4 and cell >= fm.height()
+        font = p.font()
+        font.setPixelSize(max(7, min(int(cell * 0.45), fm.height() - 3)))
+        numbers = cell >= 11 and cell >= QFontMetrics(font).horizontalAdvance(f"{int(m.max())}") + 2
         for r in range(n):
             for c in range(n):
                 rect = QRectF(left + c * cell, top + r * cell, cell, cell)
                 colour = _blend(base, hot, share[r, c] ** 0.6)
                 p.fillRect(rect, colour)
                 if numbers and m[r, c]:
+                    p.save()
+                    p.setFont(font)
                     p.setPen(QColor("white") if colour.lightness() < 140 else QColor("black"))
                     p.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(int(m[r, c])))
+                    p.restore()
             if show_labels and cell >= fm.height() * 0.7:
                 p.setPen(fg)
                 p.drawText(QRectF(fm.height(), top + r * cell, left - fm.height() - 4, cell),
@@ -149,7 +155,7 @@ class ConfusionMatrix(QWidget):
             p.setPen(fg)
             for c in range(n):
                 text = fm.elidedText(self.classes[c], Qt.TextElideMode.ElideRight, int(cell))
-                p.drawText(QRectF(left + c * cell, top + n * cell + 2, cell, fm.height()), Qt.AlignmentFlag.AlignHCenter,
-                           text)
+                p.drawText(QRectF(left + c * cell, top + n * cell + 2, cell, fm.height()),
+                           Qt.AlignmentFlag.AlignHCenter, text)
         p.setPen(theme.muted())
         p.drawRect(QRectF(left, top, cell * n, cell * n))

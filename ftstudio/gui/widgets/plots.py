@@ -7,6 +7,7 @@ losses can turn NaN.
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QWidget
@@ -40,10 +41,12 @@ def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style
 
 
 def _best_line(plot: pg.PlotWidget) -> pg.InfiniteLine:
-    line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(theme.OK, width=1.5, style=Qt.PenStyle.DashLine),
-                           label="best", labelOpts={"position": 0.92, "color": theme.OK})
+    """A dashed vertical line at the best epoch, named in the legend (a label on it would hide curves)."""
+    pen = pg.mkPen(theme.OK, width=1.5, style=Qt.PenStyle.DashLine)
+    line = pg.InfiniteLine(angle=90, movable=False, pen=pen)
     line.hide()
     plot.addItem(line)
+    plot.plot([], [], pen=pen, name="best epoch")  # the legend entry
     return line
 
 
@@ -55,8 +58,10 @@ class TrainingPlots(QWidget):
         self.loss_plot = _plot("Loss", "step", "loss")
         self.acc_plot = _plot("Accuracy", "epoch", "accuracy")
         self.lr_plot = _plot("Learning rate", "step", "lr")
-        for w in (self.loss_plot, self.acc_plot, self.lr_plot):
-            w.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.lr_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+        self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        # accuracy climbs to the top: its legend is one row at the bottom
+        self.acc_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt", colCount=3)
         self.curves = {
             "loss": _curve(self.loss_plot, "train (per step)", theme.series_color(0), 1.0, alpha=90),
             "smooth": _curve(self.loss_plot, "train (smoothed)", theme.series_color(0), 2.0),
@@ -94,6 +99,7 @@ class TrainingPlots(QWidget):
                              ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
             x, y = series.view()
             self.curves[name].setData(x, y)
+        _fit_flat(self.lr_plot, live.lr.view()[1])
         loss_line, acc_line = self.best_lines
         loss_line.setVisible(bool(live.best_epoch))
         acc_line.setVisible(bool(live.best_epoch))
@@ -109,6 +115,18 @@ class TrainingPlots(QWidget):
     def restyle(self) -> None:
         for w in (self.loss_plot, self.acc_plot, self.lr_plot):
             theme.style_plot(w)
+
+
+def _fit_flat(plot: pg.PlotWidget, y) -> None:
+    """A constant curve (a fixed learning rate) sits at 80% height instead of in a ±400% void."""
+    finite = y[np.isfinite(y)]
+    if not len(finite):
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo <= 1e-9 * max(abs(hi), 1e-30):
+        plot.setYRange(0.0, hi * 1.25 if hi > 0 else 1.0, padding=0)
+    else:
+        plot.enableAutoRange(axis="y")
 
 
 class OverlayPlots(QWidget):
