@@ -69,7 +69,7 @@ def test_augmentation_preview_shows_what_training_sees(window):
     data.augment_form.widgets["rotation"].setValue(40.0)
     assert window.session.data_spec.augment.rotation == 40.0
     items = data.preview.items
-    assert len(items) == 24 and items[0].caption == "original" and items[1].caption == "augmented"
+    assert len(items) == 24 and items[0].caption == "original" and items[1].caption == "random"
     assert not np.array_equal(items[0].image, items[1].image)
     assert items[1].image.shape == items[0].image.shape and items[1].image.dtype == np.uint8
 

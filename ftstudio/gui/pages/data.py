@@ -74,6 +74,8 @@ class DataPage(QWidget):
         box = QGroupBox("Dataset")
         form = QVBoxLayout(box)
         self.dataset = QComboBox()
+        self.dataset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset.setMinimumContentsLength(16)  # long names elide instead of widening the panel
         self.dataset.setToolTip("A dataset from the catalog, or an image folder you opened "
                                 "(one subfolder of images per class)")
         self.open_button = QPushButton("Open folder…")
@@ -82,14 +84,10 @@ class DataPage(QWidget):
         self.open_button.clicked.connect(self.open_folder_requested)
         self.download = QCheckBox("Download if missing")
         self.download.setToolTip("Fetch a torchvision dataset into the data folder when it is not there yet")
-        self.description = QLabel()
-        self.description.setWordWrap(True)
-        self.description.setObjectName("hint")
+        self.description = header_label("", "hint")
         form.addWidget(self.dataset)
-        row = QHBoxLayout()
-        row.addWidget(self.open_button)
-        row.addWidget(self.download)
-        form.addLayout(row)
+        form.addWidget(self.open_button)
+        form.addWidget(self.download)
         form.addWidget(self.description)
         col.addWidget(box)
 
@@ -143,8 +141,9 @@ class DataPage(QWidget):
         self.samples = ImageGrid("Sample images appear here once the data is loaded")
         self.samples.setToolTip("A few training images of each class with their labels")
         self.counts = BarChart("Class counts appear here")
-        self.preview = ImageGrid(columns=AUGMENT_VERSIONS)
-        self.preview.setToolTip("Each row: one training image, then random augmentations of it as training sees them")
+        self.preview = ImageGrid("Augmentation examples appear here once the data is loaded",
+                                 columns=2 * AUGMENT_VERSIONS)  # two images per row: fits the wide strip
+        self.preview.setToolTip("Training images, each followed by random augmentations of it as training sees them")
         top = QHBoxLayout()
         top.addWidget(_group("Samples", self.samples), 3)
         top.addWidget(_group("Training images per class", self.counts), 2)
@@ -287,7 +286,7 @@ class DataPage(QWidget):
             self.banner.show_message("error", error or "The data could not be loaded.")
             self.samples.clear("Nothing to show: the data could not be loaded (see the message above)")
             self.counts.set_data([], [])
-            self.preview.clear("")
+            self.preview.clear("Augmentation examples appear here once the data is loaded")
             return
         c, h, w = bundle.input_shape
         test = f" · {len(bundle.test):,} test" if bundle.test is not None and len(bundle.test) else ""
@@ -323,7 +322,8 @@ class DataPage(QWidget):
         for k, img in enumerate(originals):
             items.append(GridItem(img, "original"))
             for j in range(AUGMENT_VERSIONS - 1):
-                items.append(GridItem(augmented[k * (AUGMENT_VERSIONS - 1) + j], "augmented"))
+                items.append(GridItem(augmented[k * (AUGMENT_VERSIONS - 1) + j], "random", tooltip=
+                                      "a random augmentation of the image on its left"))
         self.preview.set_items(items)
 
 

@@ -69,6 +69,8 @@ class ExportPage(QWidget):
         box = QGroupBox("What to export")
         f = QFormLayout(box)
         self.run = QComboBox()
+        self.run.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.run.setMinimumContentsLength(16)
         self.run.setToolTip("The run whose trained model to export")
         self.run.currentIndexChanged.connect(self._run_changed)
         self.checkpoint = QComboBox()

@@ -83,10 +83,10 @@ class Banner(QFrame):
         super().changeEvent(event)
 
 
-def header_label(text: str = "") -> QLabel:
-    """A page's one-line summary: rich text that wraps, and never widens the window (long paths clip)."""
+def header_label(text: str = "", name: str = "pageHeader") -> QLabel:
+    """A page's summary line: rich text that wraps, and never widens the window (long paths clip)."""
     label = QLabel(text)
-    label.setObjectName("pageHeader")
+    label.setObjectName(name)
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     label.setMinimumWidth(100)
