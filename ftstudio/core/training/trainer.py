@@ -186,6 +186,8 @@ class Trainer:
         self.best_val_accuracy, self.best_val_loss = best.get("val_accuracy"), best.get("val_loss")
         if ckpt.get("partial"):
             self._partial = dict(ckpt["partial"])
+
+    def _restore_callbacks(self, ckpt: dict[str, Any]) -> None:
         states = ckpt.get("callbacks") or {}
         for cb in self.callbacks:
             if cb.key in states:
@@ -196,6 +198,8 @@ class Trainer:
         """Train for ``config.epochs`` (or until stopped); ``resume`` is a loaded checkpoint dict."""
         started = time.perf_counter()
         try:
+            if resume is not None:  # first: a callback's state may change what trains (gradual unfreezing)
+                self._restore_callbacks(resume)
             train, val = self._prepare()
             self._steps_per_epoch = len(train)
             if resume is not None:
