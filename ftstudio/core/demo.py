@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.recipe import Recipe, TrainConfig
 
 SPLIT = {"val_split": 0.2, "split_seed": 0}
 SHOTS = 5
 STRATEGIES = ("full", "head", "lora")
 PRETRAIN_EPOCHS = 10
+STEPS = 100  # optimizer steps of each few-shot run (50 images: one step per epoch)
 ROTATION = 40.0  # pretraining augmentation (degrees): generic robustness, not the target images
 
 
@@ -40,9 +41,12 @@ def _few_shot() -> dict[str, Any]:
     return {"name": "digits-shifted", **SPLIT, "per_class": SHOTS}
 
 
-def finetune_recipe(source: str | Path, strategy: str = "full") -> Recipe:
+def finetune_recipe(source: str | Path, strategy: str = "full", steps: int = STEPS) -> Recipe:
+    """Default training settings; ``min_steps`` raises the epochs until ``steps`` optimizer steps happen."""
     return Recipe.from_dict({"name": f"demo-finetune-{strategy}", "data": _few_shot(),
-                             "finetune": {"source": str(source), "checkpoint": "last", "strategy": strategy}})
+                             "train": {"epochs": min(TrainConfig().epochs, steps)},
+                             "finetune": {"source": str(source), "checkpoint": "last", "strategy": strategy,
+                                          "min_steps": steps}})
 
 
 def scratch_recipe(epochs: int) -> Recipe:
@@ -86,7 +90,7 @@ class DemoResult:
 
 def run_demo(out: str | Path, *, say: Callable[[str], None] = print, callbacks: Callable[[str], list] = lambda s: [],
              stop_event: threading.Event | None = None, export_formats: tuple[str, ...] | None = None,
-             pretrain_epochs: int = PRETRAIN_EPOCHS) -> DemoResult:
+             pretrain_epochs: int = PRETRAIN_EPOCHS, steps: int = STEPS) -> DemoResult:
     """Run the whole story into folder ``out`` (see the module docstring); ``callbacks(stage)`` adds trainers' callbacks."""
     from ftstudio.core.export import export_run
     from ftstudio.core.pipeline import evaluate_run, train_recipe
@@ -113,7 +117,8 @@ def run_demo(out: str | Path, *, say: Callable[[str], None] = print, callbacks: 
     for i, strategy in enumerate(STRATEGIES):
         say(f"2/4 fine-tuning on {SHOTS} images per class of digits-shifted: strategy {strategy} "
             f"({i + 1}/{len(STRATEGIES)})")
-        rows.append(_row(f"fine-tune ({strategy})", *train(f"finetune-{strategy}", finetune_recipe(pre_dir, strategy))))
+        recipe = finetune_recipe(pre_dir, strategy, steps)
+        rows.append(_row(f"fine-tune ({strategy})", *train(f"finetune-{strategy}", recipe)))
     epochs = int(Recipe.from_dict(_read(rows[0].run / "recipe.json")).train.epochs)
     say(f"3/4 training the same cnn from scratch on the same {SHOTS * 10} images ({epochs} epochs, same steps)")
     rows.append(_row("scratch", *train("scratch", scratch_recipe(epochs))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -133,8 +134,10 @@ class Trainer:
                 self.optimizer.state[p] = st
         steps = self.scheduler.last_epoch
         self.scheduler = make_scheduler(self.optimizer, self.config, self._steps_per_epoch)
-        for _ in range(steps):
-            self.scheduler.step()
+        with warnings.catch_warnings():  # fast-forwarding a fresh schedule is not the misuse torch warns about
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
 
     # ------------------------------------------------------------- checkpoint
     def checkpoint_state(self) -> dict[str, Any]:
