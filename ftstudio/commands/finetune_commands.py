@@ -17,7 +17,7 @@ PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--we
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a trained model on new data (new head, lower backbone rate, LoRA…)",
+    p = sub.add_parser("finetune", help="fine-tune a trained model on new data (new head, lower backbone rate…)",
                        description="Start from a run folder, a checkpoint or torchvision:NAME (ImageNet weights) and "
                                    "adapt it to --data. The head is resized to the new classes; rows of classes the "
                                    "source already knows are kept.")
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze", metavar="LAYERS", help="comma-separated layers (index paths like 3 or 5.1, or names) "
                                                       "to freeze")
     p.add_argument("--unfreeze", metavar="LAYERS", help="comma-separated layers to train whatever the strategy says")
-    p.add_argument("--layer-lr", metavar="LAYER=MULT,…", help="per-layer learning-rate multipliers, e.g. 0=0.01,3=0.1")
+    p.add_argument("--layer-lr", metavar="LAYER=MULT,…", help="per-layer learning-rate multipliers, e.g. 0=0,3=0.5")
     add_data_flags(p, required=True)
     add_train_flags(p)
     p.set_defaults(handler=finetune)
@@ -105,7 +105,7 @@ def demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser() if args.out else new_run_dir(None, "demo")
     if out.exists() and any(out.iterdir()):
-        raise InputError(f"{out}: not empty; the demo writes its runs there — choose a new or empty folder with --out")
+        raise InputError(f"{out}: not empty; the demo writes its runs there — choose a new or empty --out folder")
     result = run_demo(out, say=lambda line: print(line, flush=True), callbacks=lambda stage: [_milestones()])
     print()
     print(table(result))

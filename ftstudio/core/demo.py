@@ -91,7 +91,7 @@ class DemoResult:
 def run_demo(out: str | Path, *, say: Callable[[str], None] = print, callbacks: Callable[[str], list] = lambda s: [],
              stop_event: threading.Event | None = None, export_formats: tuple[str, ...] | None = None,
              pretrain_epochs: int = PRETRAIN_EPOCHS, steps: int = STEPS) -> DemoResult:
-    """Run the whole story into folder ``out`` (see the module docstring); ``callbacks(stage)`` adds trainers' callbacks."""
+    """Run the whole story into folder ``out`` (module docstring); ``callbacks(stage)`` adds trainer callbacks."""
     from ftstudio.core.export import export_run
     from ftstudio.core.pipeline import evaluate_run, train_recipe
 

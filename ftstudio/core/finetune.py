@@ -160,7 +160,8 @@ def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes:
 
 
 def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
-    where = f"head (layer {source.head}, {arch.layers[source.head].params['in_features']} features → {len(classes)} classes)"
+    features = arch.layers[source.head].params["in_features"]
+    where = f"head (layer {source.head}, {features} features → {len(classes)} classes)"
     if not kept:
         return f"{where}: new, trained from scratch"
     if not fresh:

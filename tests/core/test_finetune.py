@@ -249,3 +249,23 @@ def test_bad_sources_are_refused_without_running_code(source_run, tmp_path, kind
         assert "refused" in str(err.value)
         torch.load(bad, weights_only=False)  # the payload is real: an unsafe load runs it
         assert marker.exists()
+
+
+def test_none_strategy_trains_as_is(source_run):
+    prepared = prepare_finetune(plan_recipe(source_run, data={"name": "digits", "classes": SOURCE_CLASSES,
+                                                              "per_class": 4}, strategy="none"))
+    assert all(p.requires_grad for p in prepared.model.parameters())
+    assert set(prepared.lr_multipliers.values()) == {1.0}
+    assert torch.equal(prepared.model[HEAD].weight, source_state(source_run)[f"{HEAD}.weight"])
+
+
+def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
+    from ftstudio.core.recipe import Recipe, read_json
+
+    r = plan_recipe(source_run, strategy="lora", min_steps=0)
+    first = train_recipe(r, tmp_path / "a").run.path
+    replay = Recipe.from_dict(read_json(first / "recipe.json"))
+    assert replay.finetune == r.finetune and replay.model["layers"][HEAD]["params"]["out_features"] == 7
+    second = train_recipe(replay, tmp_path / "b").run.path
+    a, b = (checkpoint.load(p / "checkpoints" / "last.pt")["model"] for p in (first, second))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

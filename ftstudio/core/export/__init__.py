@@ -104,6 +104,7 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
     from ftstudio.core.fileio import atomic_write_text
 
     say = progress or (lambda message: None)
+    ensure_writable(out)
     model = model.cpu().eval()
     shape = tuple(int(v) for v in ckpt["preprocess"]["input_shape"])
     gen = torch.Generator().manual_seed(0)
@@ -129,7 +130,7 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
 
 
 def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> ExportedFile:
-    from ftstudio.core.export.formats import blocking_layer
+    from ftstudio.core.export.formats import blocking_layer, first_line
     from ftstudio.core.pretrained import file_sha256
 
     path = out / fmt.filename
@@ -142,7 +143,7 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
         if found:
             text = messages.EXPORT_LAYER.format(format=fmt.name, path=found[0], type=found[1], reason=found[2])
         else:
-            text = f"{fmt.name}: export failed ({str(exc).strip().splitlines()[0][:300] if str(exc) else type(exc).__name__})"
+            text = f"{fmt.name}: export failed ({first_line(exc)})"
         return ExportedFile(fmt.name, path, "", False, math.nan, text)
     say(f"verifying {fmt.name} with {fmt.runtime}")
     try:
@@ -150,7 +151,7 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
         diff = max(float(abs(run(x) - y).max()) for x, y in zip(samples, expected))
     except Exception as exc:  # noqa: BLE001
         return ExportedFile(fmt.name, path, file_sha256(path), False, math.nan,
-                            f"{fmt.name}: reloading with {fmt.runtime} failed ({str(exc).splitlines()[0][:300]})")
+                            f"{fmt.name}: reloading with {fmt.runtime} failed ({first_line(exc)})")
     tol = TOLERANCE * max(1.0, max(float(abs(y).max()) for y in expected))
     ok = diff <= tol
     text = (f"reloaded with {fmt.runtime}; outputs match" if ok

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,13 +43,30 @@ class Blocked(Exception):
     """The format cannot represent the model; ``str()`` says why (naming the layer when found)."""
 
 
+@contextlib.contextmanager
+def quiet():
+    """Keep the exporters' narration, graph dumps and log warnings away from the user's console."""
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("torch", "onnxscript", "onnx_ir")]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _dynamic_batch() -> tuple[dict[int, Any]]:
     return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},)
 
 
 # ------------------------------------------------------------------------------------- writers
 def _torch_export(model: nn.Module, sample: torch.Tensor) -> torch.export.ExportedProgram:
-    return torch.export.export(model, (sample,), dynamic_shapes=_dynamic_batch())
+    with quiet():
+        return torch.export.export(model, (sample,), dynamic_shapes=_dynamic_batch())
 
 
 def write_pt2(model: nn.Module, sample: torch.Tensor, path: Path) -> None:
@@ -58,7 +77,7 @@ def write_pt2(model: nn.Module, sample: torch.Tensor, path: Path) -> None:
 
 
 def _onnx_program(model: nn.Module, sample: torch.Tensor, path: Path | None):
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes on stdout
+    with quiet():  # the exporter narrates its passes on stdout
         return torch.onnx.export(model, (sample,), str(path) if path else None, dynamo=True, external_data=False,
                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                  dynamic_shapes=_dynamic_batch(), verbose=False)
@@ -166,10 +185,16 @@ def blocking_layer(model: nn.Module, sample: torch.Tensor, fmt: str) -> tuple[st
                 found = blocking_layer(inner, inputs[i], fmt)
                 if found:
                     return f"{i}.{found[0]}", found[1], found[2]
-            return str(i), type(child).__name__, _first_line(exc)
+            return str(i), type(child).__name__, first_line(exc)
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+def first_line(exc: BaseException) -> str:
+    """The first line of the root cause (exporters wrap the real reason), without terminal colours."""
+    for _ in range(10):
+        if exc.__cause__ is None:
+            break
+        exc = exc.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:300]
