@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,20 @@ def source_run(tmp_path_factory) -> Path:
         mp.setenv("FTSTUDIO_HOME", str(home))
         mp.setenv("TORCH_HOME", str(home / "torch"))
         return train_source(tmp_path_factory.mktemp("source") / "run")
+
+
+class _Payload:
+    """Pickles to ``os.system("touch TARGET")``: what a hostile checkpoint would run on an unsafe load."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def save_payload(path: Path, marker: Path) -> None:
+    """A checkpoint-looking file that creates ``marker`` if anything unpickles it unsafely."""
+    import torch
+
+    torch.save({"format": "ftstudio.checkpoint", "model": _Payload(marker)}, path)

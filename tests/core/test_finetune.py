@@ -14,7 +14,7 @@ from ftstudio.core.finetune import prepare_finetune
 from ftstudio.core.pipeline import evaluate_run, load_run_model, train_recipe
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
-from tests.ft_helpers import HEAD, SOURCE_CLASSES, recipe, source_run  # noqa: F401  (fixture)
+from tests.ft_helpers import HEAD, SOURCE_CLASSES, recipe, save_payload, source_run  # noqa: F401  (fixture)
 
 NEW_DATA = {"name": "digits", "classes": ["0", "1", "2", "3", "4", "5", "6"], "per_class": 5}
 
@@ -218,14 +218,6 @@ def test_torchvision_source_from_cache_or_local_file(tmp_path):
     assert not torch.equal(random_init.model[0].net.state_dict()[last], net.state_dict()[last])
 
 
-class Payload:
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.target}",))
-
-
 @pytest.mark.parametrize("kind", ["foreign", "empty", "truncated", "random", "pickle"])
 def test_bad_sources_are_refused_without_running_code(source_run, tmp_path, kind):
     bad = tmp_path / "bad.pt"
@@ -240,7 +232,7 @@ def test_bad_sources_are_refused_without_running_code(source_run, tmp_path, kind
     elif kind == "random":
         bad.write_bytes(os.urandom(4096))
     else:
-        torch.save({"format": "ftstudio.checkpoint", "model": Payload(marker)}, bad)
+        save_payload(bad, marker)
     with pytest.raises(InputError) as err:
         prepare_finetune(plan_recipe(bad))
     assert str(bad) in str(err.value)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-import torch
 
-from tests.ft_helpers import source_run  # noqa: F401  (fixture)
+from tests.ft_helpers import save_payload, source_run  # noqa: F401  (fixture)
 from tests.helpers import cli
 
 
@@ -29,17 +27,9 @@ def test_finetune_then_export_then_evaluate(source_run, tmp_path):
     assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["classes"] == list("012345")
 
 
-class Payload:
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.target}",))
-
-
 def test_a_checkpoint_carrying_code_is_refused_with_exit_2(tmp_path):
     evil, marker = tmp_path / "evil.pt", tmp_path / "pwned"
-    torch.save({"format": "ftstudio.checkpoint", "model": Payload(marker)}, evil)
+    save_payload(evil, marker)
     for args in (("finetune", "--from", str(evil), "--data", "digits"), ("export", str(evil))):
         done = cli(*args)
         assert done.returncode == 2, done.stderr
