@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=finetune)
 
     p = sub.add_parser("demo", help="pretrain on digits, fine-tune on a few shifted digits, compare with scratch")
-    p.add_argument("--out", help="folder for the demo's runs and export (default: a new folder in the runs folder)")
+    p.add_argument("--out", help="folder for the demo's runs and export (default: ordinary runs in the runs folder, "
+                                 "the export in the winner's run folder)")
     p.set_defaults(handler=demo)
 
 
@@ -101,10 +102,9 @@ def finetune(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from ftstudio.core.demo import run_demo, table
-    from ftstudio.core.runs import new_run_dir
 
-    out = Path(args.out).expanduser() if args.out else new_run_dir(None, "demo")
-    if out.exists() and any(out.iterdir()):
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None and out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: not empty; the demo writes its runs there — choose a new or empty --out folder")
     result = run_demo(out, say=lambda line: print(line, flush=True), callbacks=lambda stage: [_milestones()])
     print()

@@ -88,25 +88,30 @@ class DemoResult:
         return max(self.rows, key=lambda r: r.accuracy)
 
 
-def run_demo(out: str | Path, *, say: Callable[[str], None] = print, callbacks: Callable[[str], list] = lambda s: [],
-             stop_event: threading.Event | None = None, export_formats: tuple[str, ...] | None = None,
+def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = print,
+             callbacks: Callable[[str], list] = lambda stage: [], stop_event: threading.Event | None = None, export_formats: tuple[str, ...] | None = None,
              pretrain_epochs: int = PRETRAIN_EPOCHS, steps: int = STEPS) -> DemoResult:
-    """Run the whole story into folder ``out`` (module docstring); ``callbacks(stage)`` adds trainer callbacks."""
+    """Run the whole story (module docstring); ``callbacks(stage)`` adds trainer callbacks.
+
+    The runs go into folder ``out`` (``out/pretrain``, … ``out/export``), or, without one, into the
+    runs folder as ordinary runs (the history lists them) with the export in the winner's folder."""
     from ftstudio.core.export import export_run
     from ftstudio.core.pipeline import evaluate_run, train_recipe
+    from ftstudio.core.runs import new_run_dir
 
-    out = Path(out)
+    folder = Path(out) if out is not None else None
     if not held_out_is_unseen():  # guards the claim we print; cheap
         raise RuntimeError("the demo's held-out images overlap the pretraining data")
 
     def train(stage: str, recipe: Recipe) -> tuple[Path, float, dict]:
         start = time.perf_counter()
-        result = train_recipe(recipe, out / stage, callbacks=callbacks(stage), stop_event=stop_event,
+        path = folder / stage if folder is not None else new_run_dir(None, f"demo-{stage}")
+        result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
                               on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
         if result.finished.reason == "stopped":
             from ftstudio.core.errors import Interrupted
 
-            raise Interrupted(f"demo stopped during {stage}; its runs are in {out}")
+            raise Interrupted(f"demo stopped during {stage}; its last run is {path}")
         return result.run.path, time.perf_counter() - start, result.summary
 
     say(f"1/4 pretraining the cnn preset on clean digits ({pretrain_epochs} epochs, random rotations up to "
@@ -124,7 +129,8 @@ def run_demo(out: str | Path, *, say: Callable[[str], None] = print, callbacks: 
     rows.append(_row("scratch", *train("scratch", scratch_recipe(epochs))))
     result = DemoResult(pre_dir, pre_acc, rows, int(_read(rows[0].run / "summary.json").get("val_size") or 0))
     say(f"4/4 exporting the winner, {result.winner.label}")
-    result.export = export_run(result.winner.run, export_formats, out / "export", checkpoint="last")
+    export_dir = folder / "export" if folder is not None else None
+    result.export = export_run(result.winner.run, export_formats, export_dir, checkpoint="last")
     return result
 
 

@@ -30,3 +30,16 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path):
     assert any("strategy lora" in line for line in lines)
     scratch_epochs = (result.rows[-1].run / "recipe.json").read_text()
     assert '"epochs": 3' in scratch_epochs
+
+
+@pytest.mark.slow
+def test_demo_without_a_folder_leaves_ordinary_runs_in_the_history(tmp_path):
+    from ftstudio.core.runs import list_runs
+
+    result = demo.run_demo(say=lambda line: None, pretrain_epochs=1, steps=2, export_formats=("state-dict",))
+    names = sorted(r.read_summary()["name"] for r in list_runs())
+    assert names == ["demo-finetune-full", "demo-finetune-head", "demo-finetune-lora", "demo-pretrain-digits",
+                     "demo-scratch"]
+    assert result.export.out_dir == result.winner.run / "export" and result.export.ok
+    lineage = (result.rows[0].run / "summary.json").read_text()
+    assert str(result.pretrain.resolve()) in lineage
