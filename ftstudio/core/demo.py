@@ -89,7 +89,8 @@ class DemoResult:
 
 
 def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = print,
-             callbacks: Callable[[str], list] = lambda stage: [], stop_event: threading.Event | None = None, export_formats: tuple[str, ...] | None = None,
+             callbacks: Callable[[str], list] = lambda stage: [], stop_event: threading.Event | None = None,
+             export_formats: tuple[str, ...] | None = None,
              pretrain_epochs: int = PRETRAIN_EPOCHS, steps: int = STEPS) -> DemoResult:
     """Run the whole story (module docstring); ``callbacks(stage)`` adds trainer callbacks.
 
