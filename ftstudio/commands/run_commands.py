@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=runs)
 
 
-def execute(recipe, out: str | None, resume: bool, prefix: str = "", **options) -> int:
+def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = None, prefix: str = "",
+            **options) -> int:
     """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130).
 
     ``options`` go to `train_recipe` (e.g. ``on_prepared``)."""
@@ -52,7 +53,7 @@ def execute(recipe, out: str | None, resume: bool, prefix: str = "", **options) 
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
-                                             stop_event=stop, resume=resume, **options)
+                                             stop_event=stop, resume=resume, epochs=epochs, **options)
         except Exception as exc:
             if interrupted.is_set() and str(exc) == messages.CANCELLED:
                 raise Interrupted("interrupted before training started") from None
@@ -74,14 +75,15 @@ def execute(recipe, out: str | None, resume: bool, prefix: str = "", **options) 
 
 
 def train(args: argparse.Namespace) -> int:
-    recipe = recipe_from_args(args)
-    return execute(recipe, args.out, args.resume)
+    if args.resume:  # the run's own recipe; only --epochs may change its length
+        return execute(None, args.out, resume=True, epochs=args.epochs)
+    return execute(recipe_from_args(args), args.out)
 
 
 def run(args: argparse.Namespace) -> int:
     from ftstudio.core.recipe import load_recipe
 
-    return execute(load_recipe(args.recipe), args.out, False)
+    return execute(load_recipe(args.recipe), args.out)
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -1,8 +1,15 @@
-"""Running a recipe under torchrun (PyTorch DDP); a plain call when launched without it."""
+"""Running a recipe under torchrun (PyTorch DDP): gloo on the CPU, NCCL on GPUs.
+
+`torchrun --nproc_per_node N -m ftstudio train …` starts N copies of the CLI; each one calls
+`train_maybe_distributed`, which joins the process group, shards every global batch across the
+ranks (the recipe's batch size stays the *global* batch, so results and checkpoints do not depend
+on the world size), averages metrics across ranks, and lets rank 0 alone write the run folder.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ftstudio.core.errors import InputError
 
@@ -11,10 +18,79 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
-def train_maybe_distributed(recipe, out=None, **kwargs):
-    """``train_recipe`` in this process, or as one rank of a torchrun job."""
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a torchrun job."""
+
+    rank: int
+    world: int
+    local_rank: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce(self, tensor, op: str = "sum"):
+        """Reduce ``tensor`` in place across ranks (sum or max) and return it."""
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return tensor
+
+    def wrap(self, model):
+        """The model in DistributedDataParallel (parameters broadcast from rank 0)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainable = any(p.requires_grad for p in model.parameters())
+        if not trainable:
+            return model
+        device_ids = [self.local_rank] if self.backend == "nccl" else None
+        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False)
+
+
+def init_from_env() -> DistContext | None:
+    """Join the process group torchrun describes (None when not launched by torchrun)."""
+    if world_size() <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), world_size()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistContext(rank, world, local, backend)
+
+
+def train_maybe_distributed(recipe, out=None, *, callbacks=(), **kwargs):
+    """``train_recipe`` in this process, or as one rank of a torchrun job.
+
+    Returns the RunResult on rank 0 (and in a plain run), None on the other ranks."""
     from ftstudio.core.pipeline import train_recipe
 
-    if world_size() > 1:
-        raise InputError("running under torchrun with WORLD_SIZE > 1 is not supported by this build yet")
-    return train_recipe(recipe, out, **kwargs)
+    ctx = init_from_env()
+    if ctx is None:
+        return train_recipe(recipe, out, callbacks=callbacks, **kwargs)
+    import torch.distributed as dist
+
+    if recipe is not None and recipe.train.batch_size % ctx.world:
+        raise InputError(f"--batch-size {recipe.train.batch_size}: the global batch must divide evenly "
+                         f"across {ctx.world} processes")
+    if ctx.backend == "nccl" and recipe is not None and recipe.train.device in ("auto", "cuda"):
+        recipe = recipe.replace(train=_with(recipe.train, device=f"cuda:{ctx.local_rank}"))
+    try:
+        result = train_recipe(recipe, out, callbacks=callbacks if ctx.is_main else (), dist=ctx, **kwargs)
+        return result if ctx.is_main else None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _with(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

@@ -66,9 +66,8 @@ def torch_hub_dir() -> Path:
 
 def resources_dir() -> Path:
     """The bundled resources: a source checkout's ``resources/`` or the installed package data."""
-    source = Path(__file__).resolve().parents[2] / "resources"
-    if source.is_dir():
-        return source
-    from importlib.resources import files
-
-    return Path(str(files("ftstudio.resources")))
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "resources"  # a wheel: package data under ftstudio/resources
+    if installed.is_dir():
+        return installed
+    return package.parent / "resources"  # a source checkout

@@ -85,11 +85,14 @@ def preprocess_info(data: DataBundle) -> dict[str, Any]:
     return {"input_shape": list(data.input_shape), "mean": list(data.mean), "std": list(data.std), "scale": 255.0}
 
 
-def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
+def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
                  stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
-                 resume: bool = False, progress=None, prepared: Prepared | None = None,
-                 on_prepared=None) -> RunResult:
-    """Train a recipe into a run folder (new, or ``out``); ``resume`` continues the run in ``out``."""
+                 resume: bool = False, epochs: int | None = None, progress=None, prepared: Prepared | None = None,
+                 on_prepared=None, dist=None) -> RunResult:
+    """Train a recipe into a run folder (new, or ``out``).
+
+    ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
+    ``epochs`` then changes its length."""
     from ftstudio.core.training import checkpoint
     from ftstudio.core.training.trainer import Trainer
 
@@ -104,10 +107,11 @@ def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: li
         if not last.exists():
             raise InputError(messages.RESUME_NOTHING.format(path=out))
         ckpt = checkpoint.load(last)
-        saved = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
-        if recipe.train.epochs > saved.train.epochs:  # allow extending a finished run
-            saved = saved.replace(train=_with(saved.train, epochs=recipe.train.epochs))
-        recipe = saved
+        recipe = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
+        if epochs is not None:
+            if epochs < int(ckpt["epoch"]):
+                raise InputError(f"--epochs {epochs}: this run has already finished {ckpt['epoch']} epochs")
+            recipe = recipe.replace(train=_with(recipe.train, epochs=epochs))
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
@@ -115,38 +119,49 @@ def train_recipe(recipe: Recipe, out: str | Path | None = None, *, callbacks: li
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
     if on_prepared is not None:
         on_prepared(prepared)
-    data = prepared.data
-    if run is None:
-        if out is None:
-            path = new_run_dir(None, recipe.name or _default_name(recipe))
-        else:
-            path = Path(out)
-            path.mkdir(parents=True, exist_ok=True)
-        run = Run(path)
-        stored = recipe.replace(model=prepared.architecture.to_dict())
-        run.write_json("model.json", prepared.architecture.to_dict())
-        run.write_json("summary.json", _initial_summary(run, recipe, prepared))
-        run.write_json("recipe.json", stored.to_dict())
-    else:
-        run.truncate_metrics(int(ckpt["epoch"]), int(ckpt["step"]))
-        run.update_summary(status="running", epochs_planned=recipe.train.epochs)
-        if recipe.train.epochs != Recipe.from_dict(read_json(run.recipe_path, "recipe")).train.epochs:
-            run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
-
+    main = dist is None or dist.is_main  # under torchrun, rank 0 alone writes the run folder
+    if main:
+        run = _open_run(run, out, recipe, prepared, ckpt, dist.world if dist else 1)
     state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
-             "architecture": prepared.architecture.to_dict(), "classes": list(data.classes),
-             "preprocess": preprocess_info(data), "lineage": prepared.lineage}
+             "architecture": prepared.architecture.to_dict(), "classes": list(prepared.data.classes),
+             "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
     if prepared.lora:
         state["lora"] = prepared.lora
-    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks]
+    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks] if main else []
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
     cbs.extend(_finetune_callbacks(prepared))
-    trainer = Trainer(prepared.model, data, recipe.train, cbs, stop_event=stop_event, pause_event=pause_event,
-                      lr_multipliers=prepared.lr_multipliers, state=state,
-                      augment=recipe.data.augment if recipe.data.augment.enabled else None)
+    trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
+                      pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
+                      augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
     finished = trainer.fit(resume=ckpt)
+    if not main:
+        return RunResult(Run(Path(out or ".")), {}, finished)
     return RunResult(run, run.read_summary(), finished)
+
+
+def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, world: int) -> Run:
+    """Create the run folder's files (a new run) or rewind its metrics to the checkpoint (resume)."""
+    if run is None:
+        path = Path(out) if out is not None else new_run_dir(None, recipe.name or _default_name(recipe))
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(f"cannot create the run folder {path}: {exc.strerror or exc}; "
+                             "choose another --out") from None
+        run = Run(path)
+        run.write_json("model.json", prepared.architecture.to_dict())
+        run.write_json("summary.json", {**_initial_summary(run, recipe, prepared), "world_size": world})
+        run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
+        return run
+    run.truncate_metrics(int(ckpt["epoch"]), int(ckpt["step"]))
+    run.update_summary(status="running", epochs_planned=recipe.train.epochs, world_size=world)
+    if recipe.train.epochs != Recipe.from_dict(read_json(run.recipe_path, "recipe")).train.epochs:
+        run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
+    return run
 
 
 def _finetune_callbacks(prepared: Prepared) -> list[Callback]:
@@ -200,6 +215,8 @@ def load_run_model(run_dir: str | Path, which: str = "best"):
 def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
     path = Path(run_dir).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
     ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
     if path.is_dir() and not ckpt_path.exists() and which == "best":
         ckpt_path = Run(path).checkpoint("last")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,14 @@ def safe_torch_load(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="the file is empty"))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's notes on foreign pickle protocols
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
-            detail = next((line.strip() for line in text.splitlines() if "Unsupported" in line or "GLOBAL" in line),
-                          "it contains pickled Python objects")
-            raise InputError(messages.CHECKPOINT_UNSAFE.format(path=path, detail=detail[:200])) from None
+        calls = _pickled_callables(path)
+        if calls or "global" in str(exc).lower():
+            detail = f"it calls {', '.join(calls[:3])}" if calls else "it contains pickled Python objects"
+            raise InputError(messages.CHECKPOINT_UNSAFE.format(path=path, detail=detail)) from None
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="corrupt data")) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError,
             AttributeError, IndexError, KeyError, TypeError) as exc:
@@ -56,6 +58,33 @@ def safe_torch_load(path: str | Path) -> Any:
         detail = "truncated or corrupt" if ("failed finding central directory" in first or isinstance(exc, EOFError)
                                             or "invalid load key" in first) else first[:160]
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail=detail)) from None
+
+
+def _pickled_callables(path: Path) -> list[str]:
+    """Names of the Python callables a pickle (plain or inside torch's zip) would import — read
+    with pickletools, which parses opcodes and never executes anything."""
+    import pickletools
+
+    raw = path.read_bytes()
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                raw = next(z.read(n) for n in z.namelist() if n.endswith("data.pkl"))
+        except (StopIteration, zipfile.BadZipFile, OSError):
+            return []
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(raw):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(str(arg))
+            elif op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # malformed opcodes: report what was found so far
+        pass
+    safe = ("torch.", "collections.OrderedDict", "_codecs.encode")
+    return [n for n in dict.fromkeys(names) if not n.startswith(safe)]
 
 
 def load(path: str | Path) -> dict[str, Any]:

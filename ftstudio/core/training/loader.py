@@ -25,8 +25,9 @@ class DeviceBatches:
 
     def __init__(self, split: Split | StreamSplit, mean: tuple[float, ...], std: tuple[float, ...],
                  device: torch.device, batch_size: int, shuffle: bool = False, augment: AugmentSpec | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, rank: int = 0, world: int = 1) -> None:
         self.split = split
+        self.rank, self.world = rank, world  # under DDP each rank takes its piece of every global batch
         self.device = device
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -51,11 +52,15 @@ class DeviceBatches:
         order = torch.randperm(n, generator=shuffle_gen) if self.shuffle else None
         if self.x is not None:
             order_dev = order.to(self.device) if order is not None else None
+            plain = self.world == 1  # one process: labels permuted once per epoch, batches are views
+            y = self.y.index_select(0, order_dev) if plain and order_dev is not None else self.y
             for start in range(skip * self.batch_size, n, self.batch_size):
-                if order_dev is None:
-                    xb, yb = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                stop = start + self.batch_size
+                if plain:
+                    xb = self.x[start:stop] if order_dev is None else self.x.index_select(0, order_dev[start:stop])
+                    yb = y[start:stop]
                 else:
-                    idx = order_dev[start:start + self.batch_size]
+                    idx = self._piece(order_dev, start)
                     xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
                 if self.augment is not None:
                     xb = augment_batch(xb, self.augment, augment_gen)
@@ -63,11 +68,16 @@ class DeviceBatches:
             return
         yield from self._stream(order, augment_gen, skip)
 
+    def _piece(self, order: torch.Tensor | None, start: int) -> torch.Tensor:
+        """This rank's share of the global batch that begins at ``start``."""
+        stop = min(start + self.batch_size, len(self.split))
+        idx = order[start:stop] if order is not None else torch.arange(start, stop, device=self.device)
+        return torch.tensor_split(idx, self.world)[self.rank] if self.world > 1 else idx
+
     def _stream(self, order, augment_gen, skip):
         from torch.utils.data import DataLoader
 
-        indices = (order if order is not None else torch.arange(len(self.split)))[skip * self.batch_size:]
-        chunks = [indices[i:i + self.batch_size].tolist() for i in range(0, len(indices), self.batch_size)]
+        chunks = [self._piece(order, s).tolist() for s in range(skip * self.batch_size, len(self.split), self.batch_size)]
         loader = DataLoader(_Decoded(self.split), batch_sampler=chunks, num_workers=min(4, os.cpu_count() or 1),
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for xb, yb in loader:

@@ -31,8 +31,11 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: DeviceBatches, num_classes: int, amp_dtype: torch.dtype | None = None) -> Evaluation:
-    """Evaluate ``model`` over every batch (eval mode restored to the previous mode afterwards)."""
+def evaluate(model: torch.nn.Module, batches: DeviceBatches, num_classes: int, amp_dtype: torch.dtype | None = None,
+             dist=None) -> Evaluation:
+    """Evaluate ``model`` over every batch (eval mode restored to the previous mode afterwards).
+
+    Under DDP (``dist``) each rank evaluates its shard and the sums are reduced across ranks."""
     was_training = model.training
     model.eval()
     device = batches.device
@@ -47,8 +50,11 @@ def evaluate(model: torch.nn.Module, batches: DeviceBatches, num_classes: int, a
         confusion += torch.bincount(yb * num_classes + pred, minlength=num_classes * num_classes)
         preds.append(pred)
     model.train(was_training)
-    count = len(batches.split)
+    if dist is not None:
+        dist.all_reduce(loss_sum)
+        dist.all_reduce(confusion)
     conf = confusion.view(num_classes, num_classes).cpu().numpy()
+    count = int(conf.sum())
     predictions = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     loss = float(loss_sum) / count if count else float("nan")
     accuracy = float(np.trace(conf)) / count if count else float("nan")

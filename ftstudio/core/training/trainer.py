@@ -7,6 +7,7 @@ batch, and can save a checkpoint at any batch boundary that resumes to identical
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -29,6 +30,7 @@ from ftstudio.core.training.loader import DeviceBatches
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
 
+_NO_AUTOCAST = contextlib.nullcontext()
 EVENT_INTERVAL_S = 0.25  # BatchFinished at most ~4 times a second
 SAMPLE_PREDICTIONS = 64
 
@@ -38,6 +40,32 @@ class _NotFinite(Exception):
         self.value, self.step = value, step
 
 
+class _Window:
+    """The steps since the last event, kept on the device until read in one go (no per-step sync;
+    train accuracy is computed for the whole window at once rather than per batch)."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.outputs: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    def add(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor) -> None:
+        self.losses.append(loss)
+        self.outputs.append(output)
+        self.labels.append(labels)
+        self.sizes.append(int(labels.shape[0]))
+
+    def read(self) -> tuple[list[float], int]:
+        correct = (torch.cat(self.outputs).argmax(1) == torch.cat(self.labels)).sum()
+        losses = torch.stack(self.losses).float().cpu().tolist()
+        return losses, int(correct)
+
+    def clear(self) -> None:
+        for part in (self.losses, self.outputs, self.labels, self.sizes):
+            part.clear()
+
+
 class Trainer:
     """Trains ``model`` on ``data`` with ``config``; see module docstring."""
 
@@ -45,7 +73,7 @@ class Trainer:
                  callbacks: list[Callback] | tuple[Callback, ...] = (), *,
                  stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
                  lr_multipliers: dict[int, float] | None = None, state: dict[str, Any] | None = None,
-                 augment: AugmentSpec | None = None) -> None:
+                 augment: AugmentSpec | None = None, dist=None) -> None:
         self.model = model
         self.data = data
         self.config = config
@@ -54,6 +82,8 @@ class Trainer:
         self.pause_event = pause_event or threading.Event()
         self.lr_multipliers = lr_multipliers or {}
         self.augment = augment
+        self.dist = dist  # a DistContext under torchrun, else None
+        self.module = model  # the unwrapped network (``self.model`` may be its DDP wrapper)
         self.state = dict(state or {})  # recipe, architecture, classes… stored in every checkpoint
         self.device = resolve_device(config.device)
         self.epoch = 0  # epochs completed
@@ -108,17 +138,18 @@ class Trainer:
     def _prepare(self) -> tuple[DeviceBatches, DeviceBatches | None]:
         conv = any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules())
         channels_last = conv and self.device.type == "cuda"
-        self.model.to(self.device)
+        self.module.to(self.device)
         if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.module.to(memory_format=torch.channels_last)
         cfg = self.config
+        rank, world = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
         train = DeviceBatches(self.data.train, self.data.mean, self.data.std, self.device, cfg.batch_size,
-                              shuffle=True, augment=self.augment, channels_last=channels_last)
+                              shuffle=True, augment=self.augment, channels_last=channels_last, rank=rank, world=world)
         val = None
         if len(self.data.val):
             val = DeviceBatches(self.data.val, self.data.mean, self.data.std, self.device, max(cfg.batch_size, 512),
-                                channels_last=channels_last)
-        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), cfg)
+                                channels_last=channels_last, rank=rank, world=world)
+        self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(train))
         amp = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
@@ -127,8 +158,10 @@ class Trainer:
     def rebuild_optimizer(self) -> None:
         """Re-create the optimizer after ``requires_grad`` changed (gradual unfreezing), keeping the step."""
         assert self.optimizer is not None
+        if self.dist is not None:  # DDP syncs only what trained when it was wrapped: wrap again
+            self.model = self.dist.wrap(self.module)
         old = self.optimizer
-        self.optimizer = make_optimizer(param_groups(self.model, self.lr_multipliers), self.config)
+        self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), self.config)
         for p, st in old.state.items():
             if p.requires_grad:
                 self.optimizer.state[p] = st
@@ -145,7 +178,7 @@ class Trainer:
         mid = self.mid_epoch
         return {
             **self.state,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -171,7 +204,7 @@ class Trainer:
                           "is kept") from None
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.model.load_state_dict(ckpt["model"])
+        self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
@@ -207,8 +240,10 @@ class Trainer:
             self._steps_per_epoch = len(train)
             if resume is not None:
                 self._restore(resume)
-            params = sum(p.numel() for p in self.model.parameters())
-            trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            if self.dist is not None:
+                self.model = self.dist.wrap(self.module)
+            params = sum(p.numel() for p in self.module.parameters())
+            trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
             self.emit(FitStarted(self.config.epochs, self.epoch, len(train), str(self.device), params, trainable,
                                  len(self.data.train), len(self.data.val), self.data.classes, self.config.batch_size))
             while self.epoch < self.config.epochs and not self.done:
@@ -227,6 +262,10 @@ class Trainer:
         except FtError as exc:
             self.emit(FitFailed(str(exc), "error", self.epoch + 1, self.step))
             raise
+        except OSError as exc:  # a run file could not be written (disk full, folder gone, read-only)
+            message = f"cannot write {exc.filename or 'a run file'}: {exc.strerror or exc}"
+            self._emit_failed_quietly(FitFailed(message, "io", self.epoch + 1, self.step))
+            raise FtError(message) from None
         except Exception as exc:
             self.emit(FitFailed(f"{type(exc).__name__}: {exc}", "error", self.epoch + 1, self.step))
             raise
@@ -235,6 +274,14 @@ class Trainer:
                              self.best_val_loss, val_acc, val_loss, time.perf_counter() - started)
         self.emit(result)
         return result
+
+    def _emit_failed_quietly(self, event: FitFailed) -> None:
+        """Report a failure whose cause may also break the callbacks that record it."""
+        for cb in self.callbacks:
+            try:
+                cb.on_fit_failed(event)
+            except OSError:
+                pass
 
     def _free_memory(self) -> None:
         if self.device.type == "cuda":
@@ -251,18 +298,17 @@ class Trainer:
         model.train()
         amp = self._amp_dtype()
         on_cpu = self.device.type == "cpu"
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        pending: list[torch.Tensor] = []
-        pending_sizes: list[int] = []
+        scheduled = cfg.scheduler != "none" or cfg.warmup_epochs > 0  # a constant rate needs no per-step call
+        window = _Window()
         window_start = epoch_start = time.perf_counter()
         window_seen, paused, last_emit = 0, 0.0, window_start
         batches = len(train)
         b = skip
         for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
             paused += self._wait_if_paused()
-            if self.done:
+            if self._should_stop(window.losses):
                 break
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            with torch.autocast(self.device.type, dtype=amp) if amp is not None else _NO_AUTOCAST:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -278,34 +324,31 @@ class Trainer:
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-            self.scheduler.step()
+            if scheduled:
+                self.scheduler.step()
             self.step += 1
             b += 1
             self.batch = b
             value = loss.detach()
             if on_cpu and not math.isfinite(value.item()):
                 raise _NotFinite(value.item(), self.step)
-            correct += (out.detach().argmax(1) == yb).sum()
-            pending.append(value)
-            pending_sizes.append(int(yb.shape[0]))
+            window.add(value, out.detach(), yb)
             now = time.perf_counter()
             if now - last_emit >= EVENT_INTERVAL_S or b == batches:
-                losses = torch.stack(pending).float().cpu().tolist()  # the one sync per event
+                losses = self._account(window)  # the one device sync per event
                 bad = next((v for v in losses if not math.isfinite(v)), None)
                 if bad is not None:
                     raise _NotFinite(bad, self.step - len(losses) + losses.index(bad) + 1)
-                n = self._account(losses, pending_sizes)
-                window_seen += n
+                n = sum(window.sizes)
+                window.clear()
+                window_seen += n * (self.dist.world if self.dist else 1)  # samples/s of the whole job
                 elapsed = max(now - window_start - paused, 1e-9)
                 steps = tuple(range(self.step - len(losses) + 1, self.step + 1))
                 self.emit(BatchFinished(epoch, self.step, b, batches, sum(losses) / len(losses),
                                         opt.param_groups[0]["lr"], window_seen / elapsed, steps, tuple(losses)))
-                pending.clear()
-                pending_sizes.clear()
                 window_start, window_seen, paused, last_emit = now, 0, 0.0, now
-        if pending:  # stopped between events: account for what ran
-            self._account(torch.stack(pending).float().cpu().tolist(), pending_sizes)
-        self._partial["correct"] += int(correct)
+        if window.losses:  # stopped between events: account for what ran
+            self._account(window)
         self._partial["seconds"] += time.perf_counter() - epoch_start
         if b < batches:  # stopped inside the epoch
             self.mid_epoch = True
@@ -313,20 +356,43 @@ class Trainer:
         self.mid_epoch = False
         self._finish_epoch(epoch, val)
 
-    def _account(self, losses: list[float], sizes: list[int]) -> int:
-        """Add a window of per-step losses to the epoch's running sums; returns its sample count."""
-        n = sum(sizes)
-        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, sizes))
-        self._partial["seen"] += n
-        return n
+    def _should_stop(self, pending: list[torch.Tensor]) -> bool:
+        """Stop before the next batch? Under DDP all ranks decide together (and trip the NaN guard
+        together), or one would wait forever for the others in the next all-reduce."""
+        if self.dist is None:
+            return self.done
+        flags = torch.zeros(2, device=self.device)
+        flags[0] = float(self.done)
+        if pending:
+            flags[1] = (~torch.isfinite(pending[-1])).float()
+        self.dist.all_reduce(flags, op="max")
+        if flags[1] > 0:
+            raise _NotFinite(float("nan"), self.step)
+        if flags[0] > 0:
+            self.stop_event.set()
+            return True
+        return False
+
+    def _account(self, window: "_Window") -> list[float]:
+        """Add a window of steps to the epoch's running sums; returns its per-step losses."""
+        losses, correct = window.read()
+        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))
+        self._partial["seen"] += sum(window.sizes)
+        self._partial["correct"] += correct
+        return losses
 
     def _finish_epoch(self, epoch: int, val: DeviceBatches | None) -> None:
         part = self._partial
+        if self.dist is not None:  # average over every rank's samples
+            sums = torch.tensor([part["loss_sum"], part["correct"], part["seen"]], dtype=torch.float64,
+                                device=self.device)
+            loss_sum, correct, seen = self.dist.all_reduce(sums).tolist()
+            part = {**part, "loss_sum": loss_sum, "correct": correct, "seen": seen}
         train_loss = part["loss_sum"] / max(part["seen"], 1)
         train_acc = part["correct"] / max(part["seen"], 1)
         val_loss = val_acc = None
         if val is not None:
-            ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype())
+            ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype(), self.dist)
             val_loss, val_acc = ev.loss, ev.accuracy
             self.emit(ValidationFinished(epoch, val_loss, val_acc, ev.confusion,
                                          tuple(int(p) for p in ev.predictions[:SAMPLE_PREDICTIONS])))

@@ -1,0 +1,45 @@
+"""Find the largest batch size that fits in the device's memory, by trying one training step.
+
+Offered when training runs out of GPU memory: start from a size, halve on out-of-memory until one
+forward + backward pass fits (then try doubling back up to the requested size is not needed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ftstudio.core.errors import InputError
+
+
+def fits(model: torch.nn.Module, input_shape: tuple[int, ...], num_classes: int, batch_size: int,
+         device: torch.device) -> bool:
+    """True if one forward + backward pass at ``batch_size`` runs without running out of memory."""
+    x = y = out = loss = None
+    try:
+        x = torch.randn((batch_size, *input_shape), device=device)
+        y = torch.randint(0, num_classes, (batch_size,), device=device)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        return True
+    except torch.OutOfMemoryError:
+        return False
+    finally:
+        del x, y, out, loss
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def find_batch_size(model: torch.nn.Module, input_shape: tuple[int, ...], num_classes: int, start: int,
+                    device: torch.device) -> int:
+    """The largest of start, start/2, start/4, … that fits; InputError if not even 1 does."""
+    model.to(device).train()
+    size = max(1, start)
+    while size >= 1:
+        if fits(model, input_shape, num_classes, size, device):
+            return size
+        size //= 2
+    raise InputError(f"the model does not fit in {device}'s memory even at batch size 1; "
+                     "choose a smaller model or another device")

@@ -1,0 +1,104 @@
+"""Crashes and interruptions lose nothing: kill -9 then --resume, full disks, read-only folders, OOM."""
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ftstudio.core import fileio
+from ftstudio.core.batch_search import find_batch_size
+from ftstudio.core.errors import FtError
+from ftstudio.core.pipeline import train_recipe
+from ftstudio.core.recipe import Recipe
+from ftstudio.core.runs import Run
+from ftstudio.core.training import checkpoint
+from ftstudio.core.training.callbacks import Callback
+from tests.helpers import ROOT, cli
+
+
+def recipe(epochs=4):
+    return Recipe.from_dict({"train": {"epochs": epochs, "batch_size": 128, "lr": 3e-3}})
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
+    ref = cli("train", "--epochs", "40", "--batch-size", "128", "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ftstudio", "train", "--epochs", "40", "--batch-size", "128",
+                             "--out", str(run)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(Run(run).epochs()) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # at an arbitrary moment: mid-epoch, mid-write…
+    proc.wait(timeout=30)
+    assert Run(run).read_summary()["status"] == "running"  # it never got to say otherwise
+    resumed = cli("train", "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["epoch"] for r in Run(run).epochs()] == list(range(1, 41))  # each epoch exactly once
+    a = checkpoint.load(tmp_path / "ref" / "checkpoints" / "last.pt")["model"]
+    b = checkpoint.load(run / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert Run(run).read_summary()["status"] == "completed"
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    real = fileio.atomic_write
+
+    class FillDisk(Callback):
+        order = 60  # after the epoch row is logged, before the checkpoint is written
+
+        def on_epoch_finished(self, event):
+            if event.epoch == 2:
+                def full(path, write):
+                    if str(path).endswith(".pt"):
+                        raise OSError(errno.ENOSPC, "No space left on device")
+                    return real(path, write)
+                monkeypatch.setattr(fileio, "atomic_write", full)
+                monkeypatch.setattr(checkpoint, "atomic_write", full)
+
+    with pytest.raises(FtError, match="cannot write checkpoint .*last.pt: No space left on device"):
+        train_recipe(recipe(), tmp_path / "run", callbacks=[FillDisk()])
+    run = Run(tmp_path / "run")
+    assert checkpoint.load(run.checkpoint("last"))["epoch"] == 1  # the previous one, intact
+    assert not list(run.checkpoints.glob(".*.tmp"))  # no half-written leftovers
+    assert run.read_summary()["status"] == "failed"
+    assert "No space left" in run.read_summary()["error"]
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = cli("train", "--epochs", "1", "--out", str(blocker / "run"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert str(blocker) in out.stderr
+
+
+def test_batch_size_search_halves_until_it_fits():
+    class Hungry(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            if x.shape[0] > 24:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return self.lin(x)
+
+    assert find_batch_size(Hungry(), (4,), 3, 256, torch.device("cpu")) == 16
+
+
+def test_out_of_memory_names_the_batch_size(tmp_path):
+    class Boom(Callback):
+        def on_epoch_started(self, event):
+            def explode(*a):
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            self.trainer.model.register_forward_hook(explode)
+
+    with pytest.raises(FtError, match="out of memory on cpu at batch size 128; try --batch-size 64"):
+        train_recipe(recipe(), tmp_path / "run", callbacks=[Boom()])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_kind"] == "out_of_memory"
