@@ -119,7 +119,10 @@ def merge_lora(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def merge_state_dict(state: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, torch.Tensor]:
     """A plain state dict from one with adapters (``info`` is a checkpoint's ``lora`` entry)."""
-    scale = float(info["alpha"]) / int(info["rank"])
+    rank, alpha = info.get("rank"), info.get("alpha")
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1 or not isinstance(alpha, (int, float)):
+        raise ValueError(f"malformed lora entry (rank {rank!r}, alpha {alpha!r})")
+    scale = float(alpha) / rank
     out = {k: v for k, v in state.items() if not k.endswith((f".{A_SUFFIX}", f".{B_SUFFIX}"))}
     for key, a in state.items():
         if key.endswith(f".{A_SUFFIX}"):

@@ -260,3 +260,13 @@ def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
     second = train_recipe(replay, tmp_path / "b").run.path
     a, b = (checkpoint.load(p / "checkpoints" / "last.pt")["model"] for p in (first, second))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_malformed_lora_entry_is_a_clear_error(source_run, tmp_path):
+    from ftstudio.core.pipeline import model_from_checkpoint
+
+    ckpt = checkpoint.load(source_run / "checkpoints" / "best.pt")
+    for bad in ({"rank": 0, "alpha": 1.0}, {"rank": "4"}, {"rank": 2, "alpha": 4.0, "layers": []}):
+        state = dict(ckpt["model"], **{"0.lora_a": torch.zeros(2, 9)}) if "layers" in bad else ckpt["model"]
+        with pytest.raises(InputError, match="weights do not match"):
+            model_from_checkpoint({**ckpt, "model": state, "lora": bad}, "x.pt")
