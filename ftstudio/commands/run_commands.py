@@ -42,15 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=runs)
 
 
-def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = None, prefix: str = "") -> int:
-    """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130)."""
+def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = None, prefix: str = "",
+            **options) -> int:
+    """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130).
+
+    ``options`` go to `train_recipe` (e.g. ``on_prepared``)."""
     from ftstudio.core.distributed import train_maybe_distributed
 
     stop = threading.Event()
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
-                                             stop_event=stop, resume=resume, epochs=epochs)
+                                             stop_event=stop, resume=resume, epochs=epochs, **options)
         except Exception as exc:
             if interrupted.is_set() and str(exc) == messages.CANCELLED:
                 raise Interrupted("interrupted before training started") from None

@@ -1,13 +1,36 @@
-"""Fine-tuning: per-layer freezing and learning-rate multipliers (more in the fine-tune plan)."""
+"""Fine-tuning: a FinetunePlan turned into a model ready to train — new head, frozen parts, per-group rates.
+
+The plan is executed here, once, before training: the source's weights are loaded, its head is
+resized to the new classes (rows of classes it already knows are kept, by class name), the
+strategy decides what trains and at which rate (``head``, ``full``, ``lora``, ``none``), per-layer
+overrides come last, and ``unfreeze_after`` defers the backbone to a callback. The trainer only
+sees parameters with ``requires_grad`` and a ``{id(param): lr multiplier}`` dict.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from ftstudio.core.architecture import ModelSpec, iter_layers, module_at
+from ftstudio.core import messages
+from ftstudio.core.architecture import CLASSES, ModelSpec, iter_layers, module_at
+from ftstudio.core.errors import InputError
+from ftstudio.core.training.callbacks import Callback
+from ftstudio.core.training.events import EpochFinished
+
+if TYPE_CHECKING:
+    from ftstudio.core.datasets import DataBundle
+    from ftstudio.core.pipeline import Prepared
+    from ftstudio.core.pretrained import Source
+    from ftstudio.core.recipe import FinetunePlan, Recipe
+
+MAX_EPOCHS = 100_000
 
 
 def layer_multipliers(model: nn.Module, spec: ModelSpec) -> dict[int, float]:
@@ -33,3 +56,220 @@ def strip_pretrained(spec: ModelSpec) -> ModelSpec:
         return out
 
     return spec.replace(layers=tuple(strip(spec.layers)))
+
+
+def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> "Prepared":
+    """Load the source and the new data, build the model with its new head, apply the plan."""
+    from ftstudio.core.datasets import load_data
+    from ftstudio.core.pipeline import Prepared, seed_everything
+    from ftstudio.core.pretrained import load_source
+
+    plan = recipe.finetune
+    assert plan is not None
+    source = load_source(plan)
+    size, channels = (source.input_shape[1:], source.input_shape[0]) if source.input_shape else (None, None)
+    data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
+    data, notes = _normalisation(data, source)
+    seed_everything(recipe.train.seed)
+    model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
+    notes.append(_head_note(source, arch, data.classes, kept, fresh))
+    result = apply_strategy(model, arch, plan, source.head)
+    notes.append(result.note)
+    recipe, note = _enough_steps(recipe, len(data.train))
+    if note:
+        notes.append(note)
+    name = recipe.name or f"{plan.strategy}-finetune-{Path(recipe.data.name).name or recipe.data.name}"
+    recipe = recipe.replace(name=name, model=arch.to_dict())
+    lineage = {**source.lineage, "strategy": plan.strategy, "head_layer": str(source.head),
+               "kept_classes": kept, "new_classes": fresh}
+    return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
+                    deferred=result.deferred)
+
+
+def finetune_callbacks(prepared: "Prepared") -> list[Callback]:
+    """Gradual unfreezing, when the plan asks for it."""
+    plan = prepared.recipe.finetune
+    if plan is None or not plan.unfreeze_after or not prepared.deferred:
+        return []
+    return [GradualUnfreeze(prepared.deferred, plan.unfreeze_after)]
+
+
+class GradualUnfreeze(Callback):
+    """After ``after`` epochs, the deferred parameters start training (the optimizer is rebuilt)."""
+
+    order = 5  # before the checkpoint callback, so the checkpoint holds the rebuilt optimizer
+
+    def __init__(self, params: list[nn.Parameter], after: int) -> None:
+        super().__init__()
+        self.params, self.after, self.unfrozen = params, after, False
+
+    def _apply(self) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+        self.unfrozen = True
+
+    def on_epoch_finished(self, event: EpochFinished) -> None:
+        if not self.unfrozen and event.epoch >= self.after:
+            self._apply()
+            assert self.trainer is not None
+            self.trainer.rebuild_optimizer()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"unfrozen": self.unfrozen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # runs before the optimizer is built
+        if state.get("unfrozen"):
+            self._apply()
+
+
+# --------------------------------------------------------------------------------------------- head
+def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes: tuple[str, ...],
+                        keep_known: bool = True) -> tuple[nn.Module, ModelSpec, list[str], list[str]]:
+    """The source network with a head for ``classes``: (model, concrete spec, kept classes, fresh classes)."""
+    from ftstudio.core.architecture import build_model
+
+    layers = list(source.architecture.layers)
+    layers[source.head] = layers[source.head].with_params(out_features=CLASSES)
+    spec = source.architecture.replace(layers=tuple(layers))
+    if source.state is not None:  # weights come from the checkpoint, not from a backbone's file
+        spec = strip_pretrained(spec)
+    model, concrete = build_model(spec, input_shape, len(classes))
+    known = {c: i for i, c in enumerate(source.classes)} if keep_known else {}
+    kept = [c for c in classes if c in known]
+    if source.state is None:
+        return model, concrete, [], list(classes)
+    prefix = f"{source.head}."
+    body = {k: v for k, v in source.state.items() if not k.startswith(prefix)}
+    try:
+        missing, unexpected = model.load_state_dict(body, strict=False)
+    except RuntimeError as exc:
+        raise InputError(f"{source.lineage.get('checkpoint')}: weights do not match the architecture "
+                         f"({str(exc).splitlines()[0]})") from None
+    bad = [k for k in missing if not k.startswith(prefix)] + list(unexpected)
+    if bad:
+        raise InputError(f"{source.lineage.get('checkpoint')}: weights do not match the architecture "
+                         f"(missing or unexpected: {', '.join(bad[:5])})")
+    head = model[source.head]
+    with torch.no_grad():
+        for i, name in enumerate(classes):
+            if name in kept:
+                head.weight[i] = source.state[f"{prefix}weight"][known[name]]
+                if head.bias is not None and f"{prefix}bias" in source.state:
+                    head.bias[i] = source.state[f"{prefix}bias"][known[name]]
+    return model, concrete, kept, [c for c in classes if c not in kept]
+
+
+def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
+    features = arch.layers[source.head].params["in_features"]
+    where = f"head (layer {source.head}, {features} features → {len(classes)} classes)"
+    if not kept:
+        return f"{where}: new, trained from scratch"
+    if not fresh:
+        return f"{where}: kept — the source already knows all {len(kept)} classes"
+    return (f"{where}: kept the rows of {len(kept)} known class(es); {len(fresh)} new class(es) start fresh: "
+            f"{', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}")
+
+
+def _normalisation(data: "DataBundle", source: "Source") -> tuple["DataBundle", list[str]]:
+    """Feed the network inputs scaled the way it learned them: the source's mean/std when they fit."""
+    if source.mean is None or len(source.mean) != data.input_shape[0]:
+        return data, [f"normalising with the new data's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
+    data = dataclasses.replace(data, mean=tuple(source.mean), std=tuple(source.std))
+    return data, [f"normalising with the source's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
+
+
+def _enough_steps(recipe: "Recipe", train_size: int) -> tuple["Recipe", str]:
+    """Raise the epochs so that at least ``min_steps`` optimizer steps happen (tiny data: 1 step/epoch)."""
+    plan, cfg = recipe.finetune, recipe.train
+    per_epoch = max(1, math.ceil(train_size / cfg.batch_size))
+    if not plan.min_steps or cfg.epochs * per_epoch >= plan.min_steps:
+        return recipe, ""
+    epochs = min(MAX_EPOCHS, math.ceil(plan.min_steps / per_epoch))
+    note = (f"{train_size} training images make {per_epoch} optimizer step(s) per epoch: epochs raised from "
+            f"{cfg.epochs} to {epochs} so that at least {plan.min_steps} steps happen (min_steps 0 keeps them)")
+    return recipe.replace(train=dataclasses.replace(cfg, epochs=epochs)), note
+
+
+# ----------------------------------------------------------------------------------------- strategy
+@dataclasses.dataclass
+class StrategyResult:
+    multipliers: dict[int, float]
+    deferred: list[nn.Parameter]
+    lora: dict[str, Any] | None
+    note: str
+
+
+def apply_strategy(model: nn.Module, spec: ModelSpec, plan: "FinetunePlan", head_index: int) -> StrategyResult:
+    """Set ``requires_grad`` and learning-rate multipliers for ``plan.strategy``, then per-layer overrides."""
+    from ftstudio.core.lora import add_lora, adapter_parameters
+
+    head = model[head_index]
+    lora = None
+    if plan.strategy == "lora":
+        adapted = add_lora(model, plan.lora_rank, plan.lora_alpha, skip=(head,))
+        if not adapted:
+            raise InputError(messages.NO_LORA_TARGET)
+        lora = {"rank": plan.lora_rank, "alpha": plan.lora_alpha, "layers": adapted}
+    head_ids = {id(p) for p in head.parameters()}
+    adapter_ids = {id(p) for p in adapter_parameters(model)}
+    spec_mults = layer_multipliers(model, spec)
+    multipliers: dict[int, float] = {}
+    backbone: dict[int, nn.Parameter] = {}  # what trains besides the head (deferred by unfreeze_after)
+    for p in model.parameters():
+        pid = id(p)
+        mult = spec_mults.get(pid, 1.0)
+        if pid in head_ids:
+            p.requires_grad_(True)
+            multipliers[pid] = mult * (plan.head_lr_mult if plan.strategy != "none" else 1.0)
+            continue
+        if plan.strategy == "lora":
+            p.requires_grad_(pid in adapter_ids)
+        elif plan.strategy in ("head", "full"):
+            p.requires_grad_(plan.strategy == "full")
+            mult *= plan.backbone_lr_mult
+        multipliers[pid] = mult
+        if p.requires_grad or plan.strategy == "head":
+            backbone[pid] = p
+    _apply_overrides(model, spec, plan, multipliers, backbone)
+    deferred = list(backbone.values()) if plan.unfreeze_after else []
+    for p in deferred:
+        p.requires_grad_(False)
+    return StrategyResult(multipliers, deferred, lora, _strategy_note(model, plan, lora, deferred))
+
+
+def _apply_overrides(model, spec, plan, multipliers, backbone) -> None:
+    paths = {path: path for path, _ in iter_layers(spec.layers)}
+    paths.update({layer.name: path for path, layer in iter_layers(spec.layers) if layer.name})
+    for override in plan.layers:
+        path = paths.get(override.layer.strip())
+        if path is None:
+            known = ", ".join(f"{p} {layer.type}" + (f" ({layer.name})" if layer.name else "")
+                              for p, layer in iter_layers(spec.layers))
+            raise InputError(messages.UNKNOWN_LAYER.format(layer=override.layer, known=known))
+        for p in module_at(model, path).parameters():
+            if override.freeze is not None:
+                p.requires_grad_(not override.freeze)
+                backbone.pop(id(p), None)  # an explicit choice is not deferred
+            if override.lr_mult is not None:
+                multipliers[id(p)] = override.lr_mult
+
+
+def _strategy_note(model: nn.Module, plan: "FinetunePlan", lora: dict | None, deferred: list) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    what = {"head": "only the new head trains",
+            "full": f"everything trains, the backbone at {plan.backbone_lr_mult:g}× and the head at "
+                    f"{plan.head_lr_mult:g}× the learning rate",
+            "lora": f"LoRA adapters (rank {plan.lora_rank}, alpha {plan.lora_alpha:g}) on "
+                    f"{len(lora['layers']) if lora else 0} layer(s) and the head train; base weights frozen",
+            "none": "the model trains as it is"}[plan.strategy]
+    text = (f"strategy {plan.strategy}: {what} — {trainable:,} of {total:,} parameters trainable "
+            f"({100 * trainable / max(total, 1):.1f}%)")
+    if deferred:
+        text += (f"; {sum(p.numel() for p in deferred):,} more join after epoch {plan.unfreeze_after} "
+                 f"(gradual unfreezing)")
+    return text

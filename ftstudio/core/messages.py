@@ -42,3 +42,24 @@ CHECKPOINT_UNSAFE = ("{path}: refused — not a plain weights file (it would nee
                      "load: {detail}). Only load checkpoints from people you trust")
 CHECKPOINT_INVALID = "{path}: not an ftstudio checkpoint ({detail})"
 CHECKPOINT_MISSING = "{path}: checkpoint not found"
+
+# fine-tuning
+SOURCE_MISSING = ("{path}: not found; --from takes a run folder, a checkpoint file (.pt) or "
+                  "torchvision:NAME for ImageNet weights")
+PRETRAINED_MISSING = ("ImageNet weights for {name} are not on this machine and ftstudio does not download "
+                      "them. Download {url} and place the file at {path} (torch's cache), or pick a local "
+                      ".pth/.safetensors file with --weights FILE — or pass --weights none to start from "
+                      "random initialisation")
+UNKNOWN_LAYER = ("fine-tune plan: no layer {layer!r}; name a layer by its index path (as the composer shows it, "
+                 "e.g. 3 or 5.1) or by its name. Layers: {known}")
+NO_LORA_TARGET = ("lora: the model has no Linear or Conv2d layer outside its head to adapt; "
+                  "use --strategy full or head")
+
+# export
+EXPORT_NOT_WRITABLE = "{path}: cannot write the export there ({reason}); choose a folder you can write to with --out"
+EXPORT_UNKNOWN_FORMAT = "--format {name}: unknown format; choose from {known}"
+EXPORT_TORCHSCRIPT = ("--format torchscript: torch.jit is deprecated in this PyTorch and its warnings would reach "
+                      "whoever loads the file; export pt2 instead (torch.export, loads with torch.export.load)")
+EXPORT_LAYER = "{format}: cannot represent layer {path} ({type}): {reason}"
+EXPORT_MISMATCH = ("{format}: the reloaded file disagrees with the PyTorch model (max difference {diff:.3g} > "
+                   "tolerance {tol:.1g}); the file is kept for inspection but should not be used")

@@ -7,7 +7,7 @@ torchrun all call; `evaluate_run` is `ftstudio evaluate`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ class Prepared:
     lr_multipliers: dict[int, float]
     lineage: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    lora: dict[str, Any] | None = None  # {rank, alpha, layers} when the model carries LoRA adapters
+    deferred: list[Any] = field(default_factory=list)  # parameters that join training later (gradual unfreezing)
 
 
 @dataclass
@@ -114,6 +116,7 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
     prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
     if on_prepared is not None:
         on_prepared(prepared)
     main = dist is None or dist.is_main  # under torchrun, rank 0 alone writes the run folder
@@ -122,6 +125,8 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
              "architecture": prepared.architecture.to_dict(), "classes": list(prepared.data.classes),
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
+    if prepared.lora:
+        state["lora"] = prepared.lora
     cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks] if main else []
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
@@ -194,7 +199,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "skipped_files": [{"path": p, "reason": r} for p, r in data.skipped],
         "warnings": list(data.warnings), "epochs": 0, "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
-        "lineage": prepared.lineage, "finetune": recipe.finetune is not None,
+        "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
     }
 
 
@@ -202,7 +207,14 @@ def load_run_model(run_dir: str | Path, which: str = "best"):
     """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
     from ftstudio.core.training import checkpoint
 
-    path = Path(run_dir)
+    ckpt_path = resolve_checkpoint(run_dir, which)
+    ckpt = checkpoint.load(ckpt_path)
+    return model_from_checkpoint(ckpt, ckpt_path), ckpt
+
+
+def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
+    path = Path(run_dir).expanduser()
     if not path.exists():
         raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
     ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
@@ -210,8 +222,7 @@ def load_run_model(run_dir: str | Path, which: str = "best"):
         ckpt_path = Run(path).checkpoint("last")
     if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
         raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
-    ckpt = checkpoint.load(ckpt_path)
-    return model_from_checkpoint(ckpt, ckpt_path), ckpt
+    return ckpt_path
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
@@ -223,9 +234,15 @@ def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"
     shape = tuple(ckpt["preprocess"]["input_shape"])
     model, _ = build_model(spec, shape, len(ckpt["classes"]))
     try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise InputError(f"{where}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+        state = ckpt["model"]
+        if ckpt.get("lora"):  # a LoRA run: fold the adapters into plain weights
+            from ftstudio.core.lora import merge_state_dict
+
+            state = merge_state_dict(state, ckpt["lora"])
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{where}: weights do not match the architecture "
+                         f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     model.eval()
     return model
 

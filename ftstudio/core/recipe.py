@@ -90,15 +90,21 @@ class FinetunePlan:
 
     source: str = spec(help="A run folder, a checkpoint file, or torchvision:NAME for pretrained weights")
     checkpoint: Literal["best", "last"] = spec("best", help="Which checkpoint of a run folder")
-    weights: str | None = spec(None, help="A local .pth/.safetensors file with pretrained weights")
-    strategy: Strategy = spec("full", help="head, full, lora or none (keep the source as is)")
-    backbone_lr_mult: float = spec(0.1, min=0.0, max=10.0, help="Backbone learning rate relative to the head (full)")
+    weights: str | None = spec(None, help="torchvision sources: a local .pth/.safetensors file with the "
+                                          "pretrained weights (default: torch's cache), or none for random init")
+    strategy: Strategy = spec("full", help="head (train only a new head), full (everything, the backbone at a "
+                                           "lower rate), lora (low-rank adapters) or none (train as is)")
+    backbone_lr_mult: float = spec(0.1, min=0.0, max=10.0, help="Backbone learning rate relative to --lr "
+                                                                "(full, and after unfreezing)")
     head_lr_mult: float = spec(1.0, min=0.0, max=100.0, help="Head learning rate relative to --lr")
     lora_rank: int = spec(4, min=1, max=512, help="Rank of the LoRA adapters")
     lora_alpha: float = spec(8.0, min=0.0, min_exclusive=True, help="LoRA scale (alpha / rank)")
-    unfreeze_after: int | None = spec(None, min=0, help="Unfreeze the backbone after this many epochs")
+    unfreeze_after: int | None = spec(None, min=0, help="Train only the head for this many epochs, then the "
+                                                        "backbone too (gradual unfreezing)")
     keep_known_classes: bool = spec(True, help="Keep head rows of classes the source already knows")
     layers: tuple[LayerOverride, ...] = spec((), help="Per-layer freeze / learning-rate overrides")
+    min_steps: int = spec(100, min=0, max=1_000_000, help="Train at least this many optimizer steps: on tiny "
+                                                          "data the epochs are raised until they add up (0 = off)")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import threading
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -157,6 +158,8 @@ class Trainer:
     def rebuild_optimizer(self) -> None:
         """Re-create the optimizer after ``requires_grad`` changed (gradual unfreezing), keeping the step."""
         assert self.optimizer is not None
+        if self.dist is not None:  # DDP syncs only what trained when it was wrapped: wrap again
+            self.model = self.dist.wrap(self.module)
         old = self.optimizer
         self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), self.config)
         for p, st in old.state.items():
@@ -164,8 +167,10 @@ class Trainer:
                 self.optimizer.state[p] = st
         steps = self.scheduler.last_epoch
         self.scheduler = make_scheduler(self.optimizer, self.config, self._steps_per_epoch)
-        for _ in range(steps):
-            self.scheduler.step()
+        with warnings.catch_warnings():  # fast-forwarding a fresh schedule is not the misuse torch warns about
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
 
     # ------------------------------------------------------------- checkpoint
     def checkpoint_state(self) -> dict[str, Any]:
@@ -217,6 +222,8 @@ class Trainer:
         self.best_val_accuracy, self.best_val_loss = best.get("val_accuracy"), best.get("val_loss")
         if ckpt.get("partial"):
             self._partial = dict(ckpt["partial"])
+
+    def _restore_callbacks(self, ckpt: dict[str, Any]) -> None:
         states = ckpt.get("callbacks") or {}
         for cb in self.callbacks:
             if cb.key in states:
@@ -227,6 +234,8 @@ class Trainer:
         """Train for ``config.epochs`` (or until stopped); ``resume`` is a loaded checkpoint dict."""
         started = time.perf_counter()
         try:
+            if resume is not None:  # first: a callback's state may change what trains (gradual unfreezing)
+                self._restore_callbacks(resume)
             train, val = self._prepare()
             self._steps_per_epoch = len(train)
             if resume is not None:

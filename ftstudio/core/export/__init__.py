@@ -1,0 +1,165 @@
+"""Export a run's model to files other runtimes load — and prove each one works by reloading it.
+
+``export_run(run_dir, formats)`` writes, next to the model files, ``signature.json`` (classes,
+input shape, preprocessing as numbers) and ``model_card.md``. Every file is reloaded by its own
+runtime and its outputs compared with the PyTorch model on sample inputs (two batch sizes, so a
+fixed batch dimension is caught); a mismatch or a format that cannot represent a layer makes the
+report not ``ok`` and says why. LoRA adapters are already merged when the checkpoint is loaded.
+Importing this package is cheap; torch loads when an export starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftstudio.core import messages
+from ftstudio.core.errors import InputError
+
+FORMATS = ("onnx", "pt2", "safetensors", "state-dict")
+SAMPLE_BATCHES = (3, 1)
+TOLERANCE = 1e-4  # max |difference| allowed, relative to max(1, max |logit|)
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    format: str
+    path: Path
+    sha256: str
+    verified: bool
+    max_abs_diff: float
+    message: str
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    files: list[ExportedFile] = field(default_factory=list)
+    signature_path: Path | None = None
+    card_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.files) and all(f.verified for f in self.files)
+
+
+def check_formats(formats: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Validated, de-duplicated format names (InputError for unknown ones and torchscript)."""
+    chosen = list(dict.fromkeys(formats or FORMATS))
+    for name in chosen:
+        if name == "torchscript":
+            raise InputError(messages.EXPORT_TORCHSCRIPT)
+        if name not in FORMATS:
+            raise InputError(messages.EXPORT_UNKNOWN_FORMAT.format(name=name, known=", ".join(FORMATS)))
+    return chosen
+
+
+def default_out_dir(run_dir: str | Path) -> Path:
+    path = Path(run_dir).expanduser()
+    return path / "export" if path.is_dir() else path.parent / f"{path.stem}-export"
+
+
+def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None = None,
+               out_dir: str | Path | None = None, checkpoint: str = "best",
+               progress: Callable[[str], None] | None = None) -> ExportReport:
+    """Export a run folder (or checkpoint file) to ``formats``; see the module docstring."""
+    from ftstudio.core.pipeline import model_from_checkpoint, resolve_checkpoint
+    from ftstudio.core.runs import Run
+    from ftstudio.core.training import checkpoint as ckpt_io
+
+    chosen = check_formats(formats)
+    ckpt_path = resolve_checkpoint(run_dir, checkpoint)
+    ckpt = ckpt_io.load(ckpt_path)
+    model = model_from_checkpoint(ckpt, ckpt_path)
+    out = Path(out_dir).expanduser() if out_dir else default_out_dir(run_dir)
+    ensure_writable(out)
+    run_path = Path(run_dir).expanduser()
+    summary = Run(run_path).read_summary() if run_path.is_dir() else {}
+    which = checkpoint if ckpt_path.stem == checkpoint else ckpt_path.stem
+    return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and prove a file can be written there, or raise a clear InputError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=folder, reason=exc.strerror or exc)) from None
+
+
+def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, summary: dict[str, Any] | None = None,
+                 which: str = "best", progress: Callable[[str], None] | None = None) -> ExportReport:
+    """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata)."""
+    import torch
+
+    from ftstudio.core.export import card
+    from ftstudio.core.export.formats import FORMAT_TABLE
+    from ftstudio.core.fileio import atomic_write_text
+
+    say = progress or (lambda message: None)
+    ensure_writable(out)
+    model = model.cpu().eval()
+    shape = tuple(int(v) for v in ckpt["preprocess"]["input_shape"])
+    gen = torch.Generator().manual_seed(0)
+    samples = [torch.randn((n, *shape), generator=gen) for n in SAMPLE_BATCHES]
+    with torch.no_grad():
+        expected = [model(x).numpy() for x in samples]
+    report = ExportReport(out)
+    for name in formats:
+        fmt = FORMAT_TABLE[name]
+        say(f"exporting {name} → {out / fmt.filename}")
+        report.files.append(_export_one(fmt, model, ckpt, samples, expected, out, say))
+    files = {f.format: f.path.name for f in report.files if f.verified}
+    sig = card.signature(ckpt, files)
+    report.signature_path = out / "signature.json"
+    atomic_write_text(report.signature_path, json.dumps(sig, indent=2) + "\n")
+    if any(f.format in ("safetensors", "state-dict") for f in report.files):
+        atomic_write_text(out / "architecture.json", json.dumps(ckpt["architecture"], indent=2) + "\n")
+    report.card_path = out / "model_card.md"
+    atomic_write_text(report.card_path, card.model_card(ckpt, summary or {}, which, sig, report.files,
+                                                               sum(p.numel() for p in model.parameters())))
+    say(f"{'all files verified' if report.ok else 'SOME FILES FAILED'}; signature and model card in {out}")
+    return report
+
+
+def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> ExportedFile:
+    from ftstudio.core.export.formats import blocking_layer, first_line
+    from ftstudio.core.pretrained import file_sha256
+
+    path = out / fmt.filename
+    try:
+        fmt.write(model, samples[0], path)
+    except OSError as exc:
+        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+    except Exception as exc:  # noqa: BLE001 — an exporter's failure is reported, not a crash
+        found = blocking_layer(model, samples[0], fmt.name)
+        if found:
+            text = messages.EXPORT_LAYER.format(format=fmt.name, path=found[0], type=found[1], reason=found[2])
+        else:
+            text = f"{fmt.name}: export failed ({first_line(exc)})"
+        return ExportedFile(fmt.name, path, "", False, math.nan, text)
+    say(f"verifying {fmt.name} with {fmt.runtime}")
+    try:
+        run = fmt.load(path, lambda state: _rebuild(ckpt, state))
+        diff = max(float(abs(run(x) - y).max()) for x, y in zip(samples, expected))
+    except Exception as exc:  # noqa: BLE001
+        return ExportedFile(fmt.name, path, file_sha256(path), False, math.nan,
+                            f"{fmt.name}: reloading with {fmt.runtime} failed ({first_line(exc)})")
+    tol = TOLERANCE * max(1.0, max(float(abs(y).max()) for y in expected))
+    ok = diff <= tol
+    text = (f"reloaded with {fmt.runtime}; outputs match" if ok
+            else messages.EXPORT_MISMATCH.format(format=fmt.name, diff=diff, tol=tol))
+    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text)
+
+
+def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):
+    from ftstudio.core.pipeline import model_from_checkpoint
+
+    return model_from_checkpoint({**ckpt, "model": state, "lora": None}, "export")
