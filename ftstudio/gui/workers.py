@@ -77,26 +77,35 @@ class _Job(QObject):
 
 
 class Task(QObject):
-    """The GUI-thread face of one background job (its signals arrive on the GUI thread)."""
+    """The GUI-thread face of one background job (its signals arrive on the GUI thread).
+
+    `Tasks` keeps it alive until its result has been relayed (``delivered``), so a result queued
+    behind another thread's end is never lost with its receiver."""
 
     done = Signal(object)
     failed = Signal(str)
     message = Signal(str)  # emitted from the job's thread; delivered queued to GUI-thread slots
+    relayed = Signal()
 
     def __init__(self, name: str, cancel: threading.Event) -> None:
         super().__init__()
         self.name = name
         self.cancel = cancel
+        self.delivered = False
 
     @Slot(object)
     def _relay_done(self, result: Any) -> None:
+        self.delivered = True
         if not self.cancel.is_set():
             self.done.emit(result)
+        self.relayed.emit()
 
     @Slot(str)
     def _relay_failed(self, message: str) -> None:
+        self.delivered = True
         if not self.cancel.is_set():
             self.failed.emit(message)
+        self.relayed.emit()
 
 
 class Tasks(QObject):
@@ -131,13 +140,15 @@ class Tasks(QObject):
         job.over.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # may be blocked in wait()
         thread.started.connect(job.run)
         thread.finished.connect(self._reap)
+        task.relayed.connect(self._reap)
         self._running[thread] = (job, task)
         thread.start()
         return task
 
     @Slot()
     def _reap(self) -> None:
-        for thread in [t for t in self._running if t.isFinished()]:
+        """Forget jobs whose thread has ended and whose result has reached the GUI thread."""
+        for thread in [t for t, (_, task) in self._running.items() if t.isFinished() and task.delivered]:
             job, _ = self._running.pop(thread)
             thread.wait()
             job.deleteLater()
@@ -155,8 +166,9 @@ class Tasks(QObject):
         self.closed = True
         for thread, (_, task) in list(self._running.items()):
             task.cancel.set()
-        for thread in list(self._running):
+        for thread, (_, task) in list(self._running.items()):
             thread.wait()
+            QCoreApplication.sendPostedEvents(task)  # its (cancelled, so silent) relay
         self._reap()
 
 

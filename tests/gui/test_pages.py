@@ -235,3 +235,25 @@ def test_export_page_says_when_the_exporter_is_missing(make_window, monkeypatch)
 def test_batch_size_reaches_the_model_memory_estimate(window):
     set_train(window, batch_size=512)
     assert "batch size 512" in window.model_page.header.text()
+
+
+def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tmp_path):
+    from ftstudio.gui.pages.export import export_available
+
+    if not export_available():
+        pytest.skip("ftstudio.core.export is not in this build")
+    _train_tiny_runs(1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    window = make_window()
+    window.show_page("export")
+    page = window.export_page
+    qtbot.waitUntil(lambda: bool(page.formats), timeout=60_000)
+    answers.folder = str(blocker / "export")  # cannot be created: its parent is a file
+    page.choose.click()
+    assert page.folder.text() == answers.folder
+    page.set_selected_formats(["safetensors"])
+    page.export_button.click()
+    qtbot.waitUntil(lambda: not page.exporting, timeout=60_000)
+    assert "Export failed" in page.banner.text() and "a-file" in page.banner.text()
+    assert page.report is None and page.export_button.isEnabled() and window.isVisible()

@@ -131,3 +131,18 @@ def test_a_newer_task_supersedes_an_older_one(qtbot):
     QCoreApplication.sendPostedEvents()  # deliver a stale result now, if it were (wrongly) relayed
     QCoreApplication.processEvents()
     assert results == ["new"] and not tasks.busy()
+
+
+def test_a_result_survives_another_thread_ending_first(qtbot):
+    """B's end is handled before A's result arrives; A's task must live until it is relayed."""
+    tasks = Tasks()
+    results = []
+    go = threading.Event()
+    tasks.start("b", lambda cancel: "b").done.connect(results.append)  # nobody else keeps these tasks
+    tasks.start("a", lambda cancel: go.wait(10) and "a").done.connect(results.append)
+    thread_b, thread_a = list(tasks._running)
+    thread_b.wait()
+    go.set()
+    thread_a.wait()  # both ended; their results and ends are queued: b's first
+    qtbot.waitUntil(lambda: sorted(results) == ["a", "b"], timeout=10_000)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)

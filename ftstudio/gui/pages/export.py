@@ -9,6 +9,7 @@ so instead of offering buttons that cannot work.
 from __future__ import annotations
 
 import importlib
+import math
 import importlib.util
 from pathlib import Path
 
@@ -245,7 +246,7 @@ class ExportPage(QWidget):
         files = list(report.files)
         self.table.setRowCount(len(files))
         for r, f in enumerate(files):
-            diff = f"{f.max_abs_diff:.2e}" if f.max_abs_diff is not None else "–"
+            diff = f"{f.max_abs_diff:.2e}" if f.max_abs_diff is not None and math.isfinite(f.max_abs_diff) else "–"
             cells = [f.format, str(f.path), _size(Path(f.path)), "✔ yes" if f.verified else "✖ no", diff, f.message]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
