@@ -39,6 +39,12 @@ def export_available() -> bool:
     return importlib.util.find_spec(MODULE) is not None
 
 
+def _diff(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return "0" if value == 0 else f"{value:.1e}"
+
+
 def _size(path: Path) -> str:
     try:
         n = path.stat().st_size
@@ -117,7 +123,7 @@ class ExportPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setToolTip("Every exported file and whether it reproduced the model's outputs")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumHeight(140)
@@ -246,17 +252,17 @@ class ExportPage(QWidget):
         files = list(report.files)
         self.table.setRowCount(len(files))
         for r, f in enumerate(files):
-            diff = f"{f.max_abs_diff:.2e}" if f.max_abs_diff is not None and math.isfinite(f.max_abs_diff) else "–"
-            cells = [f.format, str(f.path), _size(Path(f.path)), "✔ yes" if f.verified else "✖ no", diff, f.message]
+            cells = [f.format, Path(f.path).name, _size(Path(f.path)), "✔ yes" if f.verified else "✖ no",
+                     _diff(f.max_abs_diff), f.message]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if c == 3:
                     item.setForeground(QBrush(QColor(theme.OK if f.verified else theme.WRONG)))
-                item.setToolTip(text)
+                item.setToolTip(str(f.path) if c == 1 else text)
                 self.table.setItem(r, c, item)
-        extra = [str(p) for p in (getattr(report, "signature_path", None), getattr(report, "card_path", None)) if p]
-        also = f"; also {', '.join(extra)}" if extra else ""
-        self.header.setText(f"{len(files)} file(s) in {report.out_dir}{also}")
+        extra = [Path(p).name for p in (report.signature_path, report.card_path) if p]
+        also = f", with {' and '.join(extra)}" if extra else ""
+        self.header.setText(f"{len(files)} model file(s){also}, in {report.out_dir}")
         if report.ok:
             self.banner.show_message("success", f"Exported and verified: every file reloads and reproduces the "
                                      f"model's outputs. Folder: {report.out_dir}")
