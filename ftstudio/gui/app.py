@@ -74,8 +74,22 @@ def run_app(screenshot: str | None = None, page: str = "data") -> int:
     window = MainWindow()
     if screenshot:
         return save_screenshot(app, window, screenshot, page)
+    sys.excepthook = lambda kind, exc, tb: report_bug(window, exc)
+    app.aboutToQuit.connect(window.shutdown)  # quitting without closing the window (logout) joins threads too
     window.show()
     return app.exec()
+
+
+def report_bug(window, exc: BaseException) -> None:
+    """A bug in a slot: log it, say so, keep the window (and any run) alive."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from ftstudio.gui.workers import describe_unexpected
+
+    message = describe_unexpected(exc)
+    print(message, file=sys.stderr)
+    QMessageBox.warning(window, "Something went wrong", f"{message}\n\nThe app keeps running; please report "
+                        "this with the log file.")
 
 
 def save_screenshot(app, window, path: str, page: str) -> int:

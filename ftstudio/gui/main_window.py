@@ -382,6 +382,8 @@ class MainWindow(QMainWindow):
         self.status_memory.setText(memory_text())
         live = self.train_page.live
         self.status_progress.setValue(round(live.progress.fraction() * 1000))
+        training_on = f" — training on {live.device}" if self.controller.running and live.device else ""
+        self.status_device.setText(f"Device: {self.device.currentText()}{training_on}")
 
     # --------------------------------------------------------------------------- folders
     def open_folder(self) -> None:
@@ -429,10 +431,14 @@ class MainWindow(QMainWindow):
                                    "is saved) and quit?", "Stop and quit"):
                 event.ignore()
                 return
-            self.controller.shutdown()
-        self.train_page.timer.stop()
-        self.memory_timer.stop()
-        self.tasks.shutdown()
+        self.shutdown()
         if self.persist:
             self.save_settings()
         event.accept()
+
+    def shutdown(self) -> None:
+        """Stop a run (the trainer saves its checkpoint) and join every thread; safe to call twice."""
+        self.controller.shutdown()
+        self.train_page.timer.stop()
+        self.memory_timer.stop()
+        self.tasks.shutdown()

@@ -11,21 +11,18 @@ pause are `threading.Event`s the trainer checks between batches; exactly one of 
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from ftstudio.core.training.callbacks import Callback
-from ftstudio.core.training.events import (BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
-                                           FitStarted, ValidationFinished)
+from ftstudio.gui.bridge import DataPreview, Outcome, Packet, SignalBridge, make_preview
 
-EMIT_INTERVAL_S = 0.1  # the bridge sends at most ~10 packets a second, however fast the epochs are
-VAL_SAMPLES = 64  # validation images shown with their predictions (the trainer predicts the first 64)
+__all__ = ["DataPreview", "Outcome", "Packet", "RunController", "SignalBridge", "Task", "Tasks",
+           "describe_unexpected"]
 
 
 def describe_unexpected(exc: BaseException) -> str:
@@ -173,99 +170,6 @@ class Tasks(QObject):
 
 
 # --------------------------------------------------------------------------------------- training
-@dataclass
-class Packet:
-    """Everything the trainer said since the last packet (plain numbers and small arrays)."""
-
-    started: FitStarted | None = None
-    epoch_started: EpochStarted | None = None
-    batch: BatchFinished | None = None  # the latest one
-    steps: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    lrs: list[tuple[int, float]] = field(default_factory=list)  # (step, lr) per batch event
-    epochs: list[EpochFinished] = field(default_factory=list)
-    validation: ValidationFinished | None = None  # the latest one
-    loading: tuple[int, int] | None = None  # (done, total) while a folder is decoded
-
-    def empty(self) -> bool:
-        return not (self.started or self.epoch_started or self.batch or self.epochs or self.validation
-                    or self.loading)
-
-
-class SignalBridge(Callback):
-    """Collects trainer events on the worker thread and hands them over in rate-limited packets."""
-
-    order = 200  # after RunLogger and Checkpoint: when the GUI hears of an epoch, its files exist
-
-    def __init__(self, send: Callable[[Packet], None], interval: float = EMIT_INTERVAL_S) -> None:
-        super().__init__()
-        self.send = send
-        self.interval = interval
-        self.packet = Packet()
-        self.last = 0.0
-
-    def flush(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.packet.empty() or (not force and now - self.last < self.interval):
-            return
-        packet, self.packet, self.last = self.packet, Packet(), now
-        self.send(packet)
-
-    def loading(self, done: int, total: int) -> None:
-        self.packet.loading = (done, total)
-        self.flush()
-
-    def on_fit_started(self, event: FitStarted) -> None:
-        self.packet.started = event
-        self.flush(force=True)
-
-    def on_epoch_started(self, event: EpochStarted) -> None:
-        self.packet.epoch_started = event
-
-    def on_batch_finished(self, event: BatchFinished) -> None:
-        p = self.packet
-        p.batch = event
-        p.steps.extend(event.steps)
-        p.losses.extend(event.losses)
-        p.lrs.append((event.step, event.lr))
-        self.flush()
-
-    def on_validation_finished(self, event: ValidationFinished) -> None:
-        self.packet.validation = event
-
-    def on_epoch_finished(self, event: EpochFinished) -> None:
-        self.packet.epochs.append(event)
-        self.flush()
-
-    def on_fit_finished(self, event: FitFinished) -> None:
-        self.flush(force=True)
-
-    def on_fit_failed(self, event: FitFailed) -> None:
-        self.flush(force=True)
-
-
-@dataclass(frozen=True)
-class DataPreview:
-    """What the Train page shows before the first epoch: classes and the validation samples."""
-
-    run_path: Path
-    classes: tuple[str, ...]
-    input_shape: tuple[int, int, int]
-    val_images: Any  # uint8 [n, C, H, W] numpy array
-    val_labels: Any  # int [n] numpy array
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended: ``status`` is completed / stopped / early_stopping / cancelled / failed."""
-
-    status: str
-    run_path: Path | None
-    summary: dict[str, Any]
-    message: str = ""
-
-
 class _TrainJob(QObject):
     prepared = Signal(object)  # DataPreview
     progress = Signal(object)  # Packet
@@ -294,7 +198,7 @@ class _TrainJob(QObject):
             bridge = SignalBridge(self.progress.emit)
 
             def on_prepared(prepared) -> None:
-                self.prepared.emit(_preview(run_path, prepared))
+                self.prepared.emit(make_preview(run_path, prepared))
 
             result = train_recipe(self.recipe, run_path, callbacks=[bridge, *self.extra], stop_event=self.stop,
                                   pause_event=self.pause, resume=self.resume, progress=bridge.loading,
@@ -310,15 +214,6 @@ class _TrainJob(QObject):
                 kept = run_path if run_path is not None and run_path.exists() else None
                 self.outcome = Outcome("failed", kept, _summary(kept), _message(exc))
         self.over.emit()
-
-
-def _preview(run_path: Path, prepared) -> DataPreview:
-    import numpy as np
-
-    val = prepared.data.val
-    n = min(VAL_SAMPLES, len(val))
-    return DataPreview(run_path, tuple(prepared.data.classes), tuple(prepared.data.input_shape),
-                       val.images(np.arange(n)), val.y[:n].numpy(), tuple(prepared.notes))
 
 
 def _remove_if_empty(path: Path | None) -> None:

@@ -267,8 +267,14 @@ class DataPage(QWidget):
         from ftstudio.core.datasets import load_data
 
         spec = self.session.data_spec
-        self.header.setText(f"Loading {Path(spec.name).name or spec.name}…")
-        task = self.tasks.start("data", lambda cancel: load_data(spec, cancel=cancel))
+        label = html.escape(Path(spec.name).name or spec.name)
+        self.header.setText(f"Loading {label}…")
+
+        def work(cancel, report):
+            return load_data(spec, cancel=cancel, progress=lambda done, total: report(f"{done:,} / {total:,}"))
+
+        task = self.tasks.start("data", work, reports=True)
+        task.message.connect(lambda count: self.header.setText(f"Loading {label}… {count} images decoded"))
         task.done.connect(lambda bundle: self._loaded(spec, bundle, ""))
         task.failed.connect(lambda message: self._loaded(spec, None, message))
 
