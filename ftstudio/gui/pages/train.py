@@ -12,9 +12,9 @@ import dataclasses
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSplitter,
+                               QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ftstudio.core.recipe import TrainConfig
 from ftstudio.gui.live import LiveRun, format_duration
@@ -76,14 +76,15 @@ class TrainPage(QWidget):
         self.reset.clicked.connect(lambda: self.session.set_train(TrainConfig()))
         v.addWidget(self.reset)
         col.addWidget(box)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()
         self.buttons = {}
-        for key in ("start", "pause", "resume", "stop"):
+        for i, key in enumerate(("start", "pause", "resume", "stop")):
             b = QToolButton()
             b.setDefaultAction(actions[key])
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self.buttons[key] = b
-            buttons.addWidget(b)
+            buttons.addWidget(b, i // 2, i % 2)
         col.addLayout(buttons)
         col.addStretch(1)
         scroll = QScrollArea()

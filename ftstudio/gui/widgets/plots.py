@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QWidget
 
 from ftstudio.gui import theme
 from ftstudio.gui.live import LiveRun
@@ -72,13 +72,22 @@ class TrainingPlots(QWidget):
         }
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self.best_lines = (_best_line(self.loss_plot), _best_line(self.acc_plot))
-        grid = QGridLayout(self)
+        charts = QWidget()
+        grid = QGridLayout(charts)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(self.loss_plot, 0, 0, 1, 2)
         grid.addWidget(self.acc_plot, 1, 0)
         grid.addWidget(self.lr_plot, 1, 1)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
+        self.placeholder = QLabel("Live curves appear here once training starts: the loss of every step, "
+                                  "accuracy after each epoch, and the learning rate.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setObjectName("hint")
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(charts)
         self.loss_plot.setToolTip("Training loss per step (faint), smoothed (bold), and validation loss per epoch "
                                   "(dots); the dashed line marks the best epoch")
         self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
@@ -95,6 +104,7 @@ class TrainingPlots(QWidget):
         if live.version == self._seen:
             return False
         self._seen = live.version
+        self.stack.setCurrentIndex(1 if len(live.loss) or len(live.val_acc) else 0)
         for name, series in (("loss", live.loss), ("smooth", live.smooth), ("val_loss", live.val_loss),
                              ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
             x, y = series.view()
