@@ -32,7 +32,9 @@ def add_data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--image-size", help="resize to HxW, e.g. 28x28 (default: detected)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 = grayscale, 3 = colour (default: detected)")
     g.add_argument("--augment", action="store_true", help="light augmentation: shift 2px, rotate ±10°")
-    g.add_argument("--flip", action="store_true", help="with --augment: random horizontal flips")
+    g.add_argument("--augment-crop", type=int, metavar="PX", help="random shift by up to PX pixels")
+    g.add_argument("--augment-rotation", type=float, metavar="DEG", help="random rotation up to ±DEG degrees")
+    g.add_argument("--flip", action="store_true", help="random horizontal flips")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -87,8 +89,15 @@ def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     put(data, "per_class", getattr(args, "per_class", None))
     put(data, "image_size", _size(getattr(args, "image_size", None)))
     put(data, "channels", getattr(args, "channels", None))
+    augment = dict(data.get("augment") or {})
     if getattr(args, "augment", False):
-        data["augment"] = {"crop": 2, "rotation": 10.0, "flip": bool(getattr(args, "flip", False))}
+        augment.update(crop=2, rotation=10.0)
+    put(augment, "crop", getattr(args, "augment_crop", None))
+    put(augment, "rotation", getattr(args, "augment_rotation", None))
+    if getattr(args, "flip", False):
+        augment["flip"] = True
+    if augment:
+        data["augment"] = augment
     for key in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
                 "grad_clip", "label_smoothing", "early_stopping", "device", "seed"):
         put(train, key, getattr(args, key, None))

@@ -149,3 +149,12 @@ def test_real_folders_train_end_to_end(tmp_path):
 def test_app_entry_never_crashes(tmp_path):
     out = cli("--screenshot", str(tmp_path / "shot.png"), env={"QT_QPA_PLATFORM": "offscreen"}, timeout=120)
     assert out.returncode == 0 and "Traceback" not in out.stderr
+
+
+def test_augmentation_flags_reach_the_recipe(tmp_path):
+    out = cli("train", "--epochs", "1", "--augment-rotation", "40", "--augment-crop", "1", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    recipe = json.loads((tmp_path / "r" / "recipe.json").read_text())
+    assert recipe["data"]["augment"] == {"crop": 1, "flip": False, "rotation": 40.0}
+    bad = cli("train", "--augment-rotation", "400")
+    assert bad.returncode == 2 and "--augment-rotation: must be ≤ 180" in bad.stderr
