@@ -101,6 +101,11 @@ class Canvas(QWidget):
         self.output_card.setObjectName("layerCard")
         self.column.addWidget(self.output_card)
         self.column.addStretch(1)
+        for i in range(self.column.count()):  # shown and laid out now, not after the next event loop turn:
+            widget = self.column.itemAt(i).widget()  # a gesture that follows at once sees real geometry
+            if widget is not None:
+                widget.show()
+        self.column.activate()
         self.analysis = None
         self.show_analysis(None, {})
         self._show_selection(self.editor.selected)

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QObject, Signal
+from PySide6.QtCore import QMimeData, QObject, Signal, Slot
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QApplication
 
@@ -110,7 +110,11 @@ class Editor(QObject):
         self.state = DocState(spec)
         self.selected = ""
         self.stack = QUndoStack(self)
-        self.stack.cleanChanged.connect(lambda _: self.state_changed.emit())
+        self.stack.cleanChanged.connect(self._clean_changed)  # a bound slot: cut when the editor goes
+
+    @Slot(bool)
+    def _clean_changed(self, _clean: bool) -> None:
+        self.state_changed.emit()
 
     # ----------------------------------------------------------------------- the document
     @property
@@ -155,8 +159,10 @@ class Editor(QObject):
 
     def _set_spec(self, spec: ModelSpec, select: str | None) -> None:
         self.state = dataclasses.replace(self.state, spec=spec)
+        before, self.selected = self.selected, self._valid(select)  # valid before anyone looks
         self.changed.emit()
-        self.select(self._valid(select))
+        if self.selected != before:
+            self.selection_changed.emit(self.selected)
 
     def _valid(self, path: str | None) -> str:
         if not path or path == INPUT:
@@ -182,7 +188,10 @@ class Editor(QObject):
     def selected_layer(self) -> LayerSpec | None:
         if not self.selected or self.selected == INPUT:
             return None
-        return get_layer(self.spec, self.selected)
+        try:
+            return get_layer(self.spec, self.selected)
+        except InputError:
+            return None
 
     def slot_after_selection(self) -> str:
         """Where a new layer goes: after the selected one, at the top under the input, else at the end."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QSpinBox,
                                QVBoxLayout, QWidget)
 
@@ -29,6 +30,16 @@ INPUT_PARAM = {0: Param("int", AUTO, "Channels of the images the network takes (
 LR_PARAM = Param("float", 1.0, "Learning-rate multiplier: this layer trains at lr × this (0 stops it)", 0.0, 1000.0)
 
 
+class IntSpin(QSpinBox):
+    """A spin box that lets a too-large number be typed (so the editor can say why it is refused)."""
+
+    def validate(self, text: str, pos: int):
+        state, text, pos = super().validate(text, pos)
+        if state == QValidator.State.Invalid and text.strip().lstrip("-").isdigit():
+            return QValidator.State.Intermediate, text, pos
+        return state, text, pos
+
+
 def make_widget(param: Param) -> QWidget:
     """The input widget for one parameter of the schema."""
     if param.kind == "bool":
@@ -40,7 +51,7 @@ def make_widget(param: Param) -> QWidget:
         return box
     if param.kind == "str":
         return QLineEdit()
-    spin = QSpinBox() if param.kind == "int" else FloatSpin()
+    spin = IntSpin() if param.kind == "int" else FloatSpin()
     lo = param.min if param.min is not None else (-2**31 + 2 if param.kind == "int" else -1e9)
     hi = param.max if param.max is not None else (2**31 - 1 if param.kind == "int" else 1e9)
     if param.special:  # the word sits one step below the range
@@ -99,6 +110,7 @@ class PropertyEditor(QWidget):
         self.editor = editor
         self.path = None
         self.kind = None
+        self.analysis = None  # the engine's view of the network, for what "auto" means
         self.widgets: dict[str, QWidget] = {}
         self.params: dict[str, Param] = {}
         self.hints: dict[str, QLabel] = {}
@@ -160,6 +172,7 @@ class PropertyEditor(QWidget):
             set_value(self.name, Param("str", "", ""), layer.name)
             set_value(self.freeze, Param("bool", False, ""), layer.freeze)
             set_value(self.lr_mult, LR_PARAM, layer.lr_mult)
+        self._show_resolved()
 
     def _build(self, path: str, kind: str | None) -> None:
         self.path, self.kind = path, kind
@@ -203,7 +216,9 @@ class PropertyEditor(QWidget):
         widget.setObjectName(f"param_{name}")
         changed_signal(widget).connect(lambda *_, n=name: self._commit(n))
         if isinstance(widget, (QSpinBox, FloatSpin)):
-            widget.lineEdit().textEdited.connect(lambda text, n=name: self._validate(n, text))
+            line = widget.lineEdit()
+            line.textEdited.connect(lambda text, n=name: self._validate(n, text))
+            widget.editingFinished.connect(lambda n=name, line=line: self._validate(n, line.text()))
         caption = QLabel(label)
         caption.setToolTip(param.help)
         self.form.addRow(caption, widget)
@@ -215,7 +230,9 @@ class PropertyEditor(QWidget):
         param, widget = self.params[name], self.widgets[name]
         text = text.strip()
         value: Any = text
-        if text not in param.special:
+        if isinstance(widget, (QSpinBox, FloatSpin)) and text == widget.specialValueText():
+            value = param.special[0]
+        elif text not in param.special:
             try:
                 value = float(text.replace(",", ".")) if param.kind == "float" else int(text)
             except ValueError:
@@ -258,9 +275,15 @@ class PropertyEditor(QWidget):
         elif self.path and self.kind is not None:
             self._commit_fields(name=name)
 
-    def show_resolved(self, info) -> None:
+    def set_analysis(self, analysis) -> None:
+        self.analysis = analysis
+        self._show_resolved()
+
+    def _show_resolved(self) -> None:
         """Beside an "auto" / "classes" value, what it resolves to for the current data."""
-        if info is None or self.kind in (None, INPUT) or info.path != self.path:
+        infos = self.analysis.layers if self.analysis is not None else ()
+        info = next((i for i in infos if i.path == self.path), None)
+        if info is None or self.kind in (None, INPUT) or info.type != self.kind:
             return
         for name, widget in self.widgets.items():
             param = self.params[name]

@@ -404,8 +404,7 @@ class ModelPage(QWidget):
             if data_shape != tuple(analysis.input_shape):
                 note += f", images {shape_text(data_shape)} resized to {shape_text(analysis.input_shape)}"
         self.canvas.show_analysis(analysis, stages, note)
-        if analysis is not None:
-            self.properties.show_resolved(next((i for i in analysis.layers if i.path == self.editor.selected), None))
+        self.properties.set_analysis(analysis)
         self._show_totals()
         self.analysed.emit()
 
