@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from ftstudio.core.architecture import analyze, parse_model
@@ -14,7 +14,7 @@ from ftstudio.core.architecture.presets import load_preset, preset_names
 from ftstudio.gui.composer.cards import PATH_MIME, Card
 from ftstudio.gui.composer.palette import type_mime
 from ftstudio.gui.pages.model import ModelPage
-from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, drop_at_end, dump, engine_shapes,
+from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, dump, engine_shapes,
                                         palette_mime, set_param, settle)
 
 DIGITS = ((1, 8, 8), 10)

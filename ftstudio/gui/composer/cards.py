@@ -208,14 +208,18 @@ class LayerCard(Card):
             self.weights.setText("")
             self.set_error("")
             return
-        self.detail.setText(key_params(layer, info.resolved))
+        detail = key_params(layer, info.resolved)
+        if layer.type == "Residual" and info.out_shape:
+            skip = "identity" if info.in_shape == info.out_shape else "projected to the block's shape"
+            detail = " · ".join(filter(None, [f"output + input ({skip})", detail]))
+        self.detail.setText(detail)
         self.shape.setText(shape_text(info.out_shape) if info.out_shape else "")
         frozen = layer.freeze or inherited_freeze
         state = "frozen" + (" (block)" if inherited_freeze and not layer.freeze else "") if frozen else "trainable"
-        parts = [f"{info.params:,} params · {state}" if info.params else "no weights"]
+        parts = [f"{info.params:,} params · {state}" if info.params else "no weights" if info.out_shape else ""]
         if layer.lr_mult != 1.0:
             parts.append(f"lr ×{layer.lr_mult:g}")
-        self.weights.setText(" · ".join(parts))
+        self.weights.setText(" · ".join(p for p in parts if p))
         self.set_flag("frozen", frozen)
         self.set_error(info.error if info.error != "after an invalid layer" else "")
         if info.error == "after an invalid layer":

@@ -27,6 +27,11 @@ INPUT_PARAM = {0: Param("int", AUTO, "Channels of the images the network takes (
                         (), (AUTO,)),
                2: Param("int", AUTO, "Image width the network takes (auto: the data's; set it to resize)", 1, 4096,
                         (), (AUTO,))}
+HOW_TO = ("Click a card to edit its parameters.<br><br><b>Add</b>: drag a layer from the palette to where it goes, "
+          "double-click it, or type in the search box and press Enter (it goes after the selected card)."
+          "<br><b>Move</b>: drag a card, or Alt+↑ / Alt+↓.<br><b>Delete</b>: Del.<br><b>Copy / paste / duplicate"
+          "</b>: Ctrl+C / Ctrl+V / Ctrl+D.<br><b>Freeze</b>: the ❄ on a card, or F.<br><b>Undo / redo</b>: Ctrl+Z / "
+          "Ctrl+Shift+Z.<br><b>More</b>: right-click a card.")
 LR_PARAM = Param("float", 1.0, "Learning-rate multiplier: this layer trains at lr × this (0 stops it)", 0.0, 1000.0)
 
 
@@ -181,7 +186,7 @@ class PropertyEditor(QWidget):
         self.widgets, self.params, self.hints = {}, {}, {}
         if kind is None:
             self.title.setText("<b>No layer selected</b>")
-            self.help.setText("Click a card to edit its parameters; drag layers in from the palette.")
+            self.help.setText(HOW_TO)
             self.box.hide()
             self.training.hide()
             return

@@ -26,17 +26,17 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QLis
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import load_preset, preset_description, preset_names, resolve_model
 from ftstudio.core.errors import InputError
-from ftstudio.gui import dialogs
 from ftstudio.gui.composer.canvas import Canvas, scrolling
 from ftstudio.gui.composer.cards import shape_text
+from ftstudio.gui.composer.documents import DocumentActions
 from ftstudio.gui.composer.editor import DocState, Editor
 from ftstudio.gui.composer.palette import Palette
 from ftstudio.gui.composer.properties import PropertyEditor
+from ftstudio.gui.composer.runs import RunActions
 from ftstudio.gui.widgets.banner import Banner, header_label
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
 ANALYSE_DELAY_MS = 120  # edits in quick succession are analysed once
-JSON_FILTER = "Architecture JSON (*.json)"
 
 
 def _sync(fn, on_done, on_failed) -> None:
@@ -62,7 +62,7 @@ def _analyse(spec: ModelSpec, shape, classes: int):
     return analysis, stages
 
 
-class ModelPage(QWidget):
+class ModelPage(DocumentActions, RunActions, QWidget):
     """See the module docstring. ``document_changed``: the file name or unsaved marker changed."""
 
     changed = Signal()  # the architecture changed (an edit, undo, a preset, a file, a run)
@@ -249,85 +249,6 @@ class ModelPage(QWidget):
         """True while an analysis or another background job of this page is due."""
         return self.timer.isActive() or self._pending > 0
 
-    def confirm_discard(self, doing: str) -> bool:
-        """Ask before replacing a network with unsaved changes (they stay reachable with Undo)."""
-        if not self.dirty():
-            return True
-        return dialogs.confirm(self, "Unsaved architecture", f"“{self.title()}” has unsaved changes. {doing} "
-                               "anyway? (Undo brings them back.)", "Discard changes")
-
-    # ------------------------------------------------------------------------- documents
-    def _load(self, state: DocState, label: str) -> None:
-        self.editor.load(state, label)
-        self.banner.clear()
-        self.check_report = None
-
-    def new_network(self) -> None:
-        if self.confirm_discard("Start a new network"):
-            self._load(DocState(ModelSpec(layers=(), name="")), "New network")
-            self.editor.select("")
-
-    def open_file(self) -> None:
-        if not self.confirm_discard("Open another network"):
-            return
-        path = dialogs.choose_file(self, "Open an architecture", self._folder(), JSON_FILTER)
-        if not path:
-            return
-        try:
-            spec = resolve_model(str(Path(path)))
-        except InputError as exc:
-            self.banner.show_message("error", str(exc))
-            return
-        self._load(DocState(spec, path=Path(path)), f"Open {Path(path).name}")
-
-    def save(self) -> bool:
-        path = self.editor.state.path
-        return self.save_as() if path is None else self._write(path)
-
-    def save_as(self) -> bool:
-        start = str(Path(self._folder()) / f"{(self.editor.spec.name or 'network').replace(' ', '-')}.json")
-        path = dialogs.choose_save_file(self, "Save the architecture", start, JSON_FILTER)
-        if not path:
-            return False
-        path = Path(path)
-        return self._write(path if path.suffix else path.with_suffix(".json"))
-
-    def _write(self, path: Path) -> bool:
-        from ftstudio.core.recipe import save_json
-
-        if not self.editor.spec.layers:
-            self.banner.show_message("error", "The network is empty: add at least one layer before saving it")
-            return False
-        try:
-            save_json(path, self.editor.spec.to_dict())
-        except OSError as exc:
-            self.banner.show_message("error", f"{path}: cannot save the architecture there "
-                                              f"({exc.strerror or exc}); choose another file with Save As")
-            return False
-        self.editor.mark_saved(path)
-        self.banner.show_message("success", f"Saved {path} — train it with: ftstudio train --model {path}")
-        return True
-
-    def _folder(self) -> str:
-        path = self.editor.state.path
-        return str(path.parent) if path is not None else str(Path.home())
-
-    def _preset_clicked(self, item: QListWidgetItem | None, _previous=None) -> None:
-        if item is None:
-            return
-        name = item.data(Qt.ItemDataRole.UserRole)
-        if name == self.model_value():
-            return
-        if not self.confirm_discard(f"Load the {name} preset"):
-            self._show_choice()
-            return
-        try:
-            spec = load_preset(name)
-        except InputError as exc:
-            self.banner.show_message("error", str(exc))
-            return
-        self._load(DocState(spec, preset=name, preset_spec=spec), f"Preset {name}")
-
     def _show_choice(self) -> None:
         name = self.model_value()
         self.presets.blockSignals(True)
@@ -404,6 +325,12 @@ class ModelPage(QWidget):
             if data_shape != tuple(analysis.input_shape):
                 note += f", images {shape_text(data_shape)} resized to {shape_text(analysis.input_shape)}"
         self.canvas.show_analysis(analysis, stages, note)
+        problem = analysis.error if analysis is not None and spec.layers else ""
+        quiet = not self.banner.text() or self.banner.kind == "warning"  # never hide what the user just did
+        if problem and quiet:  # said above the cards too: the red card may be scrolled out of view
+            self.banner.show_message("warning", f"The network cannot train yet: {problem}")
+        elif not problem and self.banner.text() and self.banner.kind == "warning":
+            self.banner.clear()
         self.properties.set_analysis(analysis)
         self._show_totals()
         self.analysed.emit()
@@ -422,83 +349,10 @@ class ModelPage(QWidget):
             self.header.setText(f"{doc} — {layers} layers · {wait}")
             return
         memory = a.memory_estimate(self._batch_size) / 1e6
-        name = html.escape(self.editor.spec.name or "Custom architecture")
+        name = self.editor.spec.name
+        if name and name != self.title():
+            doc += f" — {html.escape(name)}"
         out = shape_text(a.output_shape)
-        self.header.setText(f"{doc} — {name} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
+        self.header.setText(f"{doc} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
                             f"({a.trainable:,} trainable) · {a.size_mb():.1f} MB · input {shape_text(a.input_shape)} → "
                             f"output {out} · about {memory:,.0f} MB to train at batch size {self._batch_size}")
-
-    # ---------------------------------------------------------------- start from a run
-    def start_from_run(self) -> None:
-        from ftstudio.core.paths import runs_dir
-
-        if not self.confirm_discard("Load a run's network"):
-            return
-        folder = dialogs.choose_folder(self, "Start from a trained run (its folder)", str(runs_dir()))
-        if folder:
-            self.load_run(folder)
-
-    def load_run(self, folder: str | Path, checkpoint: str = "best") -> None:
-        """Read the run in the background, then show its network (offering a new head if needed)."""
-        from ftstudio.core.start_from import open_run
-
-        self.banner.show_message("info", f"Reading {folder}…")
-        self._run("run", lambda: open_run(folder, checkpoint), self._use_run,
-                  lambda message: self.banner.show_message("error", message))
-
-    def _use_run(self, start) -> None:
-        spec = start.architecture
-        classes = self._input[1] if self._input is not None else 0
-        if classes and not start.head_fits(classes):
-            head = spec.layers[start.head]
-            if not dialogs.confirm(self, "Replace the head?", f"Run {start.label} predicts "
-                                   f"{head.params.get('out_features')} classes; your data has {classes}. Replace its "
-                                   f"head (layer {start.head}, Linear) with a new one for {classes} classes? Rows of "
-                                   "classes the run already knows keep their weights.", "Replace the head"):
-                self.banner.show_message("info", f"Run {start.label} was not loaded")
-                return
-            spec = start.with_new_head()
-        self._load(DocState(spec, start=start), f"Start from {start.label}")
-        self.banner.show_message("info", f"Loaded the network of run {start.label} ({start.checkpoint} checkpoint). "
-                                         "Start on the Train page fine-tunes it from the run's weights; freeze "
-                                         "layers here to keep theirs.")
-
-    def _show_source(self) -> None:
-        start = self.editor.state.start
-        if start is None:
-            self.source_note.hide()
-            return
-        if self.finetune_plan() is not None:
-            self.source_note.setText(f"⤷ Starts from the weights of run {html.escape(start.label)} "
-                                     f"({start.checkpoint} checkpoint, {len(start.classes)} classes)")
-        else:
-            self.source_note.setText(f"⚠ The structure no longer matches run {html.escape(start.label)}: this "
-                                     "network trains from scratch (Undo to use the run's weights again)")
-        self.source_note.show()
-
-    # --------------------------------------------------------------------------- check
-    def check(self) -> None:
-        """One real batch forward and backward, in the background; the result goes to the banner."""
-        from ftstudio.core.dryrun import check_one_batch
-
-        if self._data is None or self._input is None:
-            self.banner.show_message("error", "Check runs one real batch: load data first (Data page)")
-            return
-        (bundle, device), shape = self._data, self._input[0]
-        spec, batch_size = self.editor.spec, self._batch_size
-        self.actions_["check"].setEnabled(False)
-        self.check_report = None
-        self.banner.show_message("info", f"Checking one batch of {batch_size}…")
-
-        def done(report) -> None:
-            self.actions_["check"].setEnabled(True)
-            self.check_report = report
-            self.banner.show_message("success" if report.ok else "error", report.summary())
-            if report.layer:
-                self.editor.select(report.layer)
-
-        def failed(message: str) -> None:
-            self.actions_["check"].setEnabled(True)
-            self.banner.show_message("error", f"Check failed: {message}")
-
-        self._run("check", lambda: check_one_batch(spec, bundle, batch_size, device, shape), done, failed)
