@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, 
 from ftstudio.gui import theme
 from ftstudio.gui.live import LiveRun
 
+SMOOTH_POINTS = 2000  # the smoothed loss is drawn thinned to about this many points
+
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     w = pg.PlotWidget()
@@ -108,6 +110,11 @@ class TrainingPlots(QWidget):
         for name, series in (("loss", live.loss), ("smooth", live.smooth), ("val_loss", live.val_loss),
                              ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
             x, y = series.view()
+            if name == "smooth" and len(x) > SMOOTH_POINTS:
+                # a thick line over 10^6 points is slow to stroke, and a smoothed curve loses nothing
+                # visible when thinned (the thin per-step curve keeps every peak via downsampling)
+                step = len(x) // SMOOTH_POINTS + 1
+                x, y = np.append(x[::step], x[-1]), np.append(y[::step], y[-1])
             self.curves[name].setData(x, y)
         _fit_flat(self.lr_plot, live.lr.view()[1])
         loss_line, acc_line = self.best_lines
