@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from ftstudio.core.architecture import analyze, parse_model
 from ftstudio.core.architecture.presets import load_preset, preset_names
+from ftstudio.core.errors import InputError
 from ftstudio.gui.composer.cards import PATH_MIME, Card
 from ftstudio.gui.composer.palette import type_mime
 from ftstudio.gui.pages.model import ModelPage
@@ -284,3 +285,14 @@ def test_the_input_card_sets_the_size_the_network_takes(qtbot, page):
     assert page.model_spec().name == "Mine"
     page.editor.stack.undo()
     assert page.model_spec().name == "" and page.editor.selected == "input"
+
+
+def test_a_refused_edit_leaves_the_history_whole(qtbot, page):
+    count = page.editor.stack.count()
+    with pytest.raises(InputError, match="not inside a block"):
+        page.editor.insert("ReLU", "1.0")  # layer 1 is a Linear, not a block
+    assert page.editor.stack.count() == count and types(page) == ["Flatten", "Linear", "ReLU", "Linear"]
+    page.editor.copy("2")
+    menu = page.canvas.context_menu("0")
+    next(a for a in menu.actions() if a.text().startswith("Paste after")).trigger()
+    assert types(page) == ["Flatten", "ReLU", "Linear", "ReLU", "Linear"]

@@ -205,6 +205,8 @@ class Editor(QObject):
 
     # -------------------------------------------------------------------------------- edits
     def push(self, command: Command, select: str | None = None) -> None:
+        """Apply ``command`` as one undoable step; InputError (nothing pushed) if it does not apply."""
+        command.apply(self.spec)  # refused here, not inside Qt's push, so the history stays whole
         self.stack.push(Edit(self, command, select))
 
     def insert(self, kind: str, slot: str | None = None) -> None:
