@@ -161,6 +161,11 @@ def test_start_from_a_run_offers_a_new_head_and_fine_tunes_from_its_weights(qtbo
     page.actions_["undo"].trigger()
     assert window.session.finetune == plan
 
+    answers.file = str(source_run / "checkpoints" / "last.pt")  # Open… takes a checkpoint file too
+    page.actions_["open"].trigger()
+    qtbot.waitUntil(lambda: page.editor.state.start.source == answers.file, timeout=30_000)
+    assert window.session.finetune.source == answers.file
+
 
 def test_check_runs_one_batch_or_names_the_failing_layer(qtbot, window):
     window.show_page("model")
@@ -202,3 +207,15 @@ def test_the_model_page_screenshot_shows_a_composed_network(tmp_path):
     assert "had not finished loading" not in out.stderr  # the cards show the analysed network
     image = QImage(str(png))
     assert (image.width(), image.height()) == (1280, 800)
+
+
+def test_a_superseded_analysis_never_leaves_the_page_busy(qtbot, window):
+    page = window.model_page
+    settle(qtbot, page)
+    page.set_model("resnet18")  # slow enough to still be running when the next one starts
+    page._analyse_now()
+    page.set_model("cnn")
+    page._analyse_now()  # the resnet analysis is cancelled: its result is dropped
+    qtbot.waitUntil(lambda: not page.busy(), timeout=60_000)
+    assert page.is_analysed() and any(i.type == "Residual" for i in page.analysis.layers)
+    assert window.settled()

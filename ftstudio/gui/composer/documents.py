@@ -19,6 +19,7 @@ from ftstudio.gui import dialogs
 from ftstudio.gui.composer.editor import DocState
 
 JSON_FILTER = "Architecture JSON (*.json)"
+CHECKPOINT_FILTER = "Checkpoint of a trained run (*.pt)"
 
 
 class DocumentActions:
@@ -45,8 +46,12 @@ class DocumentActions:
     def open_file(self) -> None:
         if not self.confirm_discard("Open another network"):
             return
-        path = dialogs.choose_file(self, "Open an architecture", self._folder(), JSON_FILTER)
+        path = dialogs.choose_file(self, "Open an architecture, or a trained run's checkpoint", self._folder(),
+                                   f"{JSON_FILTER};;{CHECKPOINT_FILTER}")
         if not path:
+            return
+        if Path(path).suffix.lower() == ".pt":  # a checkpoint: its network, to fine-tune from its weights
+            self.load_run(path)
             return
         try:
             spec = resolve_model(str(Path(path)))

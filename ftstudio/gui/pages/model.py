@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSplitter,
                                QStyle, QToolBar, QVBoxLayout, QWidget)
@@ -78,7 +78,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         self._input: tuple[tuple[int, int, int], int] | None = None
         self._batch_size = 64
         self._data = None  # (DataBundle, device) for Check
-        self._generation = 0
+        self._generation = self._shown = 0  # analyses asked for / shown
         self._pending = 0  # background jobs of this page still running
         self.analysis = None
         self.analysed_spec: ModelSpec | None = None
@@ -247,7 +247,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
     def busy(self) -> bool:
         """True while an analysis or another background job of this page is due."""
-        return self.timer.isActive() or self._pending > 0
+        return self.timer.isActive() or self._pending > 0 or self._shown != self._generation
 
     def _show_choice(self) -> None:
         name = self.model_value()
@@ -278,27 +278,38 @@ class ModelPage(DocumentActions, RunActions, QWidget):
     def _schedule(self) -> None:
         self.timer.start()
 
-    def _run(self, name: str, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None]):
-        """Run ``fn`` in the background (or as the page was told to); ``busy()`` meanwhile."""
-        self._pending += 1
+    def _run(self, name: str, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None],
+             counted: bool = True) -> None:
+        """Run ``fn`` in the background (``tasks``, else as the page was told to); ``busy()`` meanwhile.
 
-        def finish(callback, value) -> None:
-            self._pending -= 1
-            callback(value)
+        Analyses are not ``counted``: a newer one replaces an older, and `busy` compares generations."""
+        if self.tasks is None:
+            self._pending += counted
 
-        if self.tasks is not None:
-            task = self.tasks.start(f"model-{name}", lambda cancel: fn())
-            task.done.connect(lambda result: finish(done, result))
-            task.failed.connect(lambda message: finish(failed, message))
-            if task.cancel.is_set():  # the window is closing: nothing will report
-                self._pending -= 1
-        else:
+            def finish(callback, value) -> None:
+                self._pending -= counted
+                callback(value)
+
             self.run_async(fn, lambda result: finish(done, result), lambda message: finish(failed, message))
+            return
+        task = self.tasks.start(f"model-{name}", lambda cancel: fn())
+        if task.cancel.is_set():  # the window is closing: nothing runs
+            return
+        task.done.connect(done)
+        task.failed.connect(failed)
+        if counted:
+            self._pending += 1
+            task.relayed.connect(self._job_over)  # also when a result is dropped
+
+    @Slot()
+    def _job_over(self) -> None:
+        self._pending -= 1
 
     def _analyse_now(self) -> None:
         self._generation += 1
         generation, spec = self._generation, self.editor.spec
         if self._input is None:
+            self._shown = generation
             self._show_analysis(spec, None, {})
             return
         shape, classes = self._input
@@ -306,14 +317,16 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
         def done(result) -> None:
             if generation == self._generation:
+                self._shown = generation
                 self._show_analysis(spec, *result)
 
         def failed(message: str) -> None:
             if generation == self._generation:
+                self._shown = generation
                 self._show_analysis(spec, None, {})
                 self.banner.show_message("error", message)
 
-        self._run("analysis", lambda: _analyse(spec, shape, classes), done, failed)
+        self._run("analysis", lambda: _analyse(spec, shape, classes), done, failed, counted=False)
 
     def _show_analysis(self, spec: ModelSpec, analysis, stages: dict) -> None:
         self.analysis, self.analysed_spec = analysis, spec
