@@ -218,4 +218,4 @@ def test_a_superseded_analysis_never_leaves_the_page_busy(qtbot, window):
     page._analyse_now()  # the resnet analysis is cancelled: its result is dropped
     qtbot.waitUntil(lambda: not page.busy(), timeout=60_000)
     assert page.is_analysed() and any(i.type == "Residual" for i in page.analysis.layers)
-    assert window.settled()
+    qtbot.waitUntil(window.settled, timeout=60_000)  # the cancelled job's thread is joined too
