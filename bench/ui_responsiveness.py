@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
 
-    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
 
     from ftstudio.core.recipe import DatasetSpec, TrainConfig
     from ftstudio.gui.app import make_app
@@ -58,8 +58,9 @@ def main() -> None:
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
-    QTimer.singleShot(int(args.seconds * 1000), app.quit)
-    app.exec()  # the real event loop, with the plots' redraw timer and the run's packets
+    loop = QEventLoop()
+    QTimer.singleShot(int(args.seconds * 1000), loop.quit)
+    loop.exec()  # a real event loop, with the plots' redraw timer and the run's packets
     timer.stop()
     steps_seen = len(window.train_page.live.loss)
     window.controller.stop()
@@ -80,6 +81,10 @@ def main() -> None:
     window.show_page("train")
     frames, start = 0, time.perf_counter()
     while time.perf_counter() - start < 3.0:
+        more = steps[-1] + 1 + np.arange(10, dtype=float)  # as in training: a few new steps per frame
+        steps = np.append(steps, more)
+        live.loss.extend(more, raw[-10:])
+        live.smooth.extend(more, raw[-10:])
         live.version += 1
         window.train_page.redraw()
         plots.loss_plot.repaint()

@@ -31,11 +31,13 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
 
 
 def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine,
-           symbol: str | None = None, alpha: int = 255) -> pg.PlotDataItem:
+           symbol: str | None = None, alpha: int = 255, antialias: bool | None = None) -> pg.PlotDataItem:
     c = pg.mkColor(color)
     c.setAlpha(alpha)
     pen = pg.mkPen(color=c, width=width, style=style)
     kwargs = {"symbol": symbol, "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if symbol else {}
+    if antialias is not None:
+        kwargs["antialias"] = antialias
     item = plot.plot([], [], name=name or None, pen=pen, **kwargs)
     item.setClipToView(True)
     item.setDownsampling(auto=True, method="peak")
@@ -65,7 +67,8 @@ class TrainingPlots(QWidget):
         # accuracy climbs to the top: its legend is one row at the bottom
         self.acc_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt", colCount=3)
         self.curves = {
-            "loss": _curve(self.loss_plot, "train (per step)", theme.series_color(0), 1.0, alpha=90),
+            # the per-step curve is the one with 10^6 points: no antialiasing keeps each frame cheap
+            "loss": _curve(self.loss_plot, "train (per step)", theme.series_color(0), 1.0, alpha=90, antialias=False),
             "smooth": _curve(self.loss_plot, "train (smoothed)", theme.series_color(0), 2.0),
             "val_loss": _curve(self.loss_plot, "validation", theme.series_color(1), 2.0, symbol="o"),
             "train_acc": _curve(self.acc_plot, "train", theme.series_color(0), 2.0, symbol="o"),
@@ -95,11 +98,13 @@ class TrainingPlots(QWidget):
         self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
         self.lr_plot.setToolTip("The learning rate the optimizer used at each step")
         self._seen = -1
+        self._lengths: dict[str, tuple[int, int]] = {}  # curve → (series, length) last drawn
         self.restyle()
 
     def set_log_loss(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=on)
         self._seen = -1
+        self._lengths.clear()
 
     def refresh(self, live: LiveRun) -> bool:
         """Redraw from ``live`` if it changed since the last call; True when it did."""
@@ -109,6 +114,9 @@ class TrainingPlots(QWidget):
         self.stack.setCurrentIndex(1 if len(live.loss) or len(live.val_acc) else 0)
         for name, series in (("loss", live.loss), ("smooth", live.smooth), ("val_loss", live.val_loss),
                              ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
+            if self._lengths.get(name) == (id(series), len(series)):
+                continue  # unchanged: leave its plot alone, so it is not repainted
+            self._lengths[name] = (id(series), len(series))
             x, y = series.view()
             if name == "smooth" and len(x) > SMOOTH_POINTS:
                 # a thick line over 10^6 points is slow to stroke, and a smoothed curve loses nothing
