@@ -61,7 +61,7 @@ class Canvas(QWidget):
         self.report = report
         self.scroll: QScrollArea | None = None
         self.cards: dict[str, Card] = {}
-        self.slots: list[Slot] = []
+        self._retired: list[QWidget] = []
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip("")
@@ -82,11 +82,14 @@ class Canvas(QWidget):
     # ------------------------------------------------------------------------------- cards
     def rebuild(self) -> None:
         """New cards for the editor's network (shapes follow when the analysis arrives)."""
-        while self.column.count():
-            item = self.column.takeAt(0)
+        for widget in self._retired:
+            widget.deleteLater()
+        self._retired = []
+        while self.column.count():  # old cards are kept (hidden) one more round: a card being dragged
+            item = self.column.takeAt(0)  # must outlive the drop that rebuilt the canvas under it
             if item.widget() is not None:
                 item.widget().hide()
-                item.widget().deleteLater()
+                self._retired.append(item.widget())
         self.cards = {}
         spec = self.editor.spec
         self.input_card = self._card(Card(INPUT, "Input"))
