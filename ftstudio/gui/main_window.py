@@ -113,7 +113,7 @@ class MainWindow(QMainWindow):
 
     def _build(self, store) -> None:
         self.data_page = DataPage(self.session, self.tasks)
-        self.model_page = ModelPage(self._run_async)
+        self.model_page = ModelPage(self._run_async, tasks=self.tasks)
         self.train_page = TrainPage(self.session, self.actions_)
         self.runs_page = RunsPage()
         self.export_page = ExportPage(self.tasks)
@@ -164,8 +164,14 @@ class MainWindow(QMainWindow):
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
         file_menu.addAction(self.actions_["open"])
+        arch_menu = file_menu.addMenu("&Architecture")
+        for key in ("new", "open", "save", "save_as", None, "start_from", "check"):
+            arch_menu.addSeparator() if key is None else arch_menu.addAction(self.model_page.actions_[key])
         file_menu.addSeparator()
         file_menu.addAction(self.actions_["quit"])
+        edit_menu = menu.addMenu("&Edit")
+        edit_menu.addAction(self.model_page.actions_["undo"])
+        edit_menu.addAction(self.model_page.actions_["redo"])
         run_menu = menu.addMenu("&Run")
         for key in ("start", "pause", "resume", "stop"):
             run_menu.addAction(self.actions_[key])
@@ -192,7 +198,8 @@ class MainWindow(QMainWindow):
         s, c = self.session, self.controller
         self.data_page.open_folder_requested.connect(self.open_folder)
         page = self.model_page
-        page.changed.connect(lambda: s.set_model(page.model_value(), page.model_spec()))
+        page.changed.connect(self._architecture_edited)
+        page.document_changed.connect(self._show_document)
         s.model_changed.connect(self._model_changed)
         s.data_loaded.connect(self._update_model_input)
         s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))
@@ -283,7 +290,17 @@ class MainWindow(QMainWindow):
 
     def _device_changed(self, *_) -> None:
         self.session.device = self.device.currentData() or "auto"
+        self.model_page.set_data(self.session.bundle, self.session.device)
         self.status_device.setText(f"Device: {self.device.currentText()}")
+
+    def _architecture_edited(self) -> None:
+        page = self.model_page
+        self.session.set_finetune(page.finetune_plan())
+        self.session.set_model(page.model_value(), page.model_spec())
+
+    def _show_document(self) -> None:
+        self.setWindowTitle(f"ftstudio — {self.model_page.title()}[*]")
+        self.setWindowModified(self.model_page.dirty())
 
     def _model_changed(self) -> None:
         if self.model_page.model_value() != self.session.model:
@@ -292,11 +309,13 @@ class MainWindow(QMainWindow):
 
     def _update_model_input(self) -> None:
         found = self.session.model_input()
+        self.model_page.set_data(self.session.bundle, self.session.device)
         self.model_page.set_input(*(found if found else (None, 0)))
 
     def settled(self) -> bool:
         """True once startup work is done (engine loaded, data and model shown): for screenshots."""
-        return self.session.ready and not self.tasks.busy() and not self.data_page._reload.isActive()
+        return (self.session.ready and not self.tasks.busy() and not self.data_page._reload.isActive()
+                and not self.model_page.busy())
 
     # ---------------------------------------------------------------------------- runs
     def start_training(self, callbacks: tuple = ()) -> None:
@@ -426,6 +445,12 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if self.model_page.dirty() and not dialogs.confirm(
+                self, "Unsaved architecture", f"The architecture “{self.model_page.title()}” has unsaved changes. "
+                "Quit without saving it? (Its last state is kept for next time, but not in its file.)",
+                "Quit without saving"):
+            event.ignore()
+            return
         if self.controller.running:
             if not dialogs.confirm(self, "Training in progress", "A run is in progress. Stop it (its checkpoint "
                                    "is saved) and quit?", "Stop and quit"):

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec, Recipe, TrainConfig
+from ftstudio.core.recipe import DatasetSpec, FinetunePlan, Recipe, TrainConfig
 from ftstudio.gui.settings import read_json, write_json
 
 
@@ -34,6 +34,7 @@ class Session(QObject):
         self.model: str | dict[str, Any] = "mlp"
         self.model_spec: ModelSpec = resolve_model("mlp")
         self.train = TrainConfig()
+        self.finetune: FinetunePlan | None = None  # start from a trained run's weights (the composer sets it)
         self.device = "auto"
         self.run_name = ""
         self.bundle = None  # DataBundle of data_spec, once loaded
@@ -57,6 +58,10 @@ class Session(QObject):
         if value != self.model or spec != self.model_spec:
             self.model, self.model_spec = value, spec
             self.model_changed.emit()
+
+    def set_finetune(self, plan: FinetunePlan | None) -> None:
+        """Train from a run's weights with ``plan`` (None: from scratch); not kept across restarts."""
+        self.finetune = plan
 
     def set_train(self, config: TrainConfig) -> None:
         if config != self.train:
@@ -99,7 +104,7 @@ class Session(QObject):
         """The validated recipe Start will run (raises InputError naming the bad field)."""
         train = dataclasses.replace(self.train, device=self.device)
         recipe = Recipe(name=self.run_name.strip() or self.default_run_name(), data=self.data_spec,
-                        model=self.model, train=train)
+                        model=self.model, train=train, finetune=self.finetune)
         return Recipe.from_dict(recipe.to_dict())
 
     # ------------------------------------------------------------------------ settings

@@ -21,6 +21,7 @@ class Answers:
         self.yes = True
         self.folder: str | None = None
         self.file: str | None = None
+        self.save_file: str | None = None
         self.opened: list[str] = []
 
 
@@ -37,6 +38,7 @@ def answers(monkeypatch) -> Answers:
     monkeypatch.setattr(dialogs, "confirm", confirm)
     monkeypatch.setattr(dialogs, "choose_folder", lambda *args, **kw: a.folder)
     monkeypatch.setattr(dialogs, "choose_file", lambda *args, **kw: a.file)
+    monkeypatch.setattr(dialogs, "choose_save_file", lambda *args, **kw: a.save_file)
     monkeypatch.setattr(dialogs, "reveal", lambda path: a.opened.append(str(path)) or True)
     return a
 

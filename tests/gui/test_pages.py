@@ -108,20 +108,19 @@ def test_open_folder_shortcut_uses_the_chosen_folder(qtbot, window, answers, tmp
 def test_model_page_summarises_presets_and_reports_bad_files(qtbot, window, answers, tmp_path):
     model = window.model_page
     assert model.analysis is not None and model.analysis.output_shape == (10,)
-    assert model.table.rowCount() == len(model.analysis.layers) + 1
+    assert set(model.canvas.layer_cards()) == {i.path for i in model.analysis.layers}
     assert f"{model.analysis.params:,}" in model.header.text()
     cnn = next(i for i in range(model.presets.count()) if model.presets.item(i).data(Qt.ItemDataRole.UserRole) == "cnn")
     model.presets.setCurrentRow(cnn)
     assert window.session.model == "cnn"
-    qtbot.waitUntil(lambda: model.analysis is not None and any(i.type == "Conv2d" for i in model.analysis.layers),
+    qtbot.waitUntil(lambda: model.is_analysed() and any(i.type == "Conv2d" for i in model.analysis.layers),
                     timeout=30_000)
-    shapes = [model.table.item(r, 3).text() for r in range(model.table.rowCount())]
-    assert shapes[0] == "1×8×8" and shapes[-1] == "10"
+    assert model.canvas.cards["input"].shape.text() == "1×8×8" and model.canvas.output_card.shape.text() == "10"
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"layers": [{"type": "Linear", "params": {"out_features": -3}}]}))
     answers.file = str(bad)
-    model.open_button.click()
+    model.actions_["open"].trigger()
     assert "out_features" in model.banner.text()
     assert window.session.model == "cnn"  # the bad file changed nothing
 

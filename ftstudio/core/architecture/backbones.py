@@ -3,6 +3,7 @@ channels, ImageNet weights loaded only from local files (torch's cache or a file
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -103,3 +104,38 @@ def _adapt_first_conv(net: nn.Module, channels: int) -> None:
                             new.bias.copy_(child.bias)
                 setattr(parent, child_name, new)
                 return
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a backbone, for the composer's nested cards."""
+
+    name: str
+    type: str
+    out_shape: tuple[int, ...]
+    params: int
+
+
+def backbone_stages(name: str, in_shape: tuple[int, int, int]) -> tuple[Stage, ...]:
+    """The stages of backbone ``name`` on an input of ``in_shape``: shapes and parameters, on the meta device."""
+    with torch.device("meta"):
+        backbone = build_backbone(name, in_shape[0], load=False)
+    parts: list[tuple[str, nn.Module]] = []
+    for child_name, child in backbone.net.named_children():
+        if isinstance(child, nn.Identity):
+            continue  # the removed classifier
+        if child_name == "features" and isinstance(child, nn.Sequential):  # mobilenet / efficientnet
+            parts.extend((f"features.{n}", c) for n, c in child.named_children())
+        else:
+            parts.append((child_name, child))
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [module.register_forward_hook(lambda m, a, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
+             for n, module in parts]
+    try:
+        with torch.no_grad():
+            backbone.eval()(torch.zeros((1, *in_shape), device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return tuple(Stage(n, type(m).__name__, shapes[n], sum(p.numel() for p in m.parameters()))
+                 for n, m in parts if n in shapes)

@@ -1,9 +1,14 @@
-"""The Model page: choose an architecture and see what it is — layers, output shapes, parameters.
+"""The Model page: the visual layer composer.
 
-A self-contained widget that takes and gives a `ModelSpec` (``set_model`` / ``model_spec``), so
-the composer can replace its insides without touching the window. Shapes come from
-`architecture.analyze` on the meta device (no weights allocated), in the background when a
-runner is given.
+Presets and the layer palette on the left, the network as cards in the middle, the selected
+layer's properties on the right. Every edit is an undoable command (`composer.editor`); after
+each one the page re-analyses the network on the meta device (debounced, in the background) and
+puts every shape, parameter count and error on the cards. New / Open / Save / Save As read and
+write exactly the architecture JSON `ftstudio train --model PATH` takes. "Start from a run" loads a
+trained network to fine-tune from its weights; "Check" runs one real batch forward and backward.
+
+The page takes and gives a `ModelSpec` (``set_model`` / ``model_spec`` / ``model_value``) and emits
+``changed`` when the architecture changes, so the main window and the wizard can embed it.
 """
 
 from __future__ import annotations
@@ -13,19 +18,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSplitter,
+                               QStyle, QToolBar, QVBoxLayout, QWidget)
 
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import load_preset, preset_description, preset_names, resolve_model
 from ftstudio.core.errors import InputError
-from ftstudio.gui import dialogs, theme
+from ftstudio.gui.composer.canvas import Canvas, scrolling
+from ftstudio.gui.composer.cards import shape_text
+from ftstudio.gui.composer.documents import DocumentActions
+from ftstudio.gui.composer.editor import DocState, Editor
+from ftstudio.gui.composer.palette import Palette
+from ftstudio.gui.composer.properties import PropertyEditor
+from ftstudio.gui.composer.runs import RunActions
 from ftstudio.gui.widgets.banner import Banner, header_label
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
-COLUMNS = ("#", "Layer", "Settings", "Output shape", "Parameters", "Trainable")
+ANALYSE_DELAY_MS = 120  # edits in quick succession are analysed once
 
 
 def _sync(fn, on_done, on_failed) -> None:
@@ -37,197 +48,324 @@ def _sync(fn, on_done, on_failed) -> None:
         on_done(result)
 
 
-def _shape(shape) -> str:
-    return "×".join(str(d) for d in shape) if shape else "–"
+def _analyse(spec: ModelSpec, shape, classes: int):
+    """The engine's analysis plus the stages of every valid backbone (background work)."""
+    from ftstudio.core.architecture import analyze
+
+    analysis = analyze(spec, shape, classes)
+    stages = {}
+    for info in analysis.layers:
+        if info.type == "Backbone" and not info.error and info.in_shape:
+            from ftstudio.core.architecture.backbones import backbone_stages
+
+            stages[info.path] = backbone_stages(info.resolved["name"], info.in_shape)
+    return analysis, stages
 
 
-def _settings(info) -> str:
-    skip = {"bias"} if info.resolved.get("bias", True) is True else set()
-    parts = [f"{k}={v}" for k, v in info.resolved.items() if k not in skip and v not in ("", None)]
-    return ", ".join(parts)
+class ModelPage(DocumentActions, RunActions, QWidget):
+    """See the module docstring. ``document_changed``: the file name or unsaved marker changed."""
 
+    changed = Signal()  # the architecture changed (an edit, undo, a preset, a file, a run)
+    analysed = Signal()  # the cards show the analysis of the current network
+    document_changed = Signal()
 
-class ModelPage(QWidget):
-    """Presets (or an architecture file) and a summary table of the chosen network."""
-
-    changed = Signal()  # the user picked another architecture
-
-    def __init__(self, run_async: Runner | None = None, parent=None) -> None:
+    def __init__(self, run_async: Runner | None = None, parent=None, *, tasks=None) -> None:
         super().__init__(parent)
         self.run_async = run_async or _sync
-        self._spec: ModelSpec = resolve_model("mlp")
-        self._value: str | dict = "mlp"
+        self.tasks = tasks  # workers.Tasks: background jobs with their own names (else run_async)
+        self.editor = Editor(resolve_model("mlp"), self)
+        self.editor.load(DocState(self.editor.spec, preset="mlp", preset_spec=self.editor.spec), "", undoable=False)
         self._input: tuple[tuple[int, int, int], int] | None = None
         self._batch_size = 64
-        self._generation = 0
+        self._data = None  # (DataBundle, device) for Check
+        self._generation = self._shown = 0  # analyses asked for / shown
+        self._pending = 0  # background jobs of this page still running
         self.analysis = None
+        self.analysed_spec: ModelSpec | None = None
+        self.check_report = None
+        self.timer = QTimer(self, singleShot=True, interval=ANALYSE_DELAY_MS)
+        self.timer.timeout.connect(self._analyse_now)
+        self._make_actions()
         self._build()
+        self.editor.changed.connect(self._network_changed)
+        self.editor.state_changed.connect(self._document_changed)
+        self._document_changed()
         self._show_choice()
 
+    # --------------------------------------------------------------------------- building
+    def _make_actions(self) -> None:
+        style, stack = self.style(), self.editor.stack
+        spec = {"new": ("New", "Start an empty network (Ctrl+N)", ["Ctrl+N"], QStyle.StandardPixmap.SP_FileIcon,
+                        self.new_network),
+                "open": ("Open…", "Open an architecture JSON file (Ctrl+Shift+O)", ["Ctrl+Shift+O"],
+                         QStyle.StandardPixmap.SP_DialogOpenButton, self.open_file),
+                "save": ("Save", "Save the architecture as JSON — the file `ftstudio train --model PATH` takes "
+                         "(Ctrl+S)", ["Ctrl+S"], QStyle.StandardPixmap.SP_DialogSaveButton, self.save),
+                "save_as": ("Save As…", "Save the architecture to another file (Ctrl+Shift+S)", ["Ctrl+Shift+S"],
+                            None, self.save_as),
+                "start_from": ("Start from run…", "Load a trained run's network and fine-tune from its weights",
+                               [], QStyle.StandardPixmap.SP_DirIcon, self.start_from_run),
+                "check": ("Check", "Run one real batch forward and backward: time, peak memory, or the layer "
+                          "that fails (F5)", ["F5"], QStyle.StandardPixmap.SP_DialogApplyButton, self.check),
+                "search": ("Find layer", "Search the palette (Ctrl+F)", ["Ctrl+F"], None, self._focus_search)}
+        self.actions_: dict[str, QAction] = {}
+        for key, (text, tip, keys, icon, slot) in spec.items():
+            action = QAction(text, self)
+            if icon is not None:
+                action.setIcon(style.standardIcon(icon))
+            action.triggered.connect(lambda _=False, fn=slot: fn())
+            self.actions_[key] = action
+            self._register(action, tip, keys)
+        undo, redo = stack.createUndoAction(self, "Undo"), stack.createRedoAction(self, "Redo")
+        undo.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
+        redo.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowForward))
+        self._register(undo, "Undo the last edit (Ctrl+Z)", ["Ctrl+Z"])
+        self._register(redo, "Redo (Ctrl+Shift+Z)", ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.actions_["undo"], self.actions_["redo"] = undo, redo
+
+    def _register(self, action: QAction, tip: str, keys: list[str]) -> None:
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # only while on this page
+        self.addAction(action)
+
     def _build(self) -> None:
-        left = QGroupBox("Architecture")
-        v = QVBoxLayout(left)
         self.presets = QListWidget()
         self.presets.setToolTip("Ready-made architectures; each adapts to your data's image size and classes")
         for name in preset_names():
             try:
-                title = load_preset(name).name or name
-                tip = preset_description(name)
+                title, tip = load_preset(name).name or name, preset_description(name)
             except InputError as exc:
                 title, tip = name, str(exc)
             item = QListWidgetItem(f"{name} — {title}")
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(tip)
             self.presets.addItem(item)
+        self.presets.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.presets.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.presets.setMaximumHeight(self.presets.sizeHintForRow(0) * (self.presets.count() + 1) + 6)
         self.presets.currentItemChanged.connect(self._preset_clicked)
-        self.open_button = QPushButton("Open architecture file…")
-        self.open_button.setToolTip("Load an architecture JSON (as saved by the composer or written by hand)")
-        self.open_button.clicked.connect(self._open_file)
-        self.description = QLabel()
-        self.description.setWordWrap(True)
-        self.description.setAlignment(Qt.AlignmentFlag.AlignTop)
-        v.addWidget(self.presets)
-        v.addWidget(self.open_button)
-        v.addWidget(self.description, 1)
-        left.setFixedWidth(310)
+        self.palette = Palette()
+        self.palette.insert_requested.connect(lambda kind: self._guard(lambda: self.editor.insert(kind)))
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        for title, widget, stretch in (("Presets", self.presets, 0), ("Layers", self.palette, 1)):
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(widget)
+            lv.addWidget(box, stretch)
 
-        right = QVBoxLayout()
+        self.toolbar = QToolBar("Architecture")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for key in ("new", "open", "save", "save_as", None, "undo", "redo", None, "start_from", "check"):
+            self.toolbar.addSeparator() if key is None else self.toolbar.addAction(self.actions_[key])
+        for key in ("undo", "redo"):  # their text names the edit: too long for the bar (it is the tooltip)
+            self.toolbar.widgetForAction(self.actions_[key]).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.header = header_label("Load data to see shapes and parameter counts")
         self.banner = Banner()
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setToolTip("Each layer with its settings, the shape it outputs per image, and its parameters")
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        right.addWidget(self.header)
-        right.addWidget(self.banner)
-        right.addWidget(self.table, 1)
-        layout = QHBoxLayout(self)
-        layout.addWidget(left)
-        layout.addLayout(right, 1)
+        self.source_note = QLabel()
+        self.source_note.setObjectName("hint")
+        self.source_note.setWordWrap(True)
+        self.source_note.hide()
+        self.canvas = Canvas(self.editor, lambda text: self.banner.show_message("error", text))
+        center = QWidget()
+        cv = QVBoxLayout(center)
+        cv.setContentsMargins(0, 0, 0, 0)
+        for w, stretch in ((self.toolbar, 0), (self.header, 0), (self.banner, 0), (self.source_note, 0),
+                           (scrolling(self.canvas), 1)):
+            cv.addWidget(w, stretch)
 
-    # ------------------------------------------------------------------------- the API
+        self.properties = PropertyEditor(self.editor)
+        right = QScrollArea()
+        right.setWidget(self.properties)
+        right.setWidgetResizable(True)
+        right.setMinimumWidth(250)
+        splitter = QSplitter()
+        for w, size in ((left, 230), (center, 620), (right, 290)):
+            splitter.addWidget(w)
+        splitter.setSizes([230, 620, 290])
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        layout = QHBoxLayout(self)
+        layout.addWidget(splitter)
+
+    def _focus_search(self) -> None:
+        self.palette.search.setFocus()
+        self.palette.search.selectAll()
+
+    # ---------------------------------------------------------------------------- the API
     def set_model(self, value: str | dict | ModelSpec) -> None:
-        """Show an architecture: a preset name, an architecture dict or a ModelSpec."""
+        """Show an architecture: a preset name, a JSON file path, an architecture dict or a ModelSpec.
+
+        Undoable once the user has edited; raises InputError for a bad value (nothing changes)."""
         spec = resolve_model(value)
-        self._value = spec.to_dict() if isinstance(value, ModelSpec) else value
-        self._spec = spec
-        self._show_choice()
-        self._analyze()
+        if isinstance(value, str) and value.lower() in preset_names():
+            state = DocState(spec, preset=value.lower(), preset_spec=spec)
+        elif isinstance(value, str):
+            state = DocState(spec, path=Path(value).expanduser())
+        else:
+            state = DocState(spec)
+        if state != self.editor.state:
+            self.editor.load(state, "Load network", undoable=self.editor.stack.count() > 0)
 
     def model_spec(self) -> ModelSpec:
-        return self._spec
+        return self.editor.spec
 
     def model_value(self) -> str | dict:
-        """What a recipe stores: the preset name, or the architecture itself."""
-        return self._value
+        """What a recipe stores: the preset name while it is unchanged, or the architecture itself."""
+        return self.editor.value()
+
+    def finetune_plan(self):
+        """The fine-tune plan when the network starts from a trained run's weights, else None."""
+        from ftstudio.core.start_from import plan_for
+
+        start = self.editor.state.start
+        return plan_for(start, self.editor.spec) if start is not None else None
 
     def set_input(self, shape: tuple[int, int, int] | None, num_classes: int = 0) -> None:
-        self._input = (tuple(shape), num_classes) if shape else None
-        self._analyze()
+        """The input the network will see (the caller resolves the model's input wishes, see
+        `Session.model_input`); None: no data yet."""
+        new = (tuple(shape), num_classes) if shape else None
+        if new != self._input or self.analysis is None:
+            self._input = new
+            self._schedule()
 
     def set_batch_size(self, batch_size: int) -> None:
         self._batch_size = batch_size
         self._show_totals()
 
-    # ---------------------------------------------------------------------------- view
+    def set_data(self, bundle, device: str = "auto") -> None:
+        """The loaded data (a DataBundle) and device Check runs one batch of."""
+        self._data = (bundle, device) if bundle is not None else None
+
+    def dirty(self) -> bool:
+        return self.editor.dirty()
+
+    def title(self) -> str:
+        return self.editor.title()
+
+    def busy(self) -> bool:
+        """True while an analysis or another background job of this page is due."""
+        return self.timer.isActive() or self._pending > 0 or self._shown != self._generation
+
     def _show_choice(self) -> None:
-        name = self._value if isinstance(self._value, str) else None
+        name = self.model_value()
         self.presets.blockSignals(True)
         self.presets.setCurrentRow(-1)
         for i in range(self.presets.count()):
             if self.presets.item(i).data(Qt.ItemDataRole.UserRole) == name:
                 self.presets.setCurrentRow(i)
         self.presets.blockSignals(False)
-        if name in preset_names():
-            self.description.setText(preset_description(name))
-        else:
-            where = f" from {name}" if name else ""
-            title = html.escape(self._spec.name or "Custom architecture")
-            self.description.setText(f"<b>{title}</b>{html.escape(where)}: "
-                                     f"{len(self._spec.layers)} layers")
 
-    def _preset_clicked(self, item: QListWidgetItem | None, _previous=None) -> None:
-        if item is None:
-            return
-        name = item.data(Qt.ItemDataRole.UserRole)
-        if name != self._value:
-            self.set_model(name)
-            self.changed.emit()
+    def _document_changed(self) -> None:
+        self._show_totals()
+        self.document_changed.emit()
 
-    def _open_file(self) -> None:
-        path = dialogs.choose_file(self, "Open an architecture", "", "Architecture JSON (*.json)")
-        if not path:
-            return
+    # ---------------------------------------------------------------------- the network
+    def _guard(self, fn) -> None:
         try:
-            self.set_model(str(Path(path)))
+            fn()
         except InputError as exc:
             self.banner.show_message("error", str(exc))
-            return
+
+    def _network_changed(self) -> None:
+        self._show_choice()
+        self._show_source()
+        self._schedule()
         self.changed.emit()
 
-    def _analyze(self) -> None:
-        if self._input is None:
-            self.analysis = None
-            self.table.setRowCount(0)
-            self.header.setText("Load data to see shapes and parameter counts")
-            return
-        from ftstudio.core.architecture import analyze
+    def _schedule(self) -> None:
+        self.timer.start()
 
-        spec, (shape, classes) = self._spec, self._input
+    def _run(self, name: str, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None],
+             counted: bool = True) -> None:
+        """Run ``fn`` in the background (``tasks``, else as the page was told to); ``busy()`` meanwhile.
+
+        Analyses are not ``counted``: a newer one replaces an older, and `busy` compares generations."""
+        if self.tasks is None:
+            self._pending += counted
+
+            def finish(callback, value) -> None:
+                self._pending -= counted
+                callback(value)
+
+            self.run_async(fn, lambda result: finish(done, result), lambda message: finish(failed, message))
+            return
+        task = self.tasks.start(f"model-{name}", lambda cancel: fn())
+        if task.cancel.is_set():  # the window is closing: nothing runs
+            return
+        task.done.connect(done)
+        task.failed.connect(failed)
+        if counted:
+            self._pending += 1
+            task.relayed.connect(self._job_over)  # also when a result is dropped
+
+    @Slot()
+    def _job_over(self) -> None:
+        self._pending -= 1
+
+    def _analyse_now(self) -> None:
         self._generation += 1
-        generation = self._generation
+        generation, spec = self._generation, self.editor.spec
+        if self._input is None:
+            self._shown = generation
+            self._show_analysis(spec, None, {})
+            return
+        shape, classes = self._input
         self.header.setText("Analysing…")
 
-        def done(analysis) -> None:
+        def done(result) -> None:
             if generation == self._generation:
-                self._show_analysis(analysis)
+                self._shown = generation
+                self._show_analysis(spec, *result)
 
         def failed(message: str) -> None:
             if generation == self._generation:
-                self.analysis = None
+                self._shown = generation
+                self._show_analysis(spec, None, {})
                 self.banner.show_message("error", message)
 
-        self.run_async(lambda: analyze(spec, shape, classes), done, failed)
+        self._run("analysis", lambda: _analyse(spec, shape, classes), done, failed, counted=False)
 
-    def _show_analysis(self, analysis) -> None:
-        self.analysis = analysis
-        rows = analysis.layers
-        self.table.setRowCount(len(rows) + 1)
-        self._set_row(0, ["", "input", "", _shape(analysis.input_shape), "", ""], None)
-        for r, info in enumerate(rows, start=1):
-            depth = info.path.count(".")
-            cells = [info.path, "   " * depth + info.type, info.error or _settings(info), _shape(info.out_shape),
-                     f"{info.params:,}", f"{info.trainable:,}"]
-            self._set_row(r, cells, info.error or None)
-        if analysis.error:
-            self.banner.show_message("error", analysis.error)
-        else:
+    def _show_analysis(self, spec: ModelSpec, analysis, stages: dict) -> None:
+        self.analysis, self.analysed_spec = analysis, spec
+        note = ""
+        if self._data is not None and analysis is not None:
+            bundle = self._data[0]
+            data_shape = tuple(bundle.input_shape)
+            note = f"{html.escape(bundle.name)}: {bundle.num_classes} classes"
+            if data_shape != tuple(analysis.input_shape):
+                note += f", images {shape_text(data_shape)} resized to {shape_text(analysis.input_shape)}"
+        self.canvas.show_analysis(analysis, stages, note)
+        problem = analysis.error if analysis is not None and spec.layers else ""
+        quiet = not self.banner.text() or self.banner.kind == "warning"  # never hide what the user just did
+        if problem and quiet:  # said above the cards too: the red card may be scrolled out of view
+            self.banner.show_message("warning", f"The network cannot train yet: {problem}")
+        elif not problem and self.banner.text() and self.banner.kind == "warning":
             self.banner.clear()
+        self.properties.set_analysis(analysis)
         self._show_totals()
+        self.analysed.emit()
 
-    def _set_row(self, row: int, cells: list[str], error: str | None) -> None:
-        for c, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if c >= 4:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if error:
-                item.setForeground(QBrush(QColor(theme.WRONG)))
-                item.setToolTip(error)
-            self.table.setItem(row, c, item)
+    def is_analysed(self) -> bool:
+        """The cards show the engine's view of the current network."""
+        return not self.busy() and self.analysed_spec == self.editor.spec
 
     def _show_totals(self) -> None:
+        marker = " •" if self.dirty() else ""
+        doc = f"<b>{html.escape(self.title())}{marker}</b>"
         a = self.analysis
-        if a is None:
+        if self._input is None or a is None or self.analysed_spec != self.editor.spec:
+            layers = len(self.editor.spec.layers)
+            wait = "Analysing…" if self._input is not None else "load data to see shapes and parameter counts"
+            self.header.setText(f"{doc} — {layers} layers · {wait}")
             return
-        out = _shape(a.output_shape)
         memory = a.memory_estimate(self._batch_size) / 1e6
-        title = html.escape(self._spec.name or "Custom architecture")
-        self.header.setText(f"<b>{title}</b> — {len(a.layers)} layers · "
-                            f"<b>{a.params:,}</b> parameters ({a.trainable:,} trainable) · {a.size_mb():.1f} MB · "
-                            f"input {_shape(a.input_shape)} → output {out} · about {memory:,.0f} MB to train at "
-                            f"batch size {self._batch_size}")
+        name = self.editor.spec.name
+        if name and name != self.title():
+            doc += f" — {html.escape(name)}"
+        out = shape_text(a.output_shape)
+        self.header.setText(f"{doc} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
+                            f"({a.trainable:,} trainable) · {a.size_mb():.1f} MB · input {shape_text(a.input_shape)} → "
+                            f"output {out} · about {memory:,.0f} MB to train at batch size {self._batch_size}")
