@@ -100,6 +100,15 @@ def compare(runs: dict[str, Path], plan: ComparePlan = ComparePlan()) -> Compari
     return Comparison([measure(runs[stage], stage, plan=plan) for stage in ("finetune", "scratch") if stage in runs])
 
 
+def write_comparison(folder: str | Path, p: Pipeline, comparison: Comparison) -> Path:
+    """``comparison.json`` in ``folder``: the rows, the winner and the verdict (atomically)."""
+    from ftstudio.core.fileio import atomic_write_text
+
+    where = Path(folder) / COMPARISON_FILE
+    atomic_write_text(where, json.dumps({"pipeline": p.name, **comparison.to_dict()}, indent=2) + "\n")
+    return where
+
+
 def export_target(p: Pipeline, comparison: Comparison) -> ComparisonRow | None:
     """The row whose model the pipeline's export plan picks."""
     if p.export is None:
@@ -122,7 +131,6 @@ def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[s
                  stop_event: threading.Event | None = None) -> PipelineResult:
     """Train every stage (into ``out/<stage>``, or new run folders), compare, export; see the module docstring."""
     from ftstudio.core.errors import Interrupted
-    from ftstudio.core.fileio import atomic_write_text
     from ftstudio.core.pipeline import train_recipe
     from ftstudio.core.runs import new_run_dir
 
@@ -149,8 +157,7 @@ def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[s
     if scratch is not None:
         runs["scratch"] = train("scratch", scratch)
     comparison = compare(runs, p.compare)
-    where = (folder if folder is not None else runs["finetune"]) / COMPARISON_FILE
-    atomic_write_text(where, json.dumps({"pipeline": p.name, **comparison.to_dict()}, indent=2) + "\n")
+    where = write_comparison(folder if folder is not None else runs["finetune"], p, comparison)
     result = PipelineResult(runs, comparison, notes=[f"comparison written to {where}"])
     target = export_target(p, comparison)
     if target is not None:

@@ -28,6 +28,11 @@ def choose_file(parent: QWidget | None, title: str, start: str = "", filters: st
     return path or None
 
 
+def choose_save_file(parent: QWidget | None, title: str, start: str = "", filters: str = "") -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, title, start, filters)
+    return path or None
+
+
 def reveal(path: str | Path) -> bool:
     """Open a folder (or file) in the system's file manager."""
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
