@@ -43,10 +43,15 @@ def _few_shot() -> dict[str, Any]:
     return {"name": "digits-shifted", **SPLIT, "per_class": SHOTS}
 
 
+def finetune_epochs(steps: int) -> int:
+    """Epochs to ask for so that ``min_steps=steps`` decides the length on few-shot data (at most the default)."""
+    return min(TrainConfig().epochs, steps) if steps > 0 else TrainConfig().epochs
+
+
 def finetune_recipe(source: str | Path, strategy: str = "full", steps: int = STEPS) -> Recipe:
     """Default training settings; ``min_steps`` raises the epochs until ``steps`` optimizer steps happen."""
     return Recipe.from_dict({"name": f"demo-finetune-{strategy}", "data": _few_shot(),
-                             "train": {"epochs": min(TrainConfig().epochs, steps)},
+                             "train": {"epochs": finetune_epochs(steps)},
                              "finetune": {"source": str(source), "checkpoint": "last", "strategy": strategy,
                                           "min_steps": steps}})
 

@@ -93,8 +93,15 @@ class WizardModel(QObject):
         return "gradual" if self.gradual else self.plan.strategy
 
     def set_plan(self, **changes) -> None:
+        """Change the fine-tune plan; the step count sets the epochs as `ftstudio demo` does (few-shot data
+        makes one step per epoch, so ``min_steps`` decides the length)."""
         plan = dataclasses.replace(self.plan, **changes)
         if plan != self.plan:
+            if plan.min_steps != self.plan.min_steps:
+                from ftstudio.core.demo import finetune_epochs
+
+                train = self.finetune.train
+                self.finetune.train = dataclasses.replace(train, epochs=finetune_epochs(plan.min_steps))
             self.plan = plan
             self.changed.emit()
 

@@ -106,8 +106,11 @@ class StageRunner(QObject):
             self._halt(f"{name}: {why}")
 
     def run_path(self, stage: str) -> Path | None:
+        """The stage's run folder: from its outcome, or, for the stage in progress, as soon as it is known."""
         outcome = self.outcomes.get(stage)
-        return outcome.run_path if outcome is not None else None
+        if outcome is not None:
+            return outcome.run_path
+        return self.controller.run_path if stage == self.current else None
 
     def stop(self) -> None:
         """Stop the current run at the next batch and join its thread; nothing further starts."""
