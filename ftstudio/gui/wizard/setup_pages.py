@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGroupBox, QHBoxLayout, QLabel, QRadioButton, QVBoxLayout,
-                               QWizardPage)
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QVBoxLayout, QWizardPage
 
 from ftstudio.core.recipe import FinetunePlan, TrainConfig
 from ftstudio.gui import dialogs
@@ -22,7 +21,8 @@ from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.form import DataclassForm
 from ftstudio.gui.wizard import texts
-from ftstudio.gui.wizard.model import PageId, WizardModel
+from ftstudio.gui.wizard.model import WizardModel
+from ftstudio.gui.wizard.start_pages import choice_box
 from ftstudio.gui.workers import Tasks
 
 COUNT_DELAY_MS = 300  # settle the controls before preparing the model again
@@ -122,23 +122,7 @@ class StrategyPage(QWizardPage):
         self.counted = None  # (trainable, total, note) of the last preparation
         self.setTitle("Fine-tuning strategy")
         self.setSubTitle("What trains, and how fast. Every strategy starts from the base model's weights.")
-        box = QGroupBox("Strategy")
-        v = QVBoxLayout(box)
-        self.radios: dict[str, QRadioButton] = {}
-        group = QButtonGroup(self)
-        for key, (title, sentence) in texts.STRATEGIES.items():
-            radio = QRadioButton(title)
-            radio.setToolTip(sentence)
-            radio.setChecked(key == model.strategy_choice())
-            radio.toggled.connect(lambda on, k=key: on and self._strategy(k))
-            group.addButton(radio)
-            self.radios[key] = radio
-            v.addWidget(radio)
-            note = QLabel(sentence)
-            note.setWordWrap(True)
-            note.setObjectName("hint")
-            note.setContentsMargins(24, 0, 0, 6)
-            v.addWidget(note)
+        box, self.radios = choice_box("Strategy", texts.STRATEGIES, model.strategy_choice(), self._strategy)
         settings = QGroupBox("Settings")
         s = QHBoxLayout(settings)
         self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "lora_rank", "unfreeze_after"])

@@ -8,6 +8,7 @@ runs folder. Mandatory fields are registered with ``*`` so Next waits for them.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -31,6 +32,27 @@ def _hint(text: str) -> QLabel:
     return label
 
 
+def choice_box(title: str, choices: dict[str, tuple[str, str]], chosen: str,
+               on_choice: Callable[[str], None]) -> tuple[QGroupBox, dict[str, QRadioButton]]:
+    """Radio buttons, each with its sentence beneath it; ``on_choice(key)`` when one is picked."""
+    box = QGroupBox(title)
+    v = QVBoxLayout(box)
+    group = QButtonGroup(box)
+    radios: dict[str, QRadioButton] = {}
+    for key, (text, sentence) in choices.items():
+        radio = QRadioButton(text)
+        radio.setToolTip(sentence)
+        radio.setChecked(key == chosen)
+        radio.toggled.connect(lambda on, k=key: on and on_choice(k))
+        group.addButton(radio)
+        radios[key] = radio
+        v.addWidget(radio)
+        note = _hint(sentence)
+        note.setContentsMargins(24, 0, 0, 6)
+        v.addWidget(note)
+    return box, radios
+
+
 class StartPage(QWizardPage):
     """What pretraining and fine-tuning are, a name, and where to start."""
 
@@ -49,21 +71,8 @@ class StartPage(QWizardPage):
         self.name.textChanged.connect(lambda text: model.set(name=text.strip()))
         form = QFormLayout()
         form.addRow("Name", self.name)
-        box = QGroupBox("Where does the base model come from?")
-        v = QVBoxLayout(box)
-        self.choices = QButtonGroup(self)
-        self.radios: dict[str, QRadioButton] = {}
-        for key, (title, detail) in texts.START_CHOICES.items():
-            radio = QRadioButton(title)
-            radio.setToolTip(detail)
-            radio.setChecked(key == model.start)
-            radio.toggled.connect(lambda on, k=key: on and model.set(start=k))
-            self.choices.addButton(radio)
-            self.radios[key] = radio
-            v.addWidget(radio)
-            note = _hint(detail)
-            note.setContentsMargins(24, 0, 0, 6)
-            v.addWidget(note)
+        box, self.radios = choice_box("Where does the base model come from?", texts.START_CHOICES, model.start,
+                                      lambda key: model.set(start=key))
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
