@@ -9,6 +9,7 @@ flood the window.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
@@ -29,6 +30,7 @@ from ftstudio.gui.workers import DataPreview, Outcome, Packet
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
           "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
 REDRAW_MS = 66  # ~15 Hz
+VALIDATION_REDRAW_S = 0.5  # confusion matrix and prediction grid: at most twice a second while running
 SHORT_WORDS = {"running": "Training", "paused": "Paused", "stopping": "Stopping…", "completed": "Completed",
                "stopped": "Stopped", "early_stopping": "Stopped early", "cancelled": "Cancelled", "failed": "Failed"}
 VAL_GRID = 40
@@ -47,6 +49,7 @@ class TrainPage(QWidget):
         self.status = "idle"
         self._shown_confusion = -1
         self._shown_preview = None
+        self._validation_shown_at = 0.0
         self._build(actions)
         self.show_config()
         session.train_changed.connect(self.show_config)
@@ -233,8 +236,11 @@ class TrainPage(QWidget):
         self.plots.refresh(live)
         self.progress.setValue(round(live.progress.fraction() * 1000))
         self.progress_label.setText(self._progress_text())
-        if live.preview is not None and live.confusion_epoch != self._shown_confusion:
+        due = time.monotonic() - self._validation_shown_at >= VALIDATION_REDRAW_S or self.status != "running"
+        if live.preview is not None and live.confusion_epoch != self._shown_confusion and due:
+            # fast epochs would repaint the matrix and the image grid every frame: a few times a second is plenty
             self._shown_confusion = live.confusion_epoch
+            self._validation_shown_at = time.monotonic()
             self._show_validation()
         elif live.preview is not None and self._shown_preview is not live.preview:
             self._show_validation()

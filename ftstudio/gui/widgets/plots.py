@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, 
 from ftstudio.gui import theme
 from ftstudio.gui.live import LiveRun
 
+SMOOTH_POINTS = 2000  # the smoothed loss is drawn thinned to about this many points
+
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     w = pg.PlotWidget()
@@ -29,11 +31,13 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
 
 
 def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine,
-           symbol: str | None = None, alpha: int = 255) -> pg.PlotDataItem:
+           symbol: str | None = None, alpha: int = 255, antialias: bool | None = None) -> pg.PlotDataItem:
     c = pg.mkColor(color)
     c.setAlpha(alpha)
     pen = pg.mkPen(color=c, width=width, style=style)
     kwargs = {"symbol": symbol, "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if symbol else {}
+    if antialias is not None:
+        kwargs["antialias"] = antialias
     item = plot.plot([], [], name=name or None, pen=pen, **kwargs)
     item.setClipToView(True)
     item.setDownsampling(auto=True, method="peak")
@@ -94,19 +98,21 @@ class TrainingPlots(QWidget):
         self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
         self.lr_plot.setToolTip("The learning rate the optimizer used at each step")
         self._seen: tuple = ()
+        self._lengths: dict[tuple[int, str], tuple[int, int]] = {}  # (run, curve) → (series, length) last drawn
         self.restyle()
 
     def _curves(self, label: str, i: int, overlay: bool) -> dict[str, pg.PlotDataItem]:
         if not overlay:
             c0, c1, c2 = theme.series_color(0), theme.series_color(1), theme.series_color(2)
-            return {"loss": _curve(self.loss_plot, "train (per step)", c0, 1.0, alpha=90),
+            # the per-step curve is the one with 10^6 points: no antialiasing keeps each frame cheap
+            return {"loss": _curve(self.loss_plot, "train (per step)", c0, 1.0, alpha=90, antialias=False),
                     "smooth": _curve(self.loss_plot, "train (smoothed)", c0, 2.0),
                     "val_loss": _curve(self.loss_plot, "validation", c1, 2.0, symbol="o"),
                     "train_acc": _curve(self.acc_plot, "train", c0, 2.0, symbol="o"),
                     "val_acc": _curve(self.acc_plot, "validation", c1, 2.0, symbol="o"),
                     "lr": _curve(self.lr_plot, "lr", c2, 2.0)}
         c, dash = theme.series_color(i), Qt.PenStyle.DashLine
-        return {"loss": _curve(self.loss_plot, "", c, 1.0, alpha=60),
+        return {"loss": _curve(self.loss_plot, "", c, 1.0, alpha=60, antialias=False),
                 "smooth": _curve(self.loss_plot, f"{label}: train", c, 2.0),
                 "val_loss": _curve(self.loss_plot, f"{label}: validation", c, 1.5, dash, symbol="o"),
                 "train_acc": _curve(self.acc_plot, f"{label}: train", c, 1.2, dash),
@@ -116,6 +122,7 @@ class TrainingPlots(QWidget):
     def set_log_loss(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=on)
         self._seen = ()
+        self._lengths.clear()
 
     def refresh(self, *lives: LiveRun) -> bool:
         """Redraw from the runs' buffers (one per name given at construction) if any changed; True when so."""
@@ -124,9 +131,19 @@ class TrainingPlots(QWidget):
             return False
         self._seen = key
         self.stack.setCurrentIndex(1 if any(len(live.loss) or len(live.val_acc) for live in lives) else 0)
-        for curves, live in zip(self.run_curves, lives):
+        for run, (curves, live) in enumerate(zip(self.run_curves, lives)):
             for name in SERIES:
-                curves[name].setData(*getattr(live, name).view())
+                series = getattr(live, name)
+                if self._lengths.get((run, name)) == (id(series), len(series)):
+                    continue  # unchanged: leave its plot alone, so it is not repainted
+                self._lengths[(run, name)] = (id(series), len(series))
+                x, y = series.view()
+                if name == "smooth" and len(x) > SMOOTH_POINTS:
+                    # a thick line over 10^6 points is slow to stroke, and a smoothed curve loses nothing
+                    # visible when thinned (the thin per-step curve keeps every peak via downsampling)
+                    step = len(x) // SMOOTH_POINTS + 1
+                    x, y = np.append(x[::step], x[-1]), np.append(y[::step], y[-1])
+                curves[name].setData(x, y)
         _fit_flat(self.lr_plot, np.concatenate([live.lr.view()[1] for live in lives] or [np.zeros(0)]))
         if self.best_lines:
             live = lives[0]
