@@ -139,6 +139,8 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
     assert "1,290" in strategy.count.text()
     strategy.radios["full"].setChecked(True)
+    strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
+    assert not strategy.isComplete() and not w.button(NEXT).isEnabled()
     strategy.plan_form.widgets["min_steps"].setValue(3)
     assert strategy.scratch.isChecked() and w.field("scratch") is True
     assert m.finetune_recipe(pre_run).finetune.strategy == "full"

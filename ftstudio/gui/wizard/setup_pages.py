@@ -184,6 +184,7 @@ class StrategyPage(QWizardPage):
         if self.wizard() is not None and self.wizard().currentPage() is self:
             self.count.setText("Counting trainable parameters…")
             self.timer.start()
+            self.completeChanged.emit()
 
     def recount(self) -> None:
         """Prepare the fine-tune in the background and show how many parameters will train."""
@@ -207,6 +208,8 @@ class StrategyPage(QWizardPage):
         task = self.tasks.start("trainable", work)
         task.done.connect(self._counted)
         task.failed.connect(self._counted_failed)
+        task.relayed.connect(self.completeChanged)
+        self.completeChanged.emit()
 
     def _counted(self, result) -> None:
         trainable, total, note = self.counted = result
@@ -227,4 +230,6 @@ class StrategyPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802
-        return not self.error
+        """Not while counting: preparing seeds torch's global generator, which the fine-tune run is about to
+        use — both at once would make the run's numbers depend on timing."""
+        return not self.error and not self.timer.isActive() and not self.tasks.busy("trainable")

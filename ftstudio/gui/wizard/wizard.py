@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget, QWizard
 
 from ftstudio.gui import dialogs, theme
@@ -141,9 +140,3 @@ class PipelineWizard(QWizard):
             page.shutdown()
         for tasks in (self.tasks, *self.data_tasks.values()):
             tasks.shutdown()
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 — Esc is Cancel, which asks first while training
-        if event.key() == Qt.Key.Key_Escape:
-            self.reject()
-            return
-        super().keyPressEvent(event)
