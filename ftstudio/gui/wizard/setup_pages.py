@@ -120,6 +120,7 @@ class StrategyPage(QWizardPage):
         self.model, self.tasks = model, tasks
         self.error = ""
         self.counted = None  # (trainable, total, note) of the last preparation
+        self.counting = False  # a preparation is under way
         self.setTitle("Fine-tuning strategy")
         self.setSubTitle("What trains, and how fast. Every strategy starts from the base model's weights.")
         box, self.radios = choice_box("Strategy", texts.STRATEGIES, model.strategy_choice(), self._strategy)
@@ -205,15 +206,15 @@ class StrategyPage(QWizardPage):
             note = next((n for n in prepared.notes if n.startswith("strategy")), "")
             return trainable, sum(p.numel() for p in params), note
 
-        task = self.tasks.start("trainable", work)
+        self.counting = True
+        task = self.tasks.start("trainable", work)  # supersedes an older count (its result is dropped)
         task.done.connect(self._counted)
         task.failed.connect(self._counted_failed)
-        task.relayed.connect(self.completeChanged)
         self.completeChanged.emit()
 
     def _counted(self, result) -> None:
         trainable, total, note = self.counted = result
-        self.error = ""
+        self.error, self.counting = "", False
         self.banner.clear()
         self.count.setText(f"<b>{trainable:,}</b> of {total:,} parameters will train "
                            f"({100 * trainable / max(total, 1):.1f}%)")
@@ -223,7 +224,7 @@ class StrategyPage(QWizardPage):
         self.completeChanged.emit()
 
     def _counted_failed(self, message: str) -> None:
-        self.counted, self.error = None, message
+        self.counted, self.error, self.counting = None, message, False
         self.count.setText("The fine-tune cannot start with these settings:")
         self.note.setText("")
         self.banner.show_message("error", message)
@@ -232,4 +233,4 @@ class StrategyPage(QWizardPage):
     def isComplete(self) -> bool:  # noqa: N802
         """Not while counting: preparing seeds torch's global generator, which the fine-tune run is about to
         use — both at once would make the run's numbers depend on timing."""
-        return not self.error and not self.timer.isActive() and not self.tasks.busy("trainable")
+        return not self.error and not self.timer.isActive() and not self.counting
