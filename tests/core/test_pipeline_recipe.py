@@ -6,6 +6,8 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.pipeline_recipe import (FINETUNE_REF, PRETRAIN_REF, Pipeline, default_pipeline,
@@ -118,3 +120,31 @@ def test_cli_run_takes_a_pipeline_and_refuses_bad_ones(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "fine-tuned" in out.stdout and (tmp_path / "out" / "finetune" / "checkpoints" / "last.pt").is_file()
     assert not (tmp_path / "out" / "scratch").exists()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20)
+
+
+def _paths(data, prefix=()):
+    yield prefix
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _paths(value, (*prefix, key))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), json_values)
+def test_any_mangled_pipeline_only_raises_input_error(data, value):
+    doc = default_pipeline().to_dict()
+    path = data.draw(st.sampled_from(list(_paths(doc))[1:]))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    try:
+        Pipeline.from_dict(doc)
+    except InputError:
+        pass

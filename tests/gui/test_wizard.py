@@ -264,6 +264,11 @@ def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
     results = w.page_(PageId.RESULTS)
     qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
     assert [r.stage for r in results.comparison.rows] == ["finetune"] and not results.buttons["scratch"].isEnabled()
+    click(qtbot, w, BACK)  # back and forth with the same settings: nothing trains again
+    assert w.currentId() == PageId.FINETUNE and tune.isComplete() and not tune.runner.running
+    go_next(qtbot, w, PageId.RESULTS)
+    qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
+    assert w.model.runs["finetune"] == ft_run and results.comparison.rows[0].run == ft_run
     qtbot.mouseClick(results.buttons["save"], Qt.MouseButton.LeftButton)
     saved = load_pipeline(saved_as)
     assert saved.pretrain is None and saved.scratch is None
