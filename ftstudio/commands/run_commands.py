@@ -21,9 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_flags(p)
     p.set_defaults(handler=train)
 
-    p = sub.add_parser("run", help="train what a recipe JSON describes")
-    p.add_argument("recipe", help="a recipe file (saved by the app or a run folder's recipe.json)")
-    p.add_argument("--out", help="run folder (default: a new one)")
+    p = sub.add_parser("run", help="train what a recipe JSON describes (one run, or a whole pipeline)")
+    p.add_argument("recipe", help="a recipe file (saved by the app or a run folder's recipe.json), or a pipeline "
+                                  "recipe saved by the pretrain → fine-tune wizard")
+    p.add_argument("--out", help="run folder (default: a new one); for a pipeline, a folder that receives "
+                                 "pretrain/, finetune/, scratch/, export/ and comparison.json")
     p.set_defaults(handler=run)
 
     p = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion of a run")
@@ -81,9 +83,43 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftstudio.core.recipe import load_recipe
+    from ftstudio.core.pipeline_recipe import is_pipeline_document, load_pipeline
+    from ftstudio.core.recipe import load_recipe, read_json
 
+    if is_pipeline_document(read_json(args.recipe, "recipe")):
+        return run_pipeline_file(load_pipeline(args.recipe), args.out)
     return execute(load_recipe(args.recipe), args.out)
+
+
+def run_pipeline_file(pipeline, out: str | None) -> int:
+    """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
+    from ftstudio.core.errors import InputError
+    from ftstudio.core.pipeline_run import run_pipeline
+
+    folder = Path(out).expanduser() if out else None
+    if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"--out {folder}: not an empty folder; a pipeline writes pretrain/, finetune/, scratch/ "
+                         "and export/ there — choose a new or empty folder")
+    stop = threading.Event()
+    with ctrl_c_stops(stop) as interrupted:
+        try:
+            result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True), stop_event=stop,
+                                  callbacks=lambda stage: [ConsoleProgress(prefix=f"{stage} ")])
+        except Exception as exc:
+            if interrupted.is_set():
+                raise Interrupted(f"interrupted: {exc}") from None
+            raise
+    print()
+    print(result.comparison.table())
+    for note in result.notes:
+        print(note)
+    report = result.export
+    if report is not None:
+        print(f"exported to {report.out_dir}:")
+        for f in report.files:
+            print(f"  {f.format:<12} {f.path.name:<18} {'verified' if f.verified else 'FAILED'}  {f.message}")
+        return 0 if report.ok else 1
+    return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -15,12 +15,13 @@ checkpoint (no selection on the held-out images either).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftstudio.core.pipeline_recipe import ComparePlan
+from ftstudio.core.pipeline_run import Comparison, ComparisonRow, measure
 from ftstudio.core.recipe import Recipe, TrainConfig
 
 SPLIT = {"val_split": 0.2, "split_seed": 0}
@@ -29,6 +30,7 @@ STRATEGIES = ("full", "head", "lora")
 PRETRAIN_EPOCHS = 10
 STEPS = 100  # optimizer steps of each few-shot run (50 images: one step per epoch)
 ROTATION = 40.0  # pretraining augmentation (degrees): generic robustness, not the target images
+LAST = ComparePlan(checkpoint="last")  # every row reports its last checkpoint (module docstring)
 
 
 def pretrain_recipe(epochs: int = PRETRAIN_EPOCHS) -> Recipe:
@@ -41,10 +43,15 @@ def _few_shot() -> dict[str, Any]:
     return {"name": "digits-shifted", **SPLIT, "per_class": SHOTS}
 
 
+def finetune_epochs(steps: int) -> int:
+    """Epochs to ask for so that ``min_steps=steps`` decides the length on few-shot data (at most the default)."""
+    return min(TrainConfig().epochs, steps) if steps > 0 else TrainConfig().epochs
+
+
 def finetune_recipe(source: str | Path, strategy: str = "full", steps: int = STEPS) -> Recipe:
     """Default training settings; ``min_steps`` raises the epochs until ``steps`` optimizer steps happen."""
     return Recipe.from_dict({"name": f"demo-finetune-{strategy}", "data": _few_shot(),
-                             "train": {"epochs": min(TrainConfig().epochs, steps)},
+                             "train": {"epochs": finetune_epochs(steps)},
                              "finetune": {"source": str(source), "checkpoint": "last", "strategy": strategy,
                                           "min_steps": steps}})
 
@@ -64,28 +71,17 @@ def held_out_is_unseen() -> bool:
     return bool((clean == shifted).all()) and not set(train.tolist()) & set(held_out.tolist())
 
 
-@dataclass(frozen=True)
-class DemoRow:
-    label: str  # "fine-tune (full)", "scratch"
-    run: Path
-    accuracy: float
-    loss: float
-    trainable: int
-    params: int
-    seconds: float
-
-
 @dataclass
 class DemoResult:
     pretrain: Path
     pretrain_accuracy: float
-    rows: list[DemoRow]
+    rows: list[ComparisonRow]
     held_out: int
     export: Any = None  # ExportReport of the winner
 
     @property
-    def winner(self) -> DemoRow:
-        return max(self.rows, key=lambda r: r.accuracy)
+    def winner(self) -> ComparisonRow:
+        return Comparison(self.rows).winner
 
 
 def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = print,
@@ -97,15 +93,14 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
     The runs go into folder ``out`` (``out/pretrain``, … ``out/export``), or, without one, into the
     runs folder as ordinary runs (the history lists them) with the export in the winner's folder."""
     from ftstudio.core.export import export_run
-    from ftstudio.core.pipeline import evaluate_run, train_recipe
+    from ftstudio.core.pipeline import train_recipe
     from ftstudio.core.runs import new_run_dir
 
     folder = Path(out) if out is not None else None
     if not held_out_is_unseen():  # guards the claim we print; cheap
         raise RuntimeError("the demo's held-out images overlap the pretraining data")
 
-    def train(stage: str, recipe: Recipe) -> tuple[Path, float, dict]:
-        start = time.perf_counter()
+    def train(stage: str, recipe: Recipe, label: str) -> ComparisonRow:
         path = folder / stage if folder is not None else new_run_dir(None, f"demo-{stage}")
         result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
                               on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
@@ -113,34 +108,26 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
             from ftstudio.core.errors import Interrupted
 
             raise Interrupted(f"demo stopped during {stage}; its last run is {path}")
-        return result.run.path, time.perf_counter() - start, result.summary
+        return measure(result.run.path, stage, label, LAST)
 
     say(f"1/4 pretraining the cnn preset on clean digits ({pretrain_epochs} epochs, random rotations up to "
         f"±{ROTATION:g}°)")
-    pre_dir, _, _ = train("pretrain", pretrain_recipe(pretrain_epochs))
-    pre_acc = evaluate_run(pre_dir, which="last")["accuracy"]
+    pre = train("pretrain", pretrain_recipe(pretrain_epochs), "pretrained")
+    pre_dir, pre_acc = pre.run, pre.accuracy
     rows = []
     for i, strategy in enumerate(STRATEGIES):
         say(f"2/4 fine-tuning on {SHOTS} images per class of digits-shifted: strategy {strategy} "
             f"({i + 1}/{len(STRATEGIES)})")
         recipe = finetune_recipe(pre_dir, strategy, steps)
-        rows.append(_row(f"fine-tune ({strategy})", *train(f"finetune-{strategy}", recipe)))
+        rows.append(train(f"finetune-{strategy}", recipe, f"fine-tune ({strategy})"))
     epochs = int(Recipe.from_dict(_read(rows[0].run / "recipe.json")).train.epochs)
     say(f"3/4 training the same cnn from scratch on the same {SHOTS * 10} images ({epochs} epochs, same steps)")
-    rows.append(_row("scratch", *train("scratch", scratch_recipe(epochs))))
-    result = DemoResult(pre_dir, pre_acc, rows, int(_read(rows[0].run / "summary.json").get("val_size") or 0))
+    rows.append(train("scratch", scratch_recipe(epochs), "scratch"))
+    result = DemoResult(pre_dir, pre_acc, rows, rows[0].count)
     say(f"4/4 exporting the winner, {result.winner.label}")
     export_dir = folder / "export" if folder is not None else None
     result.export = export_run(result.winner.run, export_formats, export_dir, checkpoint="last")
     return result
-
-
-def _row(label: str, run: Path, seconds: float, summary: dict) -> DemoRow:
-    from ftstudio.core.pipeline import evaluate_run
-
-    ev = evaluate_run(run, which="last")
-    return DemoRow(label, run, ev["accuracy"], ev["loss"], int(summary.get("trainable_params") or 0),
-                   int(summary.get("params") or 0), seconds)
 
 
 def _read(path: Path) -> dict:
@@ -154,15 +141,5 @@ def table(result: DemoResult) -> str:
     lines = [f"held-out: {result.held_out} shifted digits never used in training (their clean originals were in "
              f"the pretraining's validation split); last checkpoints, no selection on held-out data",
              f"pretrained cnn on clean digits: accuracy {result.pretrain_accuracy:.3f} on its own validation split",
-             "", f"{'model':<20} {'held-out accuracy':>17} {'loss':>7} {'trainable params':>17} {'time':>7}"]
-    for r in result.rows:
-        mark = "  ← winner" if r is result.winner else ""
-        lines.append(f"{r.label:<20} {r.accuracy:>17.3f} {r.loss:>7.3f} {r.trainable:>8,} / {r.params:<7,} "
-                     f"{r.seconds:>6.1f}s{mark}")
-    scratch = next(r for r in result.rows if r.label == "scratch")
-    best_ft = max((r for r in result.rows if r.label != "scratch"), key=lambda r: r.accuracy)
-    gap = best_ft.accuracy - scratch.accuracy
-    verdict = (f"fine-tuning beats training from scratch by {gap:+.3f}" if gap > 0
-               else f"fine-tuning did not beat training from scratch here ({gap:+.3f})")
-    lines += ["", verdict]
-    return "\n".join(lines)
+             ""]
+    return "\n".join(lines) + "\n" + Comparison(result.rows).table()

@@ -19,8 +19,6 @@ NO_DISPLAY = ("ftstudio: no display found (neither DISPLAY nor WAYLAND_DISPLAY i
               "  • or use the command line, which does everything without a window: `ftstudio --help` "
               "(e.g. `ftstudio train --data digits --model mlp`);\n"
               "  • to render the window to an image without a display: `ftstudio --screenshot window.png`.")
-WIZARD_MISSING = ("note: the fine-tune wizard is not part of this build yet; the screenshot shows the main "
-                  "window's Data page instead")
 
 
 def has_display() -> bool:
@@ -92,26 +90,36 @@ def report_bug(window, exc: BaseException) -> None:
                         "this with the log file.")
 
 
+def settle(app, ready, timeout: float = SETTLE_TIMEOUT_S) -> bool:
+    """Process events until ``ready()`` (or the timeout), then a few more for layouts and plot timers."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.02)
+    return bool(ready())
+
+
 def save_screenshot(app, window, path: str, page: str) -> int:
-    """Show ``page`` at 1280×800, wait until startup work has settled, save a PNG, close."""
-    if page == "wizard":
-        print(WIZARD_MISSING, file=sys.stderr)
-        page = "data"
+    """Show ``page`` at 1280×800 (``wizard``: the wizard's first page), wait until startup work has
+    settled, save a PNG, close."""
     window.persist = False  # a screenshot must not overwrite the user's window geometry
     window.resize(*SCREENSHOT_SIZE)
-    window.show_page(page)
+    window.show_page("data" if page == "wizard" else page)
     window.show()
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while not window.settled() and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(5):  # let layouts and the plots' timers catch up
-        app.processEvents()
-        time.sleep(0.02)
-    if not window.settled():
+    shown = window
+    if page == "wizard":
+        settle(app, window.settled)
+        shown = window.open_wizard()
+        shown.resize(*SCREENSHOT_SIZE)
+    if not settle(app, shown.settled):
         print("warning: the window had not finished loading; the screenshot may show a loading state",
               file=sys.stderr)
-    ok = window.grab().save(path, "PNG")
+    ok = shown.grab().save(path, "PNG")
+    if shown is not window:
+        shown.reject()
     window.close()
     if not ok:
         print(f"error: could not write {path}", file=sys.stderr)

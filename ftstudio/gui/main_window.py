@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QWidget)
+                               QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QVBoxLayout, QWidget)
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
@@ -27,7 +27,7 @@ from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.settings import read_json, settings, write_json
-from ftstudio.gui.state import Session
+from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
 PAGES = ("data", "model", "train", "runs", "export")
@@ -96,6 +96,9 @@ class MainWindow(QMainWindow):
                        QStyle.StandardPixmap.SP_MediaSeekForward, self.controller.resume),
             "stop": ("Stop", "Stop training and keep a checkpoint (Esc or Ctrl+.)", ["Esc", "Ctrl+."],
                      QStyle.StandardPixmap.SP_MediaStop, self.controller.stop),
+            "wizard": ("Pretrain && fine-tune wizard…", "Pretrain a model, fine-tune it on a few images and compare "
+                       "with training from scratch, step by step (Ctrl+Shift+W)", ["Ctrl+Shift+W"], None,
+                       self.open_wizard),
             "quit": ("Quit", "Close ftstudio (Ctrl+Q)", ["Ctrl+Q"], None, self.close),
         }
         self.actions_: dict[str, QAction] = {}
@@ -140,7 +143,18 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.sidebar)
-        layout.addWidget(self.stack, 1)
+        column = QVBoxLayout()
+        column.setSpacing(0)
+        self.wizard = None
+        self.wizard_offer = None
+        if not store.value("wizard/offered", False, type=bool):  # first launch: offer the wizard once
+            from ftstudio.gui.wizard.offer import WizardOffer
+
+            self.wizard_offer = WizardOffer()
+            self.wizard_offer.open_requested.connect(self.open_wizard)
+            column.addWidget(self.wizard_offer)
+        column.addWidget(self.stack, 1)
+        layout.addLayout(column, 1)
         self.setCentralWidget(central)
 
         bar = QToolBar("Run")
@@ -173,6 +187,8 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.model_page.actions_["undo"])
         edit_menu.addAction(self.model_page.actions_["redo"])
         run_menu = menu.addMenu("&Run")
+        run_menu.addAction(self.actions_["wizard"])
+        run_menu.addSeparator()
         for key in ("start", "pause", "resume", "stop"):
             run_menu.addAction(self.actions_[key])
         help_menu = menu.addMenu("&Help")
@@ -234,6 +250,7 @@ class MainWindow(QMainWindow):
         store.setValue("window/state", self.saveState())
         store.setValue("window/page", self.current_page())
         store.setValue("train/log_scale", self.train_page.log_scale.isChecked())
+        store.setValue("wizard/offered", True)
         if self.export_page.formats:
             write_json(store, "export/formats", self.export_page.selected_formats())
         self.session.save(store)
@@ -261,17 +278,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------- engine
     def _load_engine(self) -> None:
-        def work(cancel):
-            import torch  # the slow import, off the GUI thread
-
-            from ftstudio.core.devices import list_devices
-
-            # leave a core to the window: CPU training that takes every core (spinning OpenMP
-            # threads) starves the event loop and, under load, itself
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
-            return list_devices()
-
-        task = self.tasks.start("engine", work)
+        task = self.tasks.start("engine", lambda cancel: load_engine())
         task.done.connect(self._engine_loaded)
         task.failed.connect(lambda message: self.data_page.banner.show_message(
             "error", f"The training engine (PyTorch) could not be loaded: {message}"))
@@ -372,6 +379,32 @@ class MainWindow(QMainWindow):
         self.train_page.show_config()
         self.show_page("train")
 
+    def open_wizard(self):
+        """Open the pretrain → fine-tune wizard (one at a time, window-modal); returns it."""
+        from ftstudio.gui.wizard import PipelineWizard
+
+        if self.wizard is not None:
+            self.wizard.raise_()
+            return self.wizard
+        if self.wizard_offer is not None:
+            self.wizard_offer.hide()
+        self.wizard = PipelineWizard(self, self.session.device, self.session.devices if self.session.ready else None)
+        self.wizard.setWindowModality(Qt.WindowModality.WindowModal)
+        self.wizard.finished.connect(self._wizard_closed)
+        self.wizard.show()
+        return self.wizard
+
+    def _wizard_closed(self, *_) -> None:
+        """The wizard's runs are ordinary runs: show them (the fine-tuned one selected) in the history."""
+        wizard, self.wizard = self.wizard, None
+        self.runs_page.refresh()
+        self.export_page.refresh()
+        if wizard is not None and wizard.result_run() is not None:
+            self.runs_page.select(wizard.result_run())
+            self.show_page("runs")
+        if wizard is not None:
+            wizard.deleteLater()
+
     @Slot(object)
     def _run_ended(self, outcome: Outcome) -> None:
         self.train_page.end(outcome)
@@ -463,6 +496,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop a run (the trainer saves its checkpoint) and join every thread; safe to call twice."""
+        if self.wizard is not None:
+            self.wizard.shutdown()
         self.controller.shutdown()
         self.train_page.timer.stop()
         self.memory_timer.stop()

@@ -7,6 +7,7 @@ Pages change it through setters and listen to its signals; Start turns it into a
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,19 @@ from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.errors import InputError
 from ftstudio.core.recipe import DatasetSpec, FinetunePlan, Recipe, TrainConfig
 from ftstudio.gui.settings import read_json, write_json
+
+
+def load_engine() -> list:
+    """Import torch (slow: call it off the GUI thread) and list the devices it can train on.
+
+    Leaves a core to the window: CPU training that takes every core (spinning OpenMP threads)
+    starves the event loop and, under load, itself."""
+    import torch
+
+    from ftstudio.core.devices import list_devices
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
+    return list_devices()
 
 
 class Session(QObject):

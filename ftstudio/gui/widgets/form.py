@@ -27,6 +27,8 @@ LABELS = {
     "early_stopping": "Early stopping (patience)", "label_smoothing": "Label smoothing",
     "crop": "Random shift (px)", "flip": "Horizontal flip", "rotation": "Random rotation (°)",
     "val_split": "Validation split", "split_seed": "Split seed", "per_class": "Max images per class",
+    "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×", "head_lr_mult": "Head rate ×",
+    "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "unfreeze_after": "Unfreeze after (epochs)",
 }
 OFF_TEXT = {"per_class": "All"}  # otherwise "Off"
 INT_MAX = 2_147_483_647

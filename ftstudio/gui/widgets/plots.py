@@ -54,10 +54,16 @@ def _best_line(plot: pg.PlotWidget) -> pg.InfiniteLine:
     return line
 
 
-class TrainingPlots(QWidget):
-    """Loss per step (raw and smoothed) with per-epoch validation loss, accuracy, learning rate."""
+SERIES = ("loss", "smooth", "val_loss", "train_acc", "val_acc", "lr")
 
-    def __init__(self, parent=None) -> None:
+
+class TrainingPlots(QWidget):
+    """Loss per step (raw and smoothed) with per-epoch validation loss, accuracy, learning rate.
+
+    ``runs`` names the runs drawn on the same axes (the wizard overlays a fine-tune run and its
+    from-scratch baseline): one run keeps a colour per series; several get a colour per run."""
+
+    def __init__(self, parent=None, runs: tuple[str, ...] = ("",)) -> None:
         super().__init__(parent)
         self.loss_plot = _plot("Loss", "step", "loss")
         self.acc_plot = _plot("Accuracy", "epoch", "accuracy")
@@ -65,18 +71,12 @@ class TrainingPlots(QWidget):
         self.lr_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
         # accuracy climbs to the top: its legend is one row at the bottom
-        self.acc_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt", colCount=3)
-        self.curves = {
-            # the per-step curve is the one with 10^6 points: no antialiasing keeps each frame cheap
-            "loss": _curve(self.loss_plot, "train (per step)", theme.series_color(0), 1.0, alpha=90, antialias=False),
-            "smooth": _curve(self.loss_plot, "train (smoothed)", theme.series_color(0), 2.0),
-            "val_loss": _curve(self.loss_plot, "validation", theme.series_color(1), 2.0, symbol="o"),
-            "train_acc": _curve(self.acc_plot, "train", theme.series_color(0), 2.0, symbol="o"),
-            "val_acc": _curve(self.acc_plot, "validation", theme.series_color(1), 2.0, symbol="o"),
-            "lr": _curve(self.lr_plot, "lr", theme.series_color(2), 2.0),
-        }
+        self.acc_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt",
+                                             colCount=3 if len(runs) == 1 else 2)
+        self.run_curves = [self._curves(label, i, len(runs) > 1) for i, label in enumerate(runs)]
+        self.curves = self.run_curves[0]
         self.acc_plot.setYRange(0, 1, padding=0.02)
-        self.best_lines = (_best_line(self.loss_plot), _best_line(self.acc_plot))
+        self.best_lines = (_best_line(self.loss_plot), _best_line(self.acc_plot)) if len(runs) == 1 else ()
         charts = QWidget()
         grid = QGridLayout(charts)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -97,45 +97,66 @@ class TrainingPlots(QWidget):
                                   "(dots); the dashed line marks the best epoch")
         self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
         self.lr_plot.setToolTip("The learning rate the optimizer used at each step")
-        self._seen = -1
-        self._lengths: dict[str, tuple[int, int]] = {}  # curve → (series, length) last drawn
+        self._seen: tuple = ()
+        self._lengths: dict[tuple[int, str], tuple[int, int]] = {}  # (run, curve) → (series, length) last drawn
         self.restyle()
+
+    def _curves(self, label: str, i: int, overlay: bool) -> dict[str, pg.PlotDataItem]:
+        if not overlay:
+            c0, c1, c2 = theme.series_color(0), theme.series_color(1), theme.series_color(2)
+            # the per-step curve is the one with 10^6 points: no antialiasing keeps each frame cheap
+            return {"loss": _curve(self.loss_plot, "train (per step)", c0, 1.0, alpha=90, antialias=False),
+                    "smooth": _curve(self.loss_plot, "train (smoothed)", c0, 2.0),
+                    "val_loss": _curve(self.loss_plot, "validation", c1, 2.0, symbol="o"),
+                    "train_acc": _curve(self.acc_plot, "train", c0, 2.0, symbol="o"),
+                    "val_acc": _curve(self.acc_plot, "validation", c1, 2.0, symbol="o"),
+                    "lr": _curve(self.lr_plot, "lr", c2, 2.0)}
+        c, dash = theme.series_color(i), Qt.PenStyle.DashLine
+        return {"loss": _curve(self.loss_plot, "", c, 1.0, alpha=60, antialias=False),
+                "smooth": _curve(self.loss_plot, f"{label}: train", c, 2.0),
+                "val_loss": _curve(self.loss_plot, f"{label}: validation", c, 1.5, dash, symbol="o"),
+                "train_acc": _curve(self.acc_plot, f"{label}: train", c, 1.2, dash),
+                "val_acc": _curve(self.acc_plot, f"{label}: validation", c, 2.0, symbol="o"),
+                "lr": _curve(self.lr_plot, "", c, 2.0)}
 
     def set_log_loss(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=on)
-        self._seen = -1
+        self._seen = ()
         self._lengths.clear()
 
-    def refresh(self, live: LiveRun) -> bool:
-        """Redraw from ``live`` if it changed since the last call; True when it did."""
-        if live.version == self._seen:
+    def refresh(self, *lives: LiveRun) -> bool:
+        """Redraw from the runs' buffers (one per name given at construction) if any changed; True when so."""
+        key = tuple((id(live), live.version) for live in lives)
+        if key == self._seen:
             return False
-        self._seen = live.version
-        self.stack.setCurrentIndex(1 if len(live.loss) or len(live.val_acc) else 0)
-        for name, series in (("loss", live.loss), ("smooth", live.smooth), ("val_loss", live.val_loss),
-                             ("train_acc", live.train_acc), ("val_acc", live.val_acc), ("lr", live.lr)):
-            if self._lengths.get(name) == (id(series), len(series)):
-                continue  # unchanged: leave its plot alone, so it is not repainted
-            self._lengths[name] = (id(series), len(series))
-            x, y = series.view()
-            if name == "smooth" and len(x) > SMOOTH_POINTS:
-                # a thick line over 10^6 points is slow to stroke, and a smoothed curve loses nothing
-                # visible when thinned (the thin per-step curve keeps every peak via downsampling)
-                step = len(x) // SMOOTH_POINTS + 1
-                x, y = np.append(x[::step], x[-1]), np.append(y[::step], y[-1])
-            self.curves[name].setData(x, y)
-        _fit_flat(self.lr_plot, live.lr.view()[1])
-        loss_line, acc_line = self.best_lines
-        loss_line.setVisible(bool(live.best_epoch))
-        acc_line.setVisible(bool(live.best_epoch))
-        if live.best_epoch:
-            loss_line.setValue(live.best_step)
-            acc_line.setValue(live.best_epoch)
+        self._seen = key
+        self.stack.setCurrentIndex(1 if any(len(live.loss) or len(live.val_acc) for live in lives) else 0)
+        for run, (curves, live) in enumerate(zip(self.run_curves, lives)):
+            for name in SERIES:
+                series = getattr(live, name)
+                if self._lengths.get((run, name)) == (id(series), len(series)):
+                    continue  # unchanged: leave its plot alone, so it is not repainted
+                self._lengths[(run, name)] = (id(series), len(series))
+                x, y = series.view()
+                if name == "smooth" and len(x) > SMOOTH_POINTS:
+                    # a thick line over 10^6 points is slow to stroke, and a smoothed curve loses nothing
+                    # visible when thinned (the thin per-step curve keeps every peak via downsampling)
+                    step = len(x) // SMOOTH_POINTS + 1
+                    x, y = np.append(x[::step], x[-1]), np.append(y[::step], y[-1])
+                curves[name].setData(x, y)
+        _fit_flat(self.lr_plot, np.concatenate([live.lr.view()[1] for live in lives] or [np.zeros(0)]))
+        if self.best_lines:
+            live = lives[0]
+            for line, value in zip(self.best_lines, (live.best_step, live.best_epoch)):
+                line.setVisible(bool(live.best_epoch))
+                if live.best_epoch:
+                    line.setValue(value)
         return True
 
-    def point_counts(self) -> dict[str, int]:
-        """How many points each curve holds (for tests and the status line)."""
-        return {name: len(c.getData()[0] if c.getData()[0] is not None else []) for name, c in self.curves.items()}
+    def point_counts(self, run: int = 0) -> dict[str, int]:
+        """How many points each curve of a run holds (for tests and the status line)."""
+        return {name: len(c.getData()[0] if c.getData()[0] is not None else [])
+                for name, c in self.run_curves[run].items()}
 
     def restyle(self) -> None:
         for w in (self.loss_plot, self.acc_plot, self.lr_plot):

@@ -1,0 +1,296 @@
+"""Where the fine-tune starts: the Start page (the choice), torchvision weights, or an earlier run.
+
+Start branches in ``nextId``; the torchvision page checks torch's cache in the background and,
+offline, says so plainly with the random-initialisation way out; the earlier-run page lists the
+runs folder. Mandatory fields are registered with ``*`` so Next waits for them.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QPushButton, QRadioButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWizardPage)
+
+from ftstudio.gui import dialogs
+from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.wizard import texts
+from ftstudio.gui.wizard.model import PageId, WizardModel
+from ftstudio.gui.workers import Tasks
+
+NEXT = {"pretrain": PageId.PRETRAIN_DATA, "torchvision": PageId.TORCHVISION, "earlier": PageId.EARLIER_RUN}
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setObjectName("hint")
+    return label
+
+
+def choice_box(title: str, choices: dict[str, tuple[str, str]], chosen: str,
+               on_choice: Callable[[str], None]) -> tuple[QGroupBox, dict[str, QRadioButton]]:
+    """Radio buttons, each with its sentence beneath it; ``on_choice(key)`` when one is picked."""
+    box = QGroupBox(title)
+    v = QVBoxLayout(box)
+    group = QButtonGroup(box)
+    radios: dict[str, QRadioButton] = {}
+    for key, (text, sentence) in choices.items():
+        radio = QRadioButton(text)
+        radio.setToolTip(sentence)
+        radio.setChecked(key == chosen)
+        radio.toggled.connect(lambda on, k=key: on and on_choice(k))
+        group.addButton(radio)
+        radios[key] = radio
+        v.addWidget(radio)
+        note = _hint(sentence)
+        note.setContentsMargins(24, 0, 0, 6)
+        v.addWidget(note)
+    return box, radios
+
+
+class StartPage(QWizardPage):
+    """What pretraining and fine-tuning are, a name, and where to start."""
+
+    def __init__(self, model: WizardModel) -> None:
+        super().__init__()
+        self.model = model
+        self.setTitle("Pretrain a model, then fine-tune it")
+        self.setSubTitle("Learn general features first, then adapt them to a small task — and check it paid off.")
+        intro = QLabel(texts.INTRO)
+        intro.setWordWrap(True)
+        intro.setTextFormat(Qt.TextFormat.RichText)
+        self.name = QLineEdit()
+        self.name.setToolTip("A label for this pipeline (saved in the recipe)")
+        self.name.setPlaceholderText("a name is needed")
+        self.registerField("name*", self.name)  # filled = changed from its value when the wizard took the page
+        self.name.textChanged.connect(lambda text: model.set(name=text.strip()))
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        box, self.radios = choice_box("Where does the base model come from?", texts.START_CHOICES, model.start,
+                                      lambda key: model.set(start=key))
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(box)
+        layout.addWidget(_hint(texts.DEFAULTS_NOTE))
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:  # noqa: N802 — the default name goes in after registration (see above)
+        if not self.name.text():
+            self.name.setText(self.model.name)
+
+    def nextId(self) -> int:  # noqa: N802 — Qt override
+        return int(NEXT[self.model.start])
+
+    def cleanupPage(self) -> None:  # noqa: N802 — keep what the user chose when they come back
+        pass
+
+
+class TorchvisionPage(QWizardPage):
+    """A torchvision backbone and where its ImageNet weights come from (never downloaded here)."""
+
+    def __init__(self, model: WizardModel, tasks: Tasks) -> None:
+        super().__init__()
+        self.model, self.tasks = model, tasks
+        self.found: dict[str, tuple[bool, str, str]] = {}  # backbone → (in cache, path, url)
+        self.setTitle("Start from a pretrained torchvision model")
+        self.setSubTitle("A network trained on ImageNet, with a new head for your classes.")
+        self.backbone = QComboBox()
+        self.backbone.setToolTip("The torchvision network whose features you start from")
+        self.registerField("backbone*", self.backbone, "currentText")  # registered empty: filled once chosen
+        self.backbone.currentTextChanged.connect(self._backbone_changed)
+        box = QGroupBox("Pretrained weights")
+        v = QVBoxLayout(box)
+        self.weight_radios: dict[str, QRadioButton] = {}
+        group = QButtonGroup(self)
+        for key, text in (("cache", "ImageNet weights from torch's cache on this computer"),
+                          ("file", "ImageNet weights from a file (.pth or .safetensors)"),
+                          ("none", "Random initialisation (no pretrained knowledge)")):
+            radio = QRadioButton(text)
+            radio.setChecked(key == model.weights)
+            radio.toggled.connect(lambda on, k=key: on and self._weights_changed(k))
+            group.addButton(radio)
+            self.weight_radios[key] = radio
+            v.addWidget(radio)
+        row = QHBoxLayout()
+        self.file_button = QPushButton("Choose file…")
+        self.file_button.clicked.connect(self._choose_file)
+        self.file_label = header_label("", "hint")
+        row.addWidget(self.file_button)
+        row.addWidget(self.file_label, 1)
+        v.addLayout(row)
+        self.banner = Banner()
+        self.status = header_label("Checking torch's cache…", "hint")
+        self.backbone.setMinimumContentsLength(24)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("Network", self.backbone)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(box)
+        layout.addWidget(self.status)
+        layout.addWidget(self.banner)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:  # noqa: N802
+        if not self.backbone.count():
+            from ftstudio.core.architecture import LAYERS
+
+            self.backbone.blockSignals(True)
+            self.backbone.addItems(list(LAYERS["Backbone"].params["name"].choices))
+            self.backbone.setCurrentText(self.model.backbone)
+            self.backbone.blockSignals(False)
+        self._backbone_changed(self.backbone.currentText())
+
+    def cleanupPage(self) -> None:  # noqa: N802
+        pass
+
+    def nextId(self) -> int:  # noqa: N802
+        return int(PageId.FINETUNE_DATA)
+
+    def _backbone_changed(self, name: str) -> None:
+        self.model.set(backbone=name)
+        if name in self.found:
+            self._show()
+            return
+        self.status.setText(f"Checking torch's cache for {html.escape(name)}…")
+
+        def work(cancel):
+            from ftstudio.core.architecture.backbones import cached_weights_path, weights_url
+
+            path = cached_weights_path(name)
+            return name, path.is_file(), str(path), weights_url(name)
+
+        task = self.tasks.start("weights", work)
+        task.done.connect(self._checked)
+        task.failed.connect(lambda message: self.banner.show_message("error", message))
+
+    def _checked(self, result) -> None:
+        name, found, path, url = result
+        self.found[name] = (found, path, url)
+        self._show()
+
+    def _weights_changed(self, key: str) -> None:
+        self.model.set(weights=key)
+        self._show()
+
+    def _choose_file(self) -> None:
+        path = dialogs.choose_file(self, "ImageNet weights", "", "Weights (*.pth *.pt *.safetensors)")
+        if path:
+            self.model.set(weights_file=path)
+            self.weight_radios["file"].setChecked(True)
+            self._show()
+
+    def _show(self) -> None:
+        name, m = self.backbone.currentText(), self.model
+        self.file_label.setText(html.escape(m.weights_file) or "no file chosen")
+        self.file_button.setEnabled(m.weights == "file")
+        cached = self.found.get(name)
+        if cached is None:
+            self.banner.clear()
+        elif cached[0]:
+            self.status.setText(f"Found ImageNet weights for {html.escape(name)} in torch's cache: "
+                                f"{html.escape(cached[1])}")
+            self.banner.clear()
+        else:
+            self.status.setText("")
+            kind = "warning" if m.weights == "cache" else "info"
+            self.banner.show_message(kind, texts.OFFLINE.format(name=name, url=cached[2], path=cached[1]))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:  # noqa: N802
+        m = self.model
+        if not super().isComplete():
+            return False
+        if m.weights == "none":
+            return True
+        if m.weights == "file":
+            return bool(m.weights_file) and Path(m.weights_file).is_file()
+        cached = self.found.get(self.backbone.currentText())
+        return bool(cached and cached[0])
+
+
+class EarlierRunPage(QWizardPage):
+    """Pick a run from the history (one with a checkpoint) to fine-tune."""
+
+    COLUMNS = ("Name", "Data", "Model", "Val accuracy", "Status", "Created")
+
+    def __init__(self, model: WizardModel) -> None:
+        super().__init__()
+        self.model = model
+        self.setTitle("Start from an earlier run")
+        self.setSubTitle("Fine-tune a model you trained before; its weights are the starting point.")
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._selected)
+        self.path = QLineEdit()
+        self.path.setReadOnly(True)
+        self.path.setToolTip("The run folder the fine-tune starts from")
+        self.registerField("earlier_run*", self.path)
+        self.checkpoint = QComboBox()
+        self.checkpoint.addItem("best (highest validation accuracy)", "best")
+        self.checkpoint.addItem("last (end of training)", "last")
+        self.checkpoint.currentIndexChanged.connect(
+            lambda: model.set(earlier_checkpoint=self.checkpoint.currentData()))
+        self.empty = Banner()
+        self.pick = header_label("Pick the run to start from; it must have a checkpoint (every run listed has "
+                                 "one).", "hint")
+        form = QFormLayout()
+        form.addRow("Run folder", self.path)
+        form.addRow("Checkpoint", self.checkpoint)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.pick)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(form)
+
+    def initializePage(self) -> None:  # noqa: N802
+        from ftstudio.core.runs import list_runs
+
+        runs = [r for r in list_runs() if r.checkpoint("last").exists()]
+        self.table.setRowCount(len(runs))
+        for r, run in enumerate(runs):
+            s = run.read_summary()
+            acc = s.get("val_accuracy")
+            cells = (s.get("name") or run.id, Path(str(s.get("data") or "")).name, str(s.get("model") or ""),
+                     f"{acc:.1%}" if isinstance(acc, (int, float)) else "–", str(s.get("status") or ""),
+                     str(s.get("created") or "").replace("T", " "))
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, str(run.path))
+                self.table.setItem(r, c, item)
+        chosen = [r for r, run in enumerate(runs) if str(run.path) == self.model.earlier_run]
+        if runs:
+            self.table.selectRow(chosen[0] if chosen else 0)  # the newest run unless one was chosen before
+        if runs:
+            self.empty.clear()
+        else:
+            self.empty.show_message("info", texts.NO_EARLIER_RUNS)
+
+    def cleanupPage(self) -> None:  # noqa: N802
+        pass
+
+    def nextId(self) -> int:  # noqa: N802
+        return int(PageId.FINETUNE_DATA)
+
+    def select(self, path: str | Path) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == str(path):
+                self.table.selectRow(r)
+
+    def _selected(self) -> None:
+        rows = {i.row() for i in self.table.selectedItems()}
+        path = self.table.item(min(rows), 0).data(Qt.ItemDataRole.UserRole) if rows else ""
+        self.path.setText(path)
+        self.model.set(earlier_run=path)

@@ -1,0 +1,325 @@
+"""The pretrain → fine-tune wizard, clicked through with real widgets, real (tiny) training and real files.
+
+Each test drives the wizard as a user would — Next, Back, Cancel, radio buttons, spin boxes — and
+waits on the wizard's own state (never sleeps). Training is shrunk to seconds: 1 pretraining
+epoch and a few fine-tuning steps on the bundled digits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWizard
+
+from ftstudio.core.pipeline import evaluate_run
+from ftstudio.core.pipeline_recipe import PRETRAIN_REF, load_pipeline
+from ftstudio.core.pipeline_run import COMPARISON_FILE
+from ftstudio.core.pretrained import file_sha256
+from ftstudio.core.runs import Run
+from ftstudio.gui import dialogs
+from ftstudio.gui.wizard import PageId, PipelineWizard, texts
+from tests.helpers import cli
+
+NEXT, BACK, CANCEL, FINISH = (QWizard.WizardButton.NextButton, QWizard.WizardButton.BackButton,
+                              QWizard.WizardButton.CancelButton, QWizard.WizardButton.FinishButton)
+TRAINING = 120_000  # ms: generous for a loaded 2-core machine; the runs themselves take seconds
+
+
+def click(qtbot, wizard, which) -> None:
+    button = wizard.button(which)
+    qtbot.waitUntil(button.isEnabled, timeout=TRAINING)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def go_next(qtbot, wizard, expected: PageId) -> None:
+    click(qtbot, wizard, NEXT)
+    qtbot.waitUntil(lambda: wizard.currentId() == expected)
+
+
+@pytest.fixture
+def saved_as(monkeypatch, tmp_path):
+    """Where "Save recipe…" writes (the file dialog answered)."""
+    path = tmp_path / "saved.json"
+    monkeypatch.setattr(dialogs, "choose_save_file", lambda *args, **kw: str(path))
+    return path
+
+
+@pytest.fixture
+def make_wizard(qtbot):
+    made = []
+
+    def make() -> PipelineWizard:
+        from PySide6.QtWidgets import QApplication
+
+        from ftstudio.gui.app import configure
+
+        configure(QApplication.instance())
+        w = PipelineWizard()
+        qtbot.addWidget(w)
+        w.show()
+        made.append(w)
+        qtbot.waitUntil(w.settled, timeout=60_000)
+        return w
+
+    yield make
+    for w in made:
+        w.shutdown()
+        assert not w.running(), "a run was left running"
+        assert not w.tasks.busy(), "a background task was left running"
+
+
+def weights(run, which="last") -> dict:
+    from ftstudio.core.training.checkpoint import load
+
+    return load(Run(run).checkpoint(which))["model"]
+
+
+def test_defaults_are_the_demo_and_the_start_page_branches(make_wizard):
+    w = make_wizard()
+    m = w.model
+    assert w.currentId() == PageId.START and not w.button(BACK).isVisible()
+    assert w.page_(PageId.START).radios["pretrain"].isChecked() and w.field("name") == m.name
+    p = m.pipeline()
+    assert (p.pretrain.data.name, p.pretrain.model, p.finetune.data.name, p.finetune.data.per_class) == \
+        ("digits", "cnn", "digits-shifted", 5)
+    assert p.finetune.finetune.source == PRETRAIN_REF and p.scratch is not None
+    start = w.page_(PageId.START)
+    for key, page in (("torchvision", PageId.TORCHVISION), ("earlier", PageId.EARLIER_RUN),
+                      ("pretrain", PageId.PRETRAIN_DATA)):
+        start.radios[key].setChecked(True)
+        assert start.nextId() == page
+    start.name.clear()  # a mandatory field: Next waits for a name
+    assert not w.button(NEXT).isEnabled()
+    start.name.setText("mine")
+    assert w.button(NEXT).isEnabled() and m.name == "mine"
+
+
+@pytest.mark.slow
+def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot, make_window, saved_as, tmp_path):
+    window = make_window()
+    assert window.wizard_offer is not None and window.wizard_offer.isVisible()  # first launch offers it
+    window.wizard_offer.open_button.click()
+    w = window.wizard
+    assert w is not None and w.isVisible() and w.windowModality() == Qt.WindowModality.WindowModal
+    qtbot.waitUntil(w.settled, timeout=60_000)
+    m = w.model
+
+    go_next(qtbot, w, PageId.PRETRAIN_DATA)
+    data = w.page_(PageId.PRETRAIN_DATA)
+    qtbot.waitUntil(data.isComplete, timeout=60_000)
+    assert m.pretrain.bundle.name == "digits" and m.pretrain.data_spec.augment.rotation == 40
+
+    go_next(qtbot, w, PageId.BASE_MODEL)
+    base = w.page_(PageId.BASE_MODEL)
+    assert base.model_page.model_value() == "cnn"
+    base.form.widgets["epochs"].setValue(1)
+    assert m.pretrain_recipe().train.epochs == 1
+
+    go_next(qtbot, w, PageId.PRETRAIN)
+    pretrain = w.page_(PageId.PRETRAIN)
+    assert pretrain.runner.running and not w.button(NEXT).isEnabled()  # Next only once done
+    qtbot.waitUntil(pretrain.isComplete, timeout=TRAINING)
+    pre_run = m.runs["pretrain"]
+    assert Run(pre_run).read_summary()["status"] == "completed"
+    qtbot.waitUntil(lambda: pretrain.plots.point_counts()["val_acc"] == 1)
+
+    go_next(qtbot, w, PageId.FINETUNE_DATA)
+    qtbot.waitUntil(w.page_(PageId.FINETUNE_DATA).isComplete, timeout=60_000)
+    assert (m.finetune.bundle.name, len(m.finetune.bundle.train)) == ("digits-shifted", 50)
+
+    go_next(qtbot, w, PageId.STRATEGY)
+    strategy = w.page_(PageId.STRATEGY)
+    qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
+    trainable, total, _ = strategy.counted
+    assert trainable == total > 100_000  # full: everything trains
+    strategy.radios["head"].setChecked(True)
+    qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
+    assert "1,290" in strategy.count.text()
+    strategy.radios["full"].setChecked(True)
+    strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
+    assert not strategy.isComplete() and not w.button(NEXT).isEnabled()
+    strategy.plan_form.widgets["min_steps"].setValue(3)
+    assert strategy.scratch.isChecked() and w.field("scratch") is True
+    assert m.finetune_recipe(pre_run).finetune.strategy == "full"
+
+    go_next(qtbot, w, PageId.FINETUNE)
+    tune = w.page_(PageId.FINETUNE)
+    qtbot.waitUntil(tune.isComplete, timeout=TRAINING)
+    ft_run, scratch_run = m.runs["finetune"], m.runs["scratch"]
+    qtbot.waitUntil(lambda: tune.plots.point_counts(0)["val_acc"] == 3 and tune.plots.point_counts(1)["val_acc"] == 3)
+    lineage = Run(ft_run).read_summary()["lineage"]
+    assert lineage["source"] == str(pre_run.resolve()) and lineage["strategy"] == "full"
+    assert lineage["checkpoint_sha256"] == file_sha256(Run(pre_run).checkpoint("last"))
+    assert Run(scratch_run).read_summary()["lineage"] is None
+    # started from the pretrained weights: 3 gentle steps stay close to them; random weights are far away
+    pre, ft, scratch = (weights(r)["0.weight"] for r in (pre_run, ft_run, scratch_run))
+    assert (ft - pre).abs().max() < 0.01 < (scratch - pre).abs().max()
+
+    go_next(qtbot, w, PageId.RESULTS)
+    results = w.page_(PageId.RESULTS)
+    qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
+    rows = results.comparison.rows
+    assert [r.stage for r in rows] == ["finetune", "scratch"] and results.table.rowCount() == 2
+    for r, row in enumerate(rows):
+        ev = evaluate_run(row.run, which="last")
+        assert (row.accuracy, row.loss, row.count) == (ev["accuracy"], ev["loss"], 359)
+        assert results.table.item(r, 1).text() == f"{ev['accuracy']:.1%}"
+    out = cli("evaluate", str(ft_run), "--checkpoint", "last", "--json")  # the command line says the same
+    said = json.loads(out.stdout)
+    assert said["accuracy"] == rows[0].accuracy and said["loss"] == pytest.approx(rows[0].loss, rel=1e-5)
+    assert results.bars.values["accuracy"] == [r.accuracy for r in rows]
+    assert results.confusion.matrix.sum() == 359
+    assert json.loads((ft_run / COMPARISON_FILE).read_text())["rows"][0]["accuracy"] == rows[0].accuracy
+
+    for name, check in results.formats.items():
+        check.setChecked(name == "onnx")
+    qtbot.mouseClick(results.buttons["finetune"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: results.export_report is not None, timeout=TRAINING)
+    report = results.export_report
+    assert report.ok and [f.format for f in report.files] == ["onnx"] and report.files[0].path.is_file()
+    assert report.out_dir == ft_run / "export"
+
+    qtbot.mouseClick(results.buttons["save"], Qt.MouseButton.LeftButton)
+    saved = load_pipeline(saved_as)
+    assert saved.pretrain.train.epochs == 1 and saved.finetune.finetune.source == PRETRAIN_REF
+    assert saved.cpu_threads == torch.get_num_threads() and saved.export.formats == ("onnx",)
+    assert "ftstudio run" in results.banner.text()
+
+    replay = cli("run", str(saved_as), "--out", str(tmp_path / "replay"))
+    assert replay.returncode == 0, replay.stderr
+    again = json.loads((tmp_path / "replay" / COMPARISON_FILE).read_text())["rows"]
+    assert [(r["stage"], r["accuracy"], r["loss"]) for r in again] == [(r.stage, r.accuracy, r.loss) for r in rows]
+    assert (tmp_path / "replay" / "export" / "model.onnx").is_file()
+
+    click(qtbot, w, FINISH)
+    qtbot.waitUntil(lambda: window.wizard is None)
+    assert not w.running()
+    assert window.current_page() == "runs"  # the wizard's runs are ordinary runs, the fine-tuned one selected
+    assert {pre_run, ft_run, scratch_run} <= set(window.runs_page.run_paths())
+    assert window.runs_page.selected_paths() == [ft_run]
+    assert "Fine-tuned from" in window.runs_page.details.toPlainText() and pre_run.name in \
+        window.runs_page.details.toPlainText()
+
+
+def test_cancel_and_back_during_training_stop_and_join(qtbot, make_wizard, answers):
+    w = make_wizard()
+    go_next(qtbot, w, PageId.PRETRAIN_DATA)
+    go_next(qtbot, w, PageId.BASE_MODEL)
+    w.page_(PageId.BASE_MODEL).form.widgets["epochs"].setValue(500)  # cannot finish during the test
+    go_next(qtbot, w, PageId.PRETRAIN)
+    page = w.page_(PageId.PRETRAIN)
+    qtbot.waitUntil(lambda: page.runner.lives["pretrain"].val_acc.n >= 1, timeout=TRAINING)
+
+    click(qtbot, w, BACK)  # Back stops the run (checkpoint kept) and joins its thread
+    assert w.currentId() == PageId.BASE_MODEL and not page.runner.running
+    first = page.runner.run_path("pretrain")
+    assert Run(first).read_summary()["status"] == "stopped" and Run(first).checkpoint("last").exists()
+
+    go_next(qtbot, w, PageId.PRETRAIN)  # forward again: it trains again
+    qtbot.waitUntil(lambda: page.runner.lives["pretrain"].val_acc.n >= 1, timeout=TRAINING)
+    answers.yes = False
+    click(qtbot, w, CANCEL)  # "keep training" keeps the wizard and the run
+    assert answers.asked == [texts.CANCEL_RUNNING] and w.isVisible() and page.runner.running
+    answers.yes = True
+    click(qtbot, w, CANCEL)
+    assert not w.isVisible() and not w.running() and page.runner.controller._thread is None
+    second = page.runner.run_path("pretrain")
+    assert second != first and Run(second).read_summary()["status"] == "stopped"
+
+
+def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
+    from ftstudio.core.demo import pretrain_recipe
+    from ftstudio.core.pipeline import train_recipe
+
+    earlier = train_recipe(pretrain_recipe(1)).run.path  # an ordinary run in the history
+    w = make_wizard()
+    w.page_(PageId.START).radios["earlier"].setChecked(True)
+    go_next(qtbot, w, PageId.EARLIER_RUN)
+    page = w.page_(PageId.EARLIER_RUN)
+    assert page.table.rowCount() == 1 and w.field("earlier_run") == str(earlier)  # the newest run, preselected
+    page.checkpoint.setCurrentIndex(page.checkpoint.findData("last"))
+    go_next(qtbot, w, PageId.FINETUNE_DATA)
+    go_next(qtbot, w, PageId.STRATEGY)
+    strategy = w.page_(PageId.STRATEGY)
+    strategy.radios["head"].setChecked(True)
+    strategy.plan_form.widgets["min_steps"].setValue(2)
+    strategy.scratch.setChecked(False)
+    qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 1290, timeout=60_000)
+    go_next(qtbot, w, PageId.FINETUNE)
+    tune = w.page_(PageId.FINETUNE)
+    qtbot.waitUntil(tune.isComplete, timeout=TRAINING)
+    assert tune.order == ["finetune"] and "scratch" not in w.model.runs
+    ft_run = w.model.runs["finetune"]
+    assert Run(ft_run).read_summary()["lineage"]["source"] == str(earlier.resolve())
+    before, after = weights(earlier), weights(ft_run)  # head strategy: the backbone is the earlier run's, exactly
+    buffers = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm statistics still follow the data
+    backbone = [k for k in before if not k.startswith("15.") and not k.endswith(buffers)]
+    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)
+    assert not torch.equal(before["15.weight"], after["15.weight"])
+
+    go_next(qtbot, w, PageId.RESULTS)
+    results = w.page_(PageId.RESULTS)
+    qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
+    assert [r.stage for r in results.comparison.rows] == ["finetune"] and not results.buttons["scratch"].isEnabled()
+    click(qtbot, w, BACK)  # back and forth with the same settings: nothing trains again
+    assert w.currentId() == PageId.FINETUNE and tune.isComplete() and not tune.runner.running
+    go_next(qtbot, w, PageId.RESULTS)
+    qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
+    assert w.model.runs["finetune"] == ft_run and results.comparison.rows[0].run == ft_run
+    qtbot.mouseClick(results.buttons["save"], Qt.MouseButton.LeftButton)
+    saved = load_pipeline(saved_as)
+    assert saved.pretrain is None and saved.scratch is None
+    assert (saved.finetune.finetune.source, saved.finetune.finetune.checkpoint) == (str(earlier), "last")
+
+
+def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_wizard, answers, tmp_path):
+    w = make_wizard()
+    w.page_(PageId.START).radios["torchvision"].setChecked(True)
+    go_next(qtbot, w, PageId.TORCHVISION)
+    page = w.page_(PageId.TORCHVISION)
+    page.backbone.setCurrentText("mobilenet_v3_small")
+    qtbot.waitUntil(lambda: "mobilenet_v3_small" in page.found, timeout=60_000)
+    assert page.found["mobilenet_v3_small"][0] is False  # TORCH_HOME is empty in tests: nothing cached
+    text = page.banner.text()
+    assert "does not download" in text and "random initialisation" in text and ".pth" in text
+    assert not w.button(NEXT).isEnabled()
+    answers.file = str(tmp_path / "missing.pth")
+    page.weight_radios["file"].setChecked(True)
+    page.file_button.click()
+    assert not w.button(NEXT).isEnabled()  # a file that does not exist is no way forward
+    page.weight_radios["none"].setChecked(True)
+    assert w.button(NEXT).isEnabled()
+    go_next(qtbot, w, PageId.FINETUNE_DATA)
+    go_next(qtbot, w, PageId.STRATEGY)
+    strategy = w.page_(PageId.STRATEGY)
+    qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
+    assert strategy.counted[0] == strategy.counted[1] > 900_000 and not strategy.error  # MobileNetV3-small
+    plan = w.model.pipeline().finetune.finetune
+    assert (plan.source, plan.weights) == ("torchvision:mobilenet_v3_small", "none")
+    page_back = w.model.pipeline()
+    assert page_back.pretrain is None
+    w.model.set(weights="cache")  # the plan the user could not follow: the count says why, Next waits
+    strategy.recount()
+    qtbot.waitUntil(lambda: bool(strategy.error), timeout=60_000)
+    assert "does not download" in strategy.error or "not on this machine" in strategy.error
+    assert not w.button(NEXT).isEnabled()
+
+
+def test_menu_entry_and_the_offer_only_on_first_launch(qtbot, make_window):
+    first = make_window()
+    actions = {a.text(): a for a in first.menuBar().actions()}
+    run_menu = actions["&Run"].menu()
+    assert "Pretrain && fine-tune wizard…" in [a.text() for a in run_menu.actions()]
+    assert first.wizard_offer.isVisible()
+    first.actions_["wizard"].trigger()
+    w = first.wizard
+    assert w is not None and not first.wizard_offer.isVisible()
+    qtbot.waitUntil(w.settled, timeout=60_000)
+    click(qtbot, w, CANCEL)  # nothing running: closes without asking
+    qtbot.waitUntil(lambda: first.wizard is None)
+    first.close()
+    second = make_window()
+    assert second.wizard_offer is None
