@@ -43,8 +43,6 @@ def make_app():
 
 
 def configure(app) -> None:
-    import pyqtgraph as pg
-
     from ftstudio.gui import theme
 
     app.setApplicationName("ftstudio")
@@ -52,7 +50,6 @@ def configure(app) -> None:
     app.setApplicationDisplayName("ftstudio")
     app.setWindowIcon(theme.icon("ftstudio"))
     app.setStyleSheet(theme.style_sheet())
-    pg.setConfigOptions(antialias=True)
 
 
 def run_app(screenshot: str | None = None, page: str = "data") -> int:

@@ -11,10 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
@@ -58,6 +59,29 @@ def memory_text() -> str:
     return text
 
 
+class _AfterFirstPaint(QObject):
+    """Calls ``callback`` once, just after the first paint of any widget in ``window`` (or after
+    ``fallback_ms`` if nothing paints, e.g. a window built but never shown)."""
+
+    def __init__(self, window: QWidget, callback, fallback_ms: int = 1500) -> None:
+        super().__init__(window)
+        self.window, self.callback, self.fired = window, callback, False
+        QApplication.instance().installEventFilter(self)
+        QTimer.singleShot(fallback_ms, self, self._fire)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 — Qt override
+        if (event.type() == QEvent.Type.Paint and not self.fired and obj.isWidgetType()
+                and obj.window() is self.window):
+            QTimer.singleShot(0, self, self._fire)
+        return False
+
+    def _fire(self) -> None:
+        if not self.fired:
+            self.fired = True
+            QApplication.instance().removeEventFilter(self)
+            self.callback()
+
+
 class MainWindow(QMainWindow):
     """See the module docstring."""
 
@@ -80,7 +104,9 @@ class MainWindow(QMainWindow):
         self.memory_timer = QTimer(self, interval=1000)
         self.memory_timer.timeout.connect(self._update_status)
         self.memory_timer.start()
-        QTimer.singleShot(0, self._load_engine)
+        # torch's import holds the GIL for over a second: start it once the window has painted, so the
+        # first frame is not held up (or after a moment, for a window that is never shown)
+        self._first_paint = _AfterFirstPaint(self, self._load_engine)
 
     # ----------------------------------------------------------------------------- build
     def _make_actions(self) -> None:

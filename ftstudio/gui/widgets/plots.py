@@ -7,19 +7,33 @@ losses can turn NaN.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QWidget
 
 from ftstudio.gui import theme
 from ftstudio.gui.live import LiveRun
 
+if TYPE_CHECKING:
+    import pyqtgraph as pg
+
 SMOOTH_POINTS = 2000  # the smoothed loss is drawn thinned to about this many points
 
 
+def load_pyqtgraph():
+    """pyqtgraph, imported on first use: the window paints before it is loaded (start-up time)."""
+    import pyqtgraph
+
+    if not getattr(load_pyqtgraph, "configured", False):
+        pyqtgraph.setConfigOptions(antialias=True)
+        load_pyqtgraph.configured = True
+    return pyqtgraph
+
+
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget()
+    w = load_pyqtgraph().PlotWidget()
     item = w.getPlotItem()
     item.setTitle(title, size="10pt")
     item.setLabel("bottom", x)
@@ -32,6 +46,7 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
 
 def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine,
            symbol: str | None = None, alpha: int = 255, antialias: bool | None = None) -> pg.PlotDataItem:
+    pg = load_pyqtgraph()
     c = pg.mkColor(color)
     c.setAlpha(alpha)
     pen = pg.mkPen(color=c, width=width, style=style)
@@ -46,6 +61,7 @@ def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style
 
 def _best_line(plot: pg.PlotWidget) -> pg.InfiniteLine:
     """A dashed vertical line at the best epoch, named in the legend (a label on it would hide curves)."""
+    pg = load_pyqtgraph()
     pen = pg.mkPen(theme.OK, width=1.5, style=Qt.PenStyle.DashLine)
     line = pg.InfiniteLine(angle=90, movable=False, pen=pen)
     line.hide()
@@ -65,6 +81,27 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent=None, runs: tuple[str, ...] = ("",)) -> None:
         super().__init__(parent)
+        self.runs = runs
+        self.placeholder = QLabel("Live curves appear here once training starts: the loss of every step, "
+                                  "accuracy after each epoch, and the learning rate.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setObjectName("hint")
+        self.stack = QStackedLayout(self)
+        self.stack.addWidget(self.placeholder)
+        self._built = False  # the pyqtgraph widgets are made on first need (see _build)
+        self._seen: tuple = ()
+        self._lengths: dict[tuple[int, str], tuple[int, int]] = {}  # (run, curve) → (series, length) last drawn
+
+    def __getattr__(self, name: str):
+        if name in ("loss_plot", "acc_plot", "lr_plot", "run_curves", "curves", "best_lines") and not self._built:
+            self._build()
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    def _build(self) -> None:
+        self._built = True
+        runs = self.runs
         self.loss_plot = _plot("Loss", "step", "loss")
         self.acc_plot = _plot("Accuracy", "epoch", "accuracy")
         self.lr_plot = _plot("Learning rate", "step", "lr")
@@ -85,20 +122,11 @@ class TrainingPlots(QWidget):
         grid.addWidget(self.lr_plot, 1, 1)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
-        self.placeholder = QLabel("Live curves appear here once training starts: the loss of every step, "
-                                  "accuracy after each epoch, and the learning rate.")
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setObjectName("hint")
-        self.stack = QStackedLayout(self)
-        self.stack.addWidget(self.placeholder)
         self.stack.addWidget(charts)
         self.loss_plot.setToolTip("Training loss per step (faint), smoothed (bold), and validation loss per epoch "
                                   "(dots); the dashed line marks the best epoch")
         self.acc_plot.setToolTip("Accuracy on the training and validation images after each epoch")
         self.lr_plot.setToolTip("The learning rate the optimizer used at each step")
-        self._seen: tuple = ()
-        self._lengths: dict[tuple[int, str], tuple[int, int]] = {}  # (run, curve) → (series, length) last drawn
         self.restyle()
 
     def _curves(self, label: str, i: int, overlay: bool) -> dict[str, pg.PlotDataItem]:
@@ -120,6 +148,8 @@ class TrainingPlots(QWidget):
                 "lr": _curve(self.lr_plot, "", c, 2.0)}
 
     def set_log_loss(self, on: bool) -> None:
+        if not self._built:
+            self._build()
         self.loss_plot.getPlotItem().setLogMode(y=on)
         self._seen = ()
         self._lengths.clear()
@@ -130,7 +160,12 @@ class TrainingPlots(QWidget):
         if key == self._seen:
             return False
         self._seen = key
-        self.stack.setCurrentIndex(1 if any(len(live.loss) or len(live.val_acc) for live in lives) else 0)
+        if not any(len(live.loss) or len(live.val_acc) for live in lives):
+            self.stack.setCurrentIndex(0)
+            return True
+        if not self._built:
+            self._build()
+        self.stack.setCurrentIndex(1)
         for run, (curves, live) in enumerate(zip(self.run_curves, lives)):
             for name in SERIES:
                 series = getattr(live, name)
@@ -159,8 +194,9 @@ class TrainingPlots(QWidget):
                 for name, c in self.run_curves[run].items()}
 
     def restyle(self) -> None:
-        for w in (self.loss_plot, self.acc_plot, self.lr_plot):
-            theme.style_plot(w)
+        if self._built:
+            for w in (self.loss_plot, self.acc_plot, self.lr_plot):
+                theme.style_plot(w)
 
 
 def _fit_flat(plot: pg.PlotWidget, y) -> None:
@@ -180,29 +216,55 @@ class OverlayPlots(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self.layout_ = QHBoxLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.names: list[str] = []
+        self._runs: list[tuple[str, list[dict]]] = []
+        self._built = False  # pyqtgraph widgets are made when first shown (start-up time)
+        self._drawn = True
+
+    def __getattr__(self, name: str):
+        if name in ("acc_plot", "loss_plot") and not self._built:
+            self._build()
+            return getattr(self, name)
+        raise AttributeError(name)
+
+    def _build(self) -> None:
+        self._built = True
         self.acc_plot = _plot("Validation accuracy", "epoch", "accuracy")
         self.loss_plot = _plot("Loss (solid: validation, dashed: train)", "epoch", "loss")
         self.acc_plot.setYRange(0, 1, padding=0.02)
         for w in (self.acc_plot, self.loss_plot):
             w.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.acc_plot)
-        layout.addWidget(self.loss_plot)
+        self.layout_.addWidget(self.acc_plot)
+        self.layout_.addWidget(self.loss_plot)
         self.acc_plot.setToolTip("Validation accuracy per epoch of the selected runs")
         self.loss_plot.setToolTip("Validation (solid) and training (dashed) loss per epoch of the selected runs")
-        self.names: list[str] = []
         self.restyle()
 
+    def showEvent(self, event) -> None:  # noqa: N802 — Qt override
+        if not self._drawn:
+            self._draw()
+        super().showEvent(event)
+
     def set_runs(self, runs: list[tuple[str, list[dict]]]) -> None:
-        """``runs`` is [(label, epoch rows from metrics.jsonl)]."""
+        """``runs`` is [(label, epoch rows from metrics.jsonl)]; drawn now if visible, else when shown."""
+        self._runs = list(runs)
+        self.names = [label for label, _ in self._runs]
+        self._drawn = False
+        if self.isVisible():
+            self._draw()
+
+    def _draw(self) -> None:
+        self._drawn = True
+        if not self._built:
+            self._build()
         for w in (self.acc_plot, self.loss_plot):
             w.getPlotItem().clear()
             legend = w.getPlotItem().legend
             if legend is not None:
                 legend.clear()
-        self.names = []
-        for i, (label, rows) in enumerate(runs):
+        for i, (label, rows) in enumerate(self._runs):
             color = theme.series_color(i)
             epochs = [r["epoch"] for r in rows]
             val = [(r["epoch"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
@@ -214,8 +276,8 @@ class OverlayPlots(QWidget):
             if epochs:
                 _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(
                     epochs, [r.get("train_loss") for r in rows])
-            self.names.append(label)
 
     def restyle(self) -> None:
-        for w in (self.acc_plot, self.loss_plot):
-            theme.style_plot(w)
+        if self._built:
+            for w in (self.acc_plot, self.loss_plot):
+                theme.style_plot(w)

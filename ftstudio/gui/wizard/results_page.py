@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QHeaderView,
                                QPushButton, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
@@ -20,7 +19,7 @@ from ftstudio.gui import dialogs, theme
 from ftstudio.gui.live import format_duration
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import ConfusionMatrix
-from ftstudio.gui.widgets.plots import OverlayPlots
+from ftstudio.gui.widgets.plots import OverlayPlots, load_pyqtgraph
 from ftstudio.gui.wizard.model import WizardModel
 from ftstudio.gui.workers import Tasks
 
@@ -38,6 +37,7 @@ class ComparisonBars(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.plots = {}
+        pg = load_pyqtgraph()
         for key, title in self.METRICS:
             w = pg.PlotWidget()
             item = w.getPlotItem()
@@ -54,6 +54,7 @@ class ComparisonBars(QWidget):
     def set_rows(self, rows) -> None:
         self.values = {key: [float(getattr(r, key)) for r in rows] for key, _ in self.METRICS}
         ticks = [[(i, r.label) for i, r in enumerate(rows)]]
+        pg = load_pyqtgraph()
         for key, w in self.plots.items():
             item = w.getPlotItem()
             item.clear()
