@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QStackedLayout, QWidget
 
 from ftstudio.gui import theme
 from ftstudio.gui.live import LiveRun
@@ -19,7 +19,7 @@ from ftstudio.gui.live import LiveRun
 if TYPE_CHECKING:
     import pyqtgraph as pg
 
-SMOOTH_POINTS = 2000  # the smoothed loss is drawn thinned to about this many points
+SMOOTH_POINTS = 600  # the smoothed loss is drawn thinned to about this many points
 
 
 def load_pyqtgraph():
@@ -40,6 +40,10 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     item.setLabel("left", y)
     item.showGrid(x=True, y=True, alpha=0.2)
     item.setMenuEnabled(False)
+    for axis in ("left", "bottom"):
+        # axes keep their rendering between frames (text is the costly part of a repaint); pyqtgraph
+        # invalidates the cache itself when the range or the labels change
+        item.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     w.setMinimumSize(200, 140)
     return w
 
