@@ -199,3 +199,18 @@ def test_a_failed_run_shows_why_and_keeps_its_checkpoint(qtbot, window, outcomes
     assert window.runs_page.row_texts(run.path)["Status"] == "failed"
     assert "Why it failed" in window.runs_page.details.toHtml()
     assert window.runs_page.buttons["resume"].isEnabled()
+
+
+def test_train_page_writes_a_cluster_launch_script(window, answers, tmp_path):
+    import json
+
+    from ftstudio.core.recipe import Recipe
+
+    answers.folder = str(tmp_path / "job")
+    window.show_page("train")
+    window.train_page.launch.click()
+    script = tmp_path / "job" / "launch.sh"
+    assert script.exists() and "torch.distributed.run" in script.read_text()
+    recipe = Recipe.from_dict(json.loads((tmp_path / "job" / "recipe.json").read_text()))
+    assert recipe == window.session.recipe()
+    assert "launch.sh" in window.train_page.banner.text()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ftstudio.core.recipe import TrainConfig
+from ftstudio.gui import dialogs
 from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
@@ -89,6 +90,11 @@ class TrainPage(QWidget):
             self.buttons[key] = b
             buttons.addWidget(b, i // 2, i % 2)
         col.addLayout(buttons)
+        self.launch = QPushButton("Cluster launch script…")
+        self.launch.setToolTip("Write this recipe and a torchrun script that trains it on several GPUs or "
+                               "machines (PyTorch DDP) into a folder")
+        self.launch.clicked.connect(self.export_launch_script)
+        col.addWidget(self.launch)
         col.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(controls)
@@ -229,6 +235,31 @@ class TrainPage(QWidget):
 
     def append_log(self, line: str) -> None:
         self.log.appendPlainText(line)
+
+    def export_launch_script(self) -> None:
+        """Write recipe.json + launch.sh (torchrun) for the session's recipe into a chosen folder."""
+        from ftstudio.core.errors import InputError
+        from ftstudio.core.launch import write_launch_script
+
+        try:
+            recipe = self.session.recipe()
+        except InputError as exc:
+            self.banner.show_message("error", f"Cannot write a launch script: {exc}")
+            return
+        folder = dialogs.choose_folder(self, "Folder for the launch script")
+        if not folder:
+            return
+        batch = recipe.train.batch_size
+        per_node = 2 if batch % 2 == 0 else 1
+        try:
+            script = write_launch_script(recipe, folder, nproc_per_node=per_node)
+        except InputError as exc:
+            self.banner.show_message("error", str(exc))
+            return
+        self.banner.show_message(
+            "success", f"Wrote {script.name} and recipe.json to {folder}. On one machine: bash {script.name}; on N "
+                  f"machines run NNODES=N NODE_RANK=i MASTER_ADDR=node0 NPROC_PER_NODE=GPUs bash {script.name} "
+                  f"on each (batch size {batch} is the global batch).")
 
     # ------------------------------------------------------------------------- drawing
     def redraw(self) -> None:
