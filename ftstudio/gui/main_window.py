@@ -353,7 +353,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------- runs
     def start_training(self, callbacks: tuple = ()) -> None:
         """Train the session's recipe (``callbacks``: extra engine callbacks, e.g. from a wizard)."""
-        if self.controller.running:
+        if self._refuse_second_run("start another"):
             return
         try:
             recipe = self.session.recipe()
@@ -364,7 +364,7 @@ class MainWindow(QMainWindow):
         self._begin(recipe, None, False, f"Training {recipe.name}", callbacks=tuple(callbacks))
 
     def resume_run(self, path: Path) -> None:
-        if self.controller.running:
+        if self._refuse_second_run("resume another"):
             return
         run = Run(Path(path))
         try:
@@ -373,6 +373,15 @@ class MainWindow(QMainWindow):
             self.runs_page.banner.show_message("error", f"Cannot resume: {exc}")
             return
         self._begin(recipe, run.path, True, f"Resuming {recipe.name or run.id}", run.read_metrics())
+
+    def _refuse_second_run(self, what: str) -> bool:
+        """One run at a time (two would share the cores and both crawl): say so where it shows."""
+        if not self.controller.running:
+            return False
+        self.show_page("train")
+        self.train_page.banner.show_message(
+            "warning", f"A run is already in progress; stop it (Esc) or wait for it to finish before you {what}.")
+        return True
 
     def _begin(self, recipe, out: Path | None, resume: bool, title: str, history=None, callbacks=()) -> None:
         self.train_page.begin(title, history)
@@ -412,6 +421,8 @@ class MainWindow(QMainWindow):
         if self.wizard is not None:
             self.wizard.raise_()
             return self.wizard
+        if self._refuse_second_run("open the wizard"):
+            return None
         if self.wizard_offer is not None:
             self.wizard_offer.hide()
         self.wizard = PipelineWizard(self, self.session.device, self.session.devices if self.session.ready else None)

@@ -1,0 +1,62 @@
+"""The app under stress: a second run, closing mid-export or mid-decode — refused clearly or
+stopped cleanly, threads joined, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ftstudio.core.pipeline import train_recipe
+from ftstudio.core.recipe import Recipe
+from tests.gui.test_training import start_long_run
+from tests.helpers import make_digit_folder
+
+
+def test_a_second_run_or_the_wizard_is_refused_while_one_trains(qtbot, window):
+    start_long_run(qtbot, window)
+    first = window.controller.run_path
+    window.show_page("runs")
+    window.start_training()
+    assert window.current_page() == "train"
+    assert "already in progress" in window.train_page.banner.text()
+    assert window.open_wizard() is None and window.wizard is None
+    window.resume_run(first)
+    assert window.controller.run_path == first  # still the one run
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+
+
+def test_closing_during_an_export_leaves_only_complete_files(qtbot, window, tmp_path):
+    result = train_recipe(Recipe.from_dict({"train": {"epochs": 1}}), None)
+    page = window.export_page
+    window.show_page("export")
+    page.refresh(select=result.run.path)
+    qtbot.waitUntil(lambda: bool(page.formats), timeout=60_000)
+    for name, box in page.formats.items():
+        box.setChecked(name in ("onnx", "safetensors"))
+    page.export_button.click()
+    assert page.exporting
+    window.close()  # waits for the exporter (it cannot be cut short), then closes
+    assert not window.isVisible() and not window.tasks.busy()
+    folder = result.run.path / "export"
+    leftovers = [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"] \
+        if folder.exists() else []
+    assert leftovers == []
+    if (folder / "model.onnx").exists():
+        signature = json.loads((folder / "signature.json").read_text())
+        assert signature["classes"] == [str(i) for i in range(10)]
+
+
+def test_closing_while_a_folder_decodes_cancels_it(qtbot, window, tmp_path, _isolated_home):
+    folder = make_digit_folder(tmp_path / "many", n_per_class=400, size=64)
+    data = window.data_page
+    data.use_folder(str(folder))
+
+    def partly_decoded() -> bool:
+        found = re.search(r"([\d,]+) / ([\d,]+) images decoded", data.header.text())
+        return bool(found) and int(found.group(1).replace(",", "")) < int(found.group(2).replace(",", ""))
+
+    qtbot.waitUntil(partly_decoded, timeout=60_000)
+    window.close()
+    assert not window.isVisible() and not window.tasks.busy()
+    assert not list((_isolated_home / "cache" / "decoded").glob("*.npz"))  # cancelled: nothing cached
