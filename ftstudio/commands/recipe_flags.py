@@ -40,7 +40,8 @@ def add_data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help="passes over the data (default 10)")
-    g.add_argument("--batch-size", type=int, help="images per step (default 64)")
+    g.add_argument("--batch-size", type=_batch_size, help="images per step (default 64), or auto: the largest "
+                   "that fits the device's memory (from 1024 down)")
     g.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="default adam")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
@@ -56,6 +57,18 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--name", help="a label for the run")
     g.add_argument("--out", help="run folder (default: a new folder under the ftstudio runs folder)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+
+
+AUTO_BATCH_START = 1024
+
+
+def _batch_size(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
 def _size(text: str | None) -> list[int] | None:
@@ -103,15 +116,32 @@ def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         put(train, key, getattr(args, key, None))
     if getattr(args, "amp", False):
         train["amp"] = True
+    auto_batch = train.get("batch_size") == "auto"
+    if auto_batch:
+        train["batch_size"] = AUTO_BATCH_START
     doc = {**(base or {}), "data": data, "train": train}
     if getattr(args, "model", None) is not None:
         doc["model"] = args.model
     if getattr(args, "name", None):
         doc["name"] = args.name
     try:
-        return Recipe.from_dict(doc)
+        recipe = Recipe.from_dict(doc)
     except InputError as exc:
         raise InputError(_flag_message(str(exc))) from None
+    if auto_batch:
+        recipe = _auto_batch(recipe)
+    return recipe
+
+
+def _auto_batch(recipe):
+    import dataclasses
+    import sys
+
+    from ftstudio.core.batch_search import largest_fitting_batch
+
+    size, how = largest_fitting_batch(recipe, AUTO_BATCH_START)
+    print(f"batch size {size}: {how}", file=sys.stderr)
+    return recipe.replace(train=dataclasses.replace(recipe.train, batch_size=size))
 
 
 def _flag_message(message: str) -> str:

@@ -43,3 +43,32 @@ def find_batch_size(model: torch.nn.Module, input_shape: tuple[int, ...], num_cl
         size //= 2
     raise InputError(f"the model does not fit in {device}'s memory even at batch size 1; "
                      "choose a smaller model or another device")
+
+
+def largest_fitting_batch(recipe, start: int) -> tuple[int, str]:
+    """(batch size, how it was found) for a recipe: a real trial on a GPU, an estimate on the CPU."""
+    from ftstudio.core.architecture import analyze
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.pipeline import prepare
+
+    prepared = prepare(recipe)
+    device = resolve_device(recipe.train.device)
+    shape, classes = tuple(prepared.data.input_shape), prepared.data.num_classes
+    if device.type != "cpu":
+        size = find_batch_size(prepared.model, shape, classes, start, device)
+        return size, f"the largest of {start}, {start // 2}, … that trained one step on {device}"
+    per_batch = analyze(prepared.architecture, shape, classes)
+    budget = _available_memory() // 2
+    size = max(1, start)
+    while size > 1 and per_batch.memory_estimate(size) > budget:
+        size //= 2
+    return size, f"the largest of {start}, {start // 2}, … whose estimated memory fits in half the free RAM"
+
+
+def _available_memory() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 31

@@ -32,8 +32,8 @@ LOSS_NOT_FINITE = ("the loss became {value} at epoch {epoch}, step {step}; train
                    "the last good checkpoint was kept. Try a lower learning rate (--lr) or "
                    "gradient clipping")
 INTERRUPTED = "interrupted; checkpoint saved — continue with: {command}"
-OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller} "
-                 "(or run the batch-size search)")
+OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller}, or "
+                 "--batch-size auto to find the largest that fits")
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
 RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
 

@@ -7,6 +7,7 @@ folders dropped on it, and on close stops a running run (after asking) and joins
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -452,6 +453,31 @@ class MainWindow(QMainWindow):
         self.export_page.refresh(select=outcome.run_path)
         self.status_run.setText(f"Run: {outcome.run_path.name if outcome.run_path else '–'} ({outcome.status})")
         self._update_status()
+        if outcome.status == "failed" and outcome.summary.get("failed_kind") == "out_of_memory":
+            self._offer_batch_search()
+
+    def _offer_batch_search(self) -> None:
+        """After running out of memory: offer to find the largest batch size that fits, then set it."""
+        start = max(1, self.session.train.batch_size // 2)
+        if not dialogs.confirm(self, "Out of memory", f"Training ran out of memory at batch size "
+                               f"{self.session.train.batch_size}. Find the largest batch size (from {start} down) "
+                               "that fits on this device?", "Find batch size"):
+            return
+        from ftstudio.core.batch_search import largest_fitting_batch
+
+        recipe = self.session.recipe()
+        self.train_page.banner.show_message("info", f"Looking for a batch size that fits (from {start} down)…")
+        task = self.tasks.start("batch search", lambda cancel: largest_fitting_batch(recipe, start))
+
+        def found(result) -> None:
+            size, how = result
+            self.session.set_train(dataclasses.replace(self.session.train, batch_size=size))
+            self.train_page.banner.show_message("success", f"Batch size set to {size} ({how}); press Start to "
+                                                "train again.")
+
+        task.done.connect(found)
+        task.failed.connect(lambda message: self.train_page.banner.show_message(
+            "error", f"No batch size fits: {message}"))
 
     def _state_changed(self, state: str) -> None:
         self.train_page.set_state(state)

@@ -158,3 +158,12 @@ def test_augmentation_flags_reach_the_recipe(tmp_path):
     assert recipe["data"]["augment"] == {"crop": 1, "flip": False, "rotation": 40.0}
     bad = cli("train", "--augment-rotation", "400")
     assert bad.returncode == 2 and "--augment-rotation: must be ≤ 180" in bad.stderr
+
+
+def test_batch_size_auto_picks_one_that_fits(tmp_path):
+    out = cli("train", "--epochs", "1", "--batch-size", "auto", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    chosen = json.loads((tmp_path / "r" / "recipe.json").read_text())["train"]["batch_size"]
+    assert f"batch size {chosen}:" in out.stderr and 1 <= chosen <= 1024
+    bad = cli("train", "--batch-size", "lots")
+    assert bad.returncode == 2 and "--batch-size" in bad.stderr

@@ -60,3 +60,26 @@ def test_closing_while_a_folder_decodes_cancels_it(qtbot, window, tmp_path, _iso
     window.close()
     assert not window.isVisible() and not window.tasks.busy()
     assert not list((_isolated_home / "cache" / "decoded").glob("*.npz"))  # cancelled: nothing cached
+
+
+def test_out_of_memory_offers_a_batch_size_search(qtbot, window, answers, outcomes):
+    from ftstudio.core.training.callbacks import Callback
+    from tests.gui.conftest import set_train
+    from tests.gui.test_training import wait_outcome
+
+    class Exhaust(Callback):  # what CUDA does when a batch does not fit
+        def on_epoch_started(self, event):
+            import torch
+
+            def boom(*args):
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            self.trainer.model.register_forward_hook(boom)
+
+    set_train(window, epochs=2, batch_size=256)
+    window.start_training(callbacks=(Exhaust(),))
+    outcome = wait_outcome(qtbot, outcomes)
+    assert outcome.status == "failed" and "at batch size 256" in outcome.message
+    assert any("ran out of memory at batch size 256" in q for q in answers.asked)
+    qtbot.waitUntil(lambda: "Batch size set to" in window.train_page.banner.text(), timeout=60_000)
+    assert window.session.train.batch_size <= 128
+    assert window.train_page.form.widgets["batch_size"].value() == window.session.train.batch_size
