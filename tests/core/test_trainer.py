@@ -188,3 +188,18 @@ def test_data_too_small_for_split_is_clear(tmp_path):
     with pytest.raises(InputError, match="class 'digit_1' has only 1 image"):
         train_recipe(Recipe(data=DatasetSpec(name=str(root)), train=TrainConfig(epochs=1)), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+def test_frozen_batchnorm_keeps_its_running_statistics(tmp_path):
+    import torch
+
+    arch = {"input_shape": ["auto", "auto", "auto"], "layers": [
+        {"type": "Conv2d", "params": {"out_channels": 4, "padding": 1}, "freeze": True},
+        {"type": "BatchNorm2d", "freeze": True},
+        {"type": "BatchNorm2d"},
+        {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Linear"}]}
+    recipe = Recipe.from_dict({"model": arch, "train": {"epochs": 1}})
+    train_recipe(recipe, tmp_path / "run")
+    state = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    assert torch.equal(state["1.running_mean"], torch.zeros(4))  # frozen: untouched
+    assert not torch.equal(state["2.running_mean"], torch.zeros(4))  # trainable: adapted

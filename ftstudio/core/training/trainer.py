@@ -40,6 +40,15 @@ class _NotFinite(Exception):
         self.value, self.step = value, step
 
 
+def _hold_frozen_norms(model: torch.nn.Module) -> None:
+    """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(m.parameters())
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
+
+
 class _Window:
     """The steps since the last event, kept on the device until read in one go (no per-step sync;
     train accuracy is computed for the whole window at once rather than per batch)."""
@@ -296,6 +305,7 @@ class Trainer:
             self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.emit(EpochStarted(epoch, cfg.epochs, opt.param_groups[0]["lr"]))
         model.train()
+        _hold_frozen_norms(self.module)
         amp = self._amp_dtype()
         on_cpu = self.device.type == "cpu"
         scheduled = cfg.scheduler != "none" or cfg.warmup_epochs > 0  # a constant rate needs no per-step call
