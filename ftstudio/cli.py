@@ -7,6 +7,7 @@ saving a checkpoint) · 1 anything unexpected (the traceback goes to a log file 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from datetime import datetime
@@ -74,6 +75,10 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:  # the reader went away (`ftstudio runs --json | head`): nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # keep Python's exit-time flush from failing again
+        return 0
     except Exception:  # anything unexpected: keep the traceback for a bug report, not on screen
         log = _write_crash_log(traceback.format_exc())
         _error(f"unexpected failure; the details are in {log} — please include that file in a bug report")

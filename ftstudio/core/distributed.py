@@ -84,6 +84,7 @@ def train_maybe_distributed(recipe, out=None, *, callbacks=(), **kwargs):
         recipe = recipe.replace(train=_with(recipe.train, device=f"cuda:{ctx.local_rank}"))
     try:
         result = train_recipe(recipe, out, callbacks=callbacks if ctx.is_main else (), dist=ctx, **kwargs)
+        dist.barrier()  # every rank is done with the group before anyone tears it down
         return result if ctx.is_main else None
     finally:
         if dist.is_initialized():
