@@ -88,14 +88,14 @@ def report_bug(window, exc: BaseException) -> None:
 
 
 def settle(app, ready, timeout: float = SETTLE_TIMEOUT_S) -> bool:
-    """Process events until ``ready()`` (or the timeout), then a few more for layouts and plot timers."""
+    """Process events until ``ready()`` has held for a moment (work that finishes may start more,
+    e.g. data loading once the engine is in), or until the timeout."""
     deadline = time.monotonic() + timeout
-    while not ready() and time.monotonic() < deadline:
+    steady = 0
+    while steady < 10 and time.monotonic() < deadline:  # ~0.2 s of quiet: layouts and plot timers caught up
         app.processEvents()
         time.sleep(0.02)
-    for _ in range(5):
-        app.processEvents()
-        time.sleep(0.02)
+        steady = steady + 1 if ready() else 0
     return bool(ready())
 
 
