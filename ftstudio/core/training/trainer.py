@@ -87,6 +87,7 @@ class Trainer:
         self.data = data
         self.config = config
         self.callbacks = sorted(callbacks, key=lambda c: c.order)
+        self._callback_stop = False
         self.stop_event = stop_event or threading.Event()
         self.pause_event = pause_event or threading.Event()
         self.lr_multipliers = lr_multipliers or {}
@@ -118,7 +119,7 @@ class Trainer:
     @property
     def done(self) -> bool:
         """True when anything asked training to end: the stop event or a callback's flag."""
-        return self.stop_event.is_set() or any(cb.stop_reason for cb in self.callbacks)
+        return self.stop_event.is_set() or self._callback_stop
 
     def stop_reason(self) -> str:
         if self.stop_event.is_set():
@@ -129,6 +130,8 @@ class Trainer:
         hook = HOOKS[type(event)]
         for cb in self.callbacks:
             getattr(cb, hook)(event)
+        # callbacks raise their flag only inside hooks: gather it here, not on every batch
+        self._callback_stop = any(cb.stop_reason for cb in self.callbacks)
 
     def _wait_if_paused(self) -> float:
         if not self.pause_event.is_set():
@@ -314,26 +317,14 @@ class Trainer:
         window_seen, paused, last_emit = 0, 0.0, window_start
         batches = len(train)
         b = skip
+        step_on = self._step_function(amp)
+        pause, stop, lone = self.pause_event, self.stop_event, self.dist is None
         for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
-            paused += self._wait_if_paused()
-            if self._should_stop(window.losses):
+            if pause.is_set():
+                paused += self._wait_if_paused()
+            if (stop.is_set() or self._callback_stop) if lone else self._should_stop(window.losses):
                 break
-            with torch.autocast(self.device.type, dtype=amp) if amp is not None else _NO_AUTOCAST:
-                out = model(xb)
-                loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    self.scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                self.scaler.step(opt)
-                self.scaler.update()
-            else:
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+            out, loss = step_on(xb, yb)
             if scheduled:
                 self.scheduler.step()
             self.step += 1
@@ -365,6 +356,44 @@ class Trainer:
             return
         self.mid_epoch = False
         self._finish_epoch(epoch, val)
+
+    def _step_function(self, amp: torch.dtype | None):
+        """One optimizer step on a batch → (outputs, loss); the common case without AMP or clipping
+        is its own tight function (this is the hot path)."""
+        model, opt, cfg, scaler = self.model, self.optimizer, self.config, self.scaler
+        smoothing = cfg.label_smoothing
+
+        def plain(xb: torch.Tensor, yb: torch.Tensor):
+            out = model(xb)
+            loss = F.cross_entropy(out, yb, label_smoothing=smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return out, loss
+
+        if amp is None and scaler is None and not cfg.grad_clip:
+            return plain
+
+        def general(xb: torch.Tensor, yb: torch.Tensor):
+            with torch.autocast(self.device.type, dtype=amp) if amp is not None else _NO_AUTOCAST:
+                out = model(xb)
+                loss = F.cross_entropy(out, yb, label_smoothing=smoothing)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+            return out, loss
+
+        return general
 
     def _should_stop(self, pending: list[torch.Tensor]) -> bool:
         """Stop before the next batch? Under DDP all ranks decide together (and trip the NaN guard
