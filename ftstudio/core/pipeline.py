@@ -94,7 +94,6 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
     ``epochs`` then changes its length."""
     from ftstudio.core.training import checkpoint
-    from ftstudio.core.training.trainer import Trainer
 
     run, ckpt = None, None
     if resume:
@@ -131,6 +130,8 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
     cbs.extend(_finetune_callbacks(prepared))
+    from ftstudio.core.training.trainer import Trainer  # (torch: imported while data decodes, see prepare)
+
     trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
                       pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
                       augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)

@@ -178,15 +178,21 @@ def _warnings(bundle: DataBundle) -> list[str]:
     return out
 
 
-def _load_folder(spec, folder: Path, size, chans, progress, cancel, in_memory_limit) -> DataBundle:
+def _warm_up_torch() -> None:
+    """Import torch (and the compiler stack its optimizers and meta tensors load) while worker
+    processes decode images: seconds that would otherwise come one after the other."""
     import torch
+    import torch._dynamo  # noqa: F401
 
+
+def _load_folder(spec, folder: Path, size, chans, progress, cancel, in_memory_limit) -> DataBundle:
     from ftstudio.core.datasets.folder import decode_folder, detect_shape, scan_folder
 
     scan = scan_folder(folder)
     keep = _select_classes(scan.classes, spec.classes)
     mask, labels = _remap(scan.labels, keep)
     scan.paths = [p for p, m in zip(scan.paths, mask) if m]
+    scan.stats = [st for st, m in zip(scan.stats, mask) if m]
     scan.labels = labels[mask]
     scan.classes = tuple(scan.classes[i] for i in keep)
     detected_c, detected_size = detect_shape(scan.paths)
@@ -195,10 +201,12 @@ def _load_folder(spec, folder: Path, size, chans, progress, cancel, in_memory_li
     source = f"image folder {folder}"
     if len(scan.paths) * chans * size[0] * size[1] <= in_memory_limit:
         images, labels, bad = decode_folder(scan, size, chans, progress=progress, cancel=cancel,
-                                            cache=paths.cache_dir() / "decoded")
+                                            cache=paths.cache_dir() / "decoded", meanwhile=_warm_up_torch)
         return _assemble(spec, str(folder), images, labels, scan.classes, source, None,
                          scan.skipped + bad, scan.warnings, True)
     # too large for memory: keep paths, decode per batch
+    import torch
+
     _check_enough(scan.labels, scan.classes, spec.val_split)
     tr, va = stratified_split(scan.labels, spec.val_split, spec.split_seed)
     tr = tr[cap_per_class(scan.labels[tr], spec.per_class, spec.split_seed)]

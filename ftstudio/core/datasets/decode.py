@@ -89,3 +89,16 @@ def _reason(exc: BaseException) -> str:
     if "truncated" in text.lower():
         return "truncated image"
     return text.split(":")[0] if len(text) > 120 else text
+
+
+def decode_many(paths: list[str], size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode a chunk of files: ``[n, C, H, W]`` uint8 (zeros where a file failed) and the failures
+    as (index in the chunk, reason). Runs in worker processes for large folders."""
+    out = np.zeros((len(paths), channels, size[0], size[1]), dtype=np.uint8)
+    failed = []
+    for i, path in enumerate(paths):
+        try:
+            out[i] = decode(path, size, channels)
+        except DecodeError as exc:
+            failed.append((i, str(exc)))
+    return out, failed

@@ -13,7 +13,6 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import atomic_write
 
 CACHE_VERSION = 1
+PROCESS_DECODE_MIN = 2000  # files; fewer decode faster in this process than a worker pool starts
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 Progress = Callable[[int, int], None]
 
@@ -39,6 +39,7 @@ class FolderScan:
     labels: np.ndarray
     skipped: list[tuple[str, str]]
     warnings: list[str]
+    stats: list[tuple[int, int]]  # (size, mtime_ns) per path: the decoded cache's key
 
 
 def scan_folder(root: str | Path) -> FolderScan:
@@ -58,9 +59,9 @@ def scan_folder(root: str | Path) -> FolderScan:
         if loose:
             raise InputError(messages.FOLDER_NO_CLASSES.format(path=root))
         raise InputError(messages.FOLDER_EMPTY.format(path=root))
-    classes, paths, labels, skipped, warnings = [], [], [], [], []
+    classes, paths, stats, labels, skipped, warnings = [], [], [], [], [], []
     for entry in class_dirs:
-        files, bad = _class_files(Path(entry.path), root)
+        files, file_stats, bad = _class_files(Path(entry.path), root)
         skipped.extend(bad)
         if not files:
             warnings.append(messages.CLASS_EMPTY.format(name=entry.name))
@@ -68,12 +69,13 @@ def scan_folder(root: str | Path) -> FolderScan:
         label = len(classes)
         classes.append(entry.name)
         paths.extend(files)
+        stats.extend(file_stats)
         labels.extend([label] * len(files))
     if not classes:
         raise InputError(messages.FOLDER_EMPTY.format(path=root))
     if len(classes) < 2:
         raise InputError(messages.FOLDER_ONE_CLASS.format(path=root, name=classes[0]))
-    return FolderScan(root, tuple(classes), paths, np.asarray(labels, dtype=np.int64), skipped, warnings)
+    return FolderScan(root, tuple(classes), paths, np.asarray(labels, dtype=np.int64), skipped, warnings, stats)
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -83,8 +85,9 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    files, bad = [], []
+def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, int]], list[tuple[str, str]]]:
+    """Image files under one class folder with their (size, mtime), and what was skipped."""
+    files, stats, bad = [], [], []
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
         try:
@@ -102,20 +105,20 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[str, s
             if name.startswith(".") or name.lower() in IGNORED_NAMES:
                 continue
             path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, root)
             if not name.lower().endswith(IMAGE_SUFFIXES):
-                bad.append((rel, "not an image file type"))
+                bad.append((os.path.relpath(path, root), "not an image file type"))
                 continue
             try:
-                size = os.path.getsize(path)
+                st = os.stat(path)
             except OSError as exc:
-                bad.append((rel, exc.strerror or "unreadable"))
+                bad.append((os.path.relpath(path, root), exc.strerror or "unreadable"))
                 continue
-            if size == 0:
-                bad.append((rel, "empty file (0 bytes)"))
+            if st.st_size == 0:
+                bad.append((os.path.relpath(path, root), "empty file (0 bytes)"))
                 continue
             files.append(path)
-    return files, bad
+            stats.append((st.st_size, st.st_mtime_ns))
+    return files, stats, bad
 
 
 def detect_shape(paths: list[str], sample: int = 256) -> tuple[int, tuple[int, int]]:
@@ -142,8 +145,11 @@ def detect_shape(paths: list[str], sample: int = 256) -> tuple[int, tuple[int, i
 
 def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
                   progress: Progress | None = None, cancel: threading.Event | None = None,
-                  cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Decode every file to uint8 ``[N, C, H, W]``; returns (images, labels, skipped)."""
+                  cache: Path | None = None, meanwhile: Callable[[], None] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode every file to uint8 ``[N, C, H, W]``; returns (images, labels, skipped).
+
+    ``meanwhile`` runs in this process while worker processes decode (or first, for small folders)."""
     key = _cache_key(scan, size, channels)
     cached = _read_cache(cache, key)
     if cached is not None:
@@ -154,29 +160,15 @@ def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
     out = np.empty((n, channels, size[0], size[1]), dtype=np.uint8)
     ok = np.ones(n, dtype=bool)
     skipped: list[tuple[str, str]] = []
-    lock = threading.Lock()
-    done = [0]
 
-    def work(start: int, stop: int) -> None:
-        for i in range(start, stop):
-            if cancel is not None and cancel.is_set():
-                return
-            try:
-                out[i] = decode(scan.paths[i], size, channels)
-            except DecodeError as exc:
-                ok[i] = False
-                with lock:
-                    skipped.append((os.path.relpath(scan.paths[i], scan.root), str(exc)))
-        with lock:
-            done[0] += stop - start
-            if progress:
-                progress(done[0], n)
+    def take(start: int, images: np.ndarray, failed: list[tuple[int, str]]) -> None:
+        out[start:start + len(images)] = images
+        for i, reason in failed:
+            ok[start + i] = False
+            skipped.append((os.path.relpath(scan.paths[start + i], scan.root), reason))
 
-    chunk = 256
-    workers = max(1, min(os.cpu_count() or 1, 8))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ftstudio-decode") as pool:
-        for f in [pool.submit(work, s, min(s + chunk, n)) for s in range(0, n, chunk)]:
-            f.result()
+    for start, images, failed in _decode_chunks(scan.paths, size, channels, progress, cancel, meanwhile):
+        take(start, images, failed)
     if cancel is not None and cancel.is_set():
         raise InputError(messages.CANCELLED)
     skipped.sort()
@@ -185,14 +177,65 @@ def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
     return result
 
 
+def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progress: Progress | None,
+                   cancel: threading.Event | None, meanwhile: Callable[[], None] | None = None):
+    """Yield (start, images, failures) chunk by chunk: in this thread for small folders, on every
+    core in worker processes for large ones (decoding a small PNG is mostly Python: threads would
+    only take turns holding the GIL)."""
+    from ftstudio.core.datasets.decode import decode_many
+
+    n = len(paths)
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    chunk = max(64, min(1024, n // (workers * 8) or 64))
+    starts = range(0, n, chunk)
+    done = 0
+    if n < PROCESS_DECODE_MIN or workers == 1:
+        if meanwhile is not None:
+            meanwhile()
+        for start in starts:
+            if cancel is not None and cancel.is_set():
+                return
+            yield (start, *decode_many(paths[start:start + chunk], size, channels))
+            done += min(chunk, n - start)
+            if progress:
+                progress(done, n)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending = dict.fromkeys(starts)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(decode_many, paths[s:s + chunk], size, channels): s for s in starts}
+            if meanwhile is not None:
+                meanwhile()
+            try:
+                for future in as_completed(futures):
+                    if cancel is not None and cancel.is_set():
+                        return
+                    start = futures[future]
+                    yield (start, *future.result())
+                    del pending[start]
+                    done += min(chunk, n - start)
+                    if progress:
+                        progress(done, n)
+            finally:
+                for future in futures:
+                    future.cancel()
+    except (BrokenProcessPool, OSError):  # no worker processes here (a sandbox, an odd main module)
+        for start in list(pending):
+            if cancel is not None and cancel.is_set():
+                return
+            yield (start, *decode_many(paths[start:start + chunk], size, channels))
+            done += min(chunk, n - start)
+            if progress:
+                progress(done, n)
+
+
 def _cache_key(scan: FolderScan, size: tuple[int, int], channels: int) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.classes}".encode())
-    for path in scan.paths:
-        try:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{path}|missing\n".encode())
+    h.update("\n".join(f"{p}|{n}|{t}" for p, (n, t) in zip(scan.paths, scan.stats)).encode())
     return h.hexdigest()[:32]
 
 
