@@ -185,11 +185,13 @@ def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progr
     from ftstudio.core.datasets.decode import decode_many
 
     n = len(paths)
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    cores = os.cpu_count() or 1
+    # with work of its own to do meanwhile, this process keeps a core for it
+    workers = max(1, min(cores - (meanwhile is not None), 8))
     chunk = max(64, min(1024, n // (workers * 8) or 64))
     starts = range(0, n, chunk)
     done = 0
-    if n < PROCESS_DECODE_MIN or workers == 1:
+    if n < PROCESS_DECODE_MIN or cores == 1:
         if meanwhile is not None:
             meanwhile()
         for start in starts:
