@@ -31,7 +31,8 @@ from ftstudio.gui.workers import DataPreview, Outcome, Packet
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
           "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
 REDRAW_MS = 66  # ~15 Hz
-VALIDATION_REDRAW_S = 0.5  # confusion matrix and prediction grid: at most twice a second while running
+VALIDATION_REDRAW_S = 0.5
+TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running  # confusion matrix and prediction grid: at most twice a second while running
 SHORT_WORDS = {"running": "Training", "paused": "Paused", "stopping": "Stopping…", "completed": "Completed",
                "stopped": "Stopped", "early_stopping": "Stopped early", "cancelled": "Cancelled", "failed": "Failed"}
 VAL_GRID = 40
@@ -51,11 +52,14 @@ class TrainPage(QWidget):
         self._shown_confusion = -1
         self._shown_preview = None
         self._validation_shown_at = 0.0
+        self._text_shown_at = 0.0
         self._build(actions)
         self.show_config()
         session.train_changed.connect(self.show_config)
         session.model_changed.connect(self._update_placeholder)
         session.data_spec_changed.connect(self._update_placeholder)
+        # make the plots (pyqtgraph) once the engine is in, not in the middle of the first run
+        session.engine_ready.connect(lambda: QTimer.singleShot(0, self.plots.build))
         self.timer = QTimer(self, interval=REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
 
@@ -265,9 +269,15 @@ class TrainPage(QWidget):
     def redraw(self) -> None:
         live = self.live
         self.plots.refresh(live)
-        self.progress.setValue(round(live.progress.fraction() * 1000))
-        self.progress_label.setText(self._progress_text())
-        due = time.monotonic() - self._validation_shown_at >= VALIDATION_REDRAW_S or self.status != "running"
+        now = time.monotonic()
+        if now - self._text_shown_at >= TEXT_REDRAW_S or self.status != "running":
+            # the wrapped rich-text line re-lays out the page: a few times a second reads just as live
+            self._text_shown_at = now
+            self.progress.setValue(round(live.progress.fraction() * 1000))
+            text = self._progress_text()
+            if text != self.progress_label.text():
+                self.progress_label.setText(text)
+        due = now - self._validation_shown_at >= VALIDATION_REDRAW_S or self.status != "running"
         if live.preview is not None and live.confusion_epoch != self._shown_confusion and due:
             # fast epochs would repaint the matrix and the image grid every frame: a few times a second is plenty
             self._shown_confusion = live.confusion_epoch

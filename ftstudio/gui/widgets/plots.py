@@ -103,6 +103,11 @@ class TrainingPlots(QWidget):
             return getattr(self, name)
         raise AttributeError(name)
 
+    def build(self) -> None:
+        """Make the pyqtgraph widgets now (they are otherwise made on first need)."""
+        if not self._built:
+            self._build()
+
     def _build(self) -> None:
         self._built = True
         runs = self.runs
