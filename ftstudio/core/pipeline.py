@@ -193,7 +193,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
     return {
         "id": run.id, "name": recipe.name or _default_name(recipe), "status": "starting",
         "created": datetime.now().isoformat(timespec="seconds"), "created_ts": time.time(),
-        "data": recipe.data.name, "model": Path(str(model_label)).stem if model_label else "custom",
+        "data": recipe.data.name, "data_source": data.source, "model": Path(str(model_label)).stem if model_label else "custom",
         "classes": list(data.classes), "input_shape": list(data.input_shape),
         "mean": list(data.mean), "std": list(data.std),
         "train_size": len(data.train), "val_size": len(data.val),

@@ -222,3 +222,27 @@ def test_cifar_batches_refuse_code(tmp_path):
     with pytest.raises(InputError, match="not a CIFAR batch file"):
         load_data(DatasetSpec(name="cifar10", root=str(tmp_path)))
     assert not marker.exists()
+
+
+def test_folders_too_large_for_memory_stream_from_disk(tmp_path, monkeypatch):
+    """Over the in-memory limit, images stay on disk and are decoded batch by batch (same labels,
+    same statistics within sampling, and training works)."""
+    from ftstudio.core.datasets import StreamSplit
+    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.recipe import Recipe
+
+    root = make_digit_folder(tmp_path / "d", n_per_class=10, classes=range(3))
+    memory = load_data(DatasetSpec(name=str(root)))
+    streamed = load_data(DatasetSpec(name=str(root)), in_memory_limit=0)
+    assert isinstance(streamed.train, StreamSplit) and "streamed" in streamed.source
+    assert streamed.train.y.tolist() == memory.train.y.tolist()
+    assert np.array_equal(streamed.train.images([0, 1]), memory.train.images([0, 1]))
+    assert abs(streamed.mean[0] - memory.mean[0]) < 0.02
+
+    import ftstudio.core.datasets as datasets
+
+    monkeypatch.setattr(datasets, "IN_MEMORY_LIMIT", 0)
+    result = train_recipe(Recipe.from_dict({"data": {"name": str(root)}, "train": {"epochs": 2, "batch_size": 8}}),
+                          tmp_path / "run")
+    assert result.summary["status"] == "completed" and result.summary["epochs"] == 2
+    assert "streamed" in (tmp_path / "run" / "summary.json").read_text()

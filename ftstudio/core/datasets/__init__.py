@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]
 
 def load_data(spec: DatasetSpec, *, image_size: tuple[int, int] | None = None, channels: int | None = None,
               progress: Progress | None = None, cancel: threading.Event | None = None,
-              in_memory_limit: int = IN_MEMORY_LIMIT) -> DataBundle:
+              in_memory_limit: int | None = None) -> DataBundle:
     """Load ``spec`` as a DataBundle. ``image_size``/``channels`` are the model's wishes;
     the spec's own values win when both are given."""
     size = tuple(spec.image_size) if spec.image_size else image_size
@@ -41,7 +41,8 @@ def load_data(spec: DatasetSpec, *, image_size: tuple[int, int] | None = None, c
     if not folder.exists() and not any(sep in spec.name for sep in ("/", "\\")) and not spec.name.startswith("."):
         known = ", ".join(e.name for e in CATALOG)
         raise InputError(messages.UNKNOWN_DATASET.format(name=spec.name, known=known))
-    return _load_folder(spec, folder, size, chans, progress, cancel, in_memory_limit)
+    limit = IN_MEMORY_LIMIT if in_memory_limit is None else in_memory_limit
+    return _load_folder(spec, folder, size, chans, progress, cancel, limit)
 
 
 def _load_catalog(entry: CatalogEntry, spec: DatasetSpec):

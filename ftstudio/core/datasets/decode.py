@@ -68,7 +68,7 @@ def decode(path: str | Path, size: tuple[int, int], channels: int) -> np.ndarray
                 img = _to_mode(img, channels)
                 if img.size != (size[1], size[0]):
                     img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
-                arr = np.asarray(img, dtype=np.uint8)
+                arr = np.array(img, dtype=np.uint8)  # a writable copy (torch refuses read-only arrays)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodeError(_reason(exc)) from None
     if arr.ndim == 2:
