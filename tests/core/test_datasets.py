@@ -246,3 +246,13 @@ def test_folders_too_large_for_memory_stream_from_disk(tmp_path, monkeypatch):
                           tmp_path / "run")
     assert result.summary["status"] == "completed" and result.summary["epochs"] == 2
     assert "streamed" in (tmp_path / "run" / "summary.json").read_text()
+
+
+def test_unreadable_entries_are_skipped_and_named(tmp_path):
+    root = make_digit_folder(tmp_path / "d", n_per_class=3, classes=range(2))
+    os.symlink(tmp_path / "nowhere.png", root / "digit_0" / "gone.png")  # a dangling link: cannot be read
+    (root / "digit_1" / "folder.png").mkdir()  # a folder that looks like an image
+    b = load_data(DatasetSpec(name=str(root), val_split=0.0))
+    reasons = dict(b.skipped)
+    assert "No such file" in reasons[os.path.join("digit_0", "gone.png")]
+    assert len(b.train) == 6
