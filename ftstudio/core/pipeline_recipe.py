@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe, read_json, save_json
+from ftstudio.core.recipe import Recipe, load_validated, read_json, save_json
 from ftstudio.core.schema import from_dict, spec, to_dict
 
 PIPELINE_FORMAT = "ftstudio.pipeline"
@@ -127,11 +127,7 @@ def is_pipeline_document(data: Any) -> bool:
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
-    data = read_json(path, "pipeline")
-    try:
-        return Pipeline.from_dict(data)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
+    return load_validated(path, "pipeline", Pipeline.from_dict)
 
 
 def save_pipeline(path: str | Path, pipeline: Pipeline) -> None:

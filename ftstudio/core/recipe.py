@@ -11,11 +11,13 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.schema import from_dict, spec, to_dict
 
+T = TypeVar("T")
 RECIPE_VERSION = 1
 MAX_JSON_BYTES = 2_000_000
 
@@ -158,13 +160,18 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe file."""
-    data = read_json(path, "recipe")
+def load_validated(path: str | Path, what: str, parse: Callable[[Any], T]) -> T:
+    """Read a JSON file and validate it with ``parse``; errors name the file, then the field."""
+    data = read_json(path, what)
     try:
-        return Recipe.from_dict(data)
+        return parse(data)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file."""
+    return load_validated(path, "recipe", Recipe.from_dict)
 
 
 def save_json(path: str | Path, data: Any) -> None:

@@ -190,17 +190,24 @@ def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progr
     workers = max(1, min(cores - (meanwhile is not None), 8))
     chunk = max(64, min(1024, n // (workers * 8) or 64))
     starts = range(0, n, chunk)
-    done = 0
+    done = [0]
+
+    def delivered(start: int, result) -> tuple:
+        done[0] += min(chunk, n - start)
+        if progress:
+            progress(done[0], n)
+        return (start, *result)
+
+    def here(chunk_starts):  # decode in this process
+        for start in chunk_starts:
+            if cancel is not None and cancel.is_set():
+                return
+            yield delivered(start, decode_many(paths[start:start + chunk], size, channels))
+
     if n < PROCESS_DECODE_MIN or cores == 1:
         if meanwhile is not None:
             meanwhile()
-        for start in starts:
-            if cancel is not None and cancel.is_set():
-                return
-            yield (start, *decode_many(paths[start:start + chunk], size, channels))
-            done += min(chunk, n - start)
-            if progress:
-                progress(done, n)
+        yield from here(starts)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -217,22 +224,13 @@ def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progr
                     if cancel is not None and cancel.is_set():
                         return
                     start = futures[future]
-                    yield (start, *future.result())
+                    yield delivered(start, future.result())
                     del pending[start]
-                    done += min(chunk, n - start)
-                    if progress:
-                        progress(done, n)
             finally:
                 for future in futures:
                     future.cancel()
     except (BrokenProcessPool, OSError):  # no worker processes here (a sandbox, an odd main module)
-        for start in list(pending):
-            if cancel is not None and cancel.is_set():
-                return
-            yield (start, *decode_many(paths[start:start + chunk], size, channels))
-            done += min(chunk, n - start)
-            if progress:
-                progress(done, n)
+        yield from here(list(pending))
 
 
 def _cache_key(scan: FolderScan, size: tuple[int, int], channels: int) -> str:

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
 from ftstudio.core.recipe import AugmentSpec, DatasetSpec
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart
-from ftstudio.gui.widgets.form import DataclassForm
+from ftstudio.gui.widgets.form import DataclassForm, side_panel
 from ftstudio.gui.widgets.images import GridItem, ImageGrid
 from ftstudio.gui.workers import Tasks
 
@@ -129,11 +129,7 @@ class DataPage(QWidget):
         col.addWidget(box)
         col.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(310)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = side_panel(controls)
 
         right = QVBoxLayout()
         self.banner = Banner()

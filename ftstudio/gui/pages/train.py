@@ -14,7 +14,7 @@ import time
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSplitter,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ftstudio.core.recipe import TrainConfig
@@ -23,7 +23,7 @@ from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import ConfusionMatrix
-from ftstudio.gui.widgets.form import DataclassForm
+from ftstudio.gui.widgets.form import DataclassForm, side_panel
 from ftstudio.gui.widgets.images import GridItem, ImageGrid
 from ftstudio.gui.widgets.plots import TrainingPlots
 from ftstudio.gui.workers import DataPreview, Outcome, Packet
@@ -100,11 +100,7 @@ class TrainPage(QWidget):
         self.launch.clicked.connect(self.export_launch_script)
         col.addWidget(self.launch)
         col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(310)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = side_panel(controls)
 
         self.banner = Banner()
         self.progress = QProgressBar()

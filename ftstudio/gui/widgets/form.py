@@ -13,9 +13,9 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QScrollArea, QSpinBox, QWidget
 
 from ftstudio.core.schema import field_help
 
@@ -197,3 +197,13 @@ def _default_step(lo: float | None, hi: float | None) -> float:
     if hi is not None and hi <= 1.0:
         return 0.05
     return 1.0
+
+
+def side_panel(controls: QWidget, width: int = 310) -> QScrollArea:
+    """A page's left column of controls: fixed width, scrolls vertically when the window is short."""
+    scroll = QScrollArea()
+    scroll.setWidget(controls)
+    scroll.setWidgetResizable(True)
+    scroll.setFixedWidth(width)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return scroll
