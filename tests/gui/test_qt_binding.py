@@ -32,3 +32,25 @@ def test_cross_thread_object_signals_keep_refcounts(qtbot):
     true_after, none_after = sys.getrefcount(True), sys.getrefcount(None)
     assert true_after >= before[0] - 20, f"lost {before[0] - true_after} references to True"
     assert none_after >= before[1] - 20, f"lost {before[1] - none_after} references to None"
+
+
+def test_the_app_exits_cleanly_after_copying_a_layer(tmp_path):
+    """A layer on the clipboard at exit must not crash the process (a QMimeData given to the
+    clipboard did, with PySide6 6.11 offscreen)."""
+    import os
+    import subprocess
+
+    from tests.helpers import ROOT
+
+    code = ("from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication([])\n"
+            "from ftstudio.gui.composer.editor import Editor\n"
+            "from ftstudio.core.architecture.presets import load_preset\n"
+            "editor = Editor(load_preset('mlp'))\n"
+            "assert editor.copy('1')\n"
+            "editor.paste('0')\n"
+            "print(len(editor.spec.layers))\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FTSTUDIO_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "5"

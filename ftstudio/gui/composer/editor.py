@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QApplication
 
@@ -22,7 +22,6 @@ from ftstudio.core.composer import Change, Command, Insert, Move, Remove, get_la
 from ftstudio.core.errors import InputError
 from ftstudio.core.start_from import RunStart
 
-LAYERS_MIME = "application/x-ftstudio-layers"  # JSON list of layer objects (copy / paste)
 INPUT = "input"  # the selection path of the input card
 
 
@@ -272,18 +271,14 @@ class Editor(QObject):
         path = path or self.selected
         if not path or path == INPUT:
             return False
-        text = json.dumps([get_layer(self.spec, path).to_dict()], indent=2)
-        mime = QMimeData()
-        mime.setData(LAYERS_MIME, text.encode("utf-8"))
-        mime.setText(text)
-        QApplication.clipboard().setMimeData(mime)
+        # plain text (layer JSON): pastes here and into any editor; and a QMimeData handed to the
+        # clipboard crashes PySide6 6.11 when the app exits
+        QApplication.clipboard().setText(json.dumps([get_layer(self.spec, path).to_dict()], indent=2))
         return True
 
     def paste(self, slot: str | None = None) -> None:
         """Insert the layers on the clipboard (ours, or layer JSON as text); InputError if there are none."""
-        mime = QApplication.clipboard().mimeData()
-        raw = bytes(mime.data(LAYERS_MIME)).decode("utf-8") if mime and mime.hasFormat(LAYERS_MIME) else \
-            (mime.text() if mime else "")
+        raw = QApplication.clipboard().text()
         try:
             data = json.loads(raw)
         except ValueError:
