@@ -39,8 +39,11 @@ PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the arch
              "export": "Export a trained model to ONNX, safetensors…"}
 
 
-def memory_text() -> str:
-    """This process's memory (and the GPU's, when training there) for the status bar."""
+def memory_text(engine_ready: bool = False) -> str:
+    """This process's memory (and the GPU's, when training there) for the status bar.
+
+    torch is looked at only once ``engine_ready``: while the background import is under way,
+    ``sys.modules["torch"]`` is a partly initialised module without ``cuda`` yet."""
     rss = 0
     try:
         with open("/proc/self/statm") as f:
@@ -54,7 +57,7 @@ def memory_text() -> str:
         except (ImportError, OSError):
             pass
     text = f"RAM {rss / 2**20:,.0f} MB" if rss else ""
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch") if engine_ready else None
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         text += f" · GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
     return text
@@ -494,7 +497,7 @@ class MainWindow(QMainWindow):
         self.device.setEnabled(not running)
 
     def _update_status(self) -> None:
-        self.status_memory.setText(memory_text())
+        self.status_memory.setText(memory_text(self.session.ready))
         live = self.train_page.live
         self.status_progress.setValue(round(live.progress.fraction() * 1000))
         training_on = f" — training on {live.device}" if self.controller.running and live.device else ""
