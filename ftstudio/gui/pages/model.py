@@ -83,6 +83,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         self.analysis = None
         self.analysed_spec: ModelSpec | None = None
         self.check_report = None
+        self.check_banner = ""  # the banner's text while it shows a Check result (about the network then)
         self.timer = QTimer(self, singleShot=True, interval=ANALYSE_DELAY_MS)
         self.timer.timeout.connect(self._analyse_now)
         self._make_actions()
@@ -270,6 +271,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             self.banner.show_message("error", str(exc))
 
     def _network_changed(self) -> None:
+        if self.check_banner and self.banner.text() == self.check_banner:  # about the network before this edit
+            self.banner.clear()
+        self.check_banner = ""
         self._show_choice()
         self._show_source()
         self._schedule()

@@ -288,6 +288,9 @@ class TrainPage(QWidget):
         if self.status == "idle":
             return "Ready. Press Start (Ctrl+R) to train the model on the data."
         if not p.epochs:
+            if self.status not in ("running", "paused", "stopping"):  # the run ended before its first epoch
+                return (f"<b>{SHORT_WORDS.get(self.status, self.status)}</b> before the first epoch"
+                        + (": see the message above." if self.status == "failed" else "."))
             if live.loading:
                 done, total = live.loading
                 return f"Preparing the data… {done:,} / {total:,} images"
@@ -295,7 +298,7 @@ class TrainPage(QWidget):
         parts = [f"Epoch {max(p.epoch, 1)}/{p.epochs}", f"batch {p.batch}/{p.batches}", f"step {p.step:,}"]
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
-        if self.status in ("running", "paused"):
+        if self.status == "running":  # a paused run has no finishing time
             parts.append(f"ETA {format_duration(p.eta_seconds())}")
         word = SHORT_WORDS.get(self.status, self.status)
         if live.val_acc.n:
