@@ -25,6 +25,9 @@ def load_engine() -> list:
 
     Leaves a core to the window: CPU training that takes every core (spinning OpenMP threads)
     starves the event loop and, under load, itself."""
+    from ftstudio.core import native_libs
+
+    native_libs.install()  # triton must never bind to an LLVM the GTK theme loaded (idempotent)
     import torch
 
     from ftstudio.core.devices import list_devices
