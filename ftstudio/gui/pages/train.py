@@ -58,8 +58,6 @@ class TrainPage(QWidget):
         session.train_changed.connect(self.show_config)
         session.model_changed.connect(self._update_placeholder)
         session.data_spec_changed.connect(self._update_placeholder)
-        # make the plots (pyqtgraph) once the engine is in, not in the middle of the first run
-        session.engine_ready.connect(lambda: QTimer.singleShot(0, self.plots.build))
         self.timer = QTimer(self, interval=REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
 
