@@ -87,7 +87,7 @@ def _size(text: str | None) -> list[int] | None:
 
 def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> "Recipe":  # noqa: F821
     """A validated Recipe from flags (only the flags given override ``base``)."""
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.config.recipe import Recipe
 
     data = dict((base or {}).get("data") or {})
     train = dict((base or {}).get("train") or {})

@@ -83,8 +83,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline_recipe import is_pipeline_document, load_pipeline
-    from ftstudio.core.recipe import load_recipe, read_json
+    from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
+    from ftstudio.core.config.recipe import load_recipe, read_json
 
     if is_pipeline_document(read_json(args.recipe, "recipe")):
         return run_pipeline_file(load_pipeline(args.recipe), args.out)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 def run_pipeline_file(pipeline, out: str | None) -> int:
     """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
     from ftstudio.core.errors import InputError
-    from ftstudio.core.pipeline_run import run_pipeline
+    from ftstudio.core.workflow.runner import run_pipeline
 
     folder = Path(out).expanduser() if out else None
     if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -123,7 +123,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     report = evaluate_run(args.run_dir, args.data, which=args.checkpoint, split=args.split, device=args.device)
     if args.json:

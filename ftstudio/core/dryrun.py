@@ -102,7 +102,7 @@ class _Tracer:
 def _failure(message: str, layer: str, spec: ModelSpec, device: str, batch_size: int) -> CheckReport:
     kind = ""
     if layer:
-        from ftstudio.core.composer import get_layer
+        from ftstudio.core.architecture.composer import get_layer
 
         kind = get_layer(spec, layer).type
     where = f"layer {layer} ({kind}): " if layer and not message.startswith("layer ") else ""

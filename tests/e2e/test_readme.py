@@ -72,8 +72,8 @@ def test_command_line_reference_names_real_commands_and_flags():
 
 
 def test_readme_recipe_and_pipeline_examples_load():
-    from ftstudio.core.pipeline_recipe import Pipeline
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.workflow.pipeline import Pipeline
+    from ftstudio.core.config.recipe import Recipe
 
     docs = [json.loads(b) for b in blocks("json")]
     recipes = [d for d in docs if "format" not in d]

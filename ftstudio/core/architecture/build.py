@@ -20,7 +20,7 @@ from torch import nn
 from ftstudio.core.architecture.modules import Residual
 from ftstudio.core.architecture.registry import AUTO, CLASSES, LAYERS
 from ftstudio.core.architecture.shapes import probe_shape
-from ftstudio.core.architecture.spec import LayerSpec, ModelSpec
+from ftstudio.core.architecture.spec import LayerSpec, ModelSpec, iter_layers
 from ftstudio.core.errors import InputError
 
 MAX_PARAMS = 2_000_000_000
@@ -202,8 +202,6 @@ def analyze(spec: ModelSpec, input_shape: Shape, num_classes: int) -> Analysis:
 
 def _trainable_count(spec: ModelSpec, infos: list[LayerInfo], total: int) -> int:
     """Parameters not frozen by the spec (a frozen block freezes everything inside it)."""
-    from ftstudio.core.architecture.spec import iter_layers
-
     by_path = {i.path: i for i in infos}
     frozen = [p for p, layer in iter_layers(spec.layers) if layer.freeze]
     outermost = [p for p in frozen if not any(p.startswith(f + ".") for f in frozen)]
@@ -252,8 +250,6 @@ def build_model(spec: ModelSpec, input_shape: Shape, num_classes: int) -> tuple[
 
 def apply_freeze(model: nn.Module, spec: ModelSpec) -> None:
     """Set requires_grad from each layer's ``freeze`` flag (a frozen block freezes its layers)."""
-    from ftstudio.core.architecture.spec import iter_layers
-
     for path, layer in iter_layers(spec.layers):
         if layer.freeze:
             for p in module_at(model, path).parameters():
@@ -268,3 +264,13 @@ def module_at(model: nn.Module, path: str) -> nn.Module:
             module = module.body
         module = module[int(part)]
     return module
+
+
+def layer_multipliers(model: nn.Module, spec: ModelSpec) -> dict[int, float]:
+    """``id(param) → lr multiplier`` from each layer's ``lr_mult`` (inner layers override blocks)."""
+    out: dict[int, float] = {}
+    for path, layer in iter_layers(spec.layers):  # parents come before children: children win
+        if layer.lr_mult != 1.0 or path in out:
+            for p in module_at(model, path).parameters():
+                out[id(p)] = layer.lr_mult
+    return out

@@ -188,3 +188,18 @@ def iter_layers(layers: tuple[LayerSpec, ...], prefix: str = ""):
         path = f"{prefix}{i}"
         yield path, layer
         yield from iter_layers(layer.layers, f"{path}.")
+
+
+def strip_pretrained(spec: ModelSpec) -> ModelSpec:
+    """The same architecture with backbones set to random init (weights come from a checkpoint)."""
+
+    def strip(layers):
+        out = []
+        for layer in layers:
+            if layer.type == "Backbone" and layer.params.get("weights") != "none":
+                layer = dataclasses.replace(layer, params=MappingProxyType({**layer.params, "weights": "none",
+                                                                           "weights_file": ""}))
+            out.append(dataclasses.replace(layer, layers=tuple(strip(layer.layers))))
+        return out
+
+    return spec.replace(layers=tuple(strip(spec.layers)))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ftstudio.core.datasets.bundle import Split, StreamSplit
-from ftstudio.core.recipe import AugmentSpec
+from ftstudio.core.config.recipe import AugmentSpec
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from ftstudio.core import messages
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
-from ftstudio.core.recipe import AugmentSpec, TrainConfig
+from ftstudio.core.config.recipe import AugmentSpec, TrainConfig
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,

@@ -257,7 +257,7 @@ class Canvas(QWidget):
             self.report(str(exc))
 
     def _layer(self, path: str):
-        from ftstudio.core.composer import get_layer
+        from ftstudio.core.architecture.composer import get_layer
 
         return get_layer(self.editor.spec, path)
 

@@ -1,6 +1,6 @@
 """The composer's document: the architecture being edited, its undo stack, file and selection.
 
-Every gesture (drop, key, menu, property edit) becomes one core command (`ftstudio.core.composer`)
+Every gesture (drop, key, menu, property edit) becomes one core command (`ftstudio.core.architecture.composer`)
 wrapped in a thin `QUndoCommand`, so undo/redo restores exactly the same JSON. Loading a preset,
 a file or a run is undoable too: a `Load` swaps the whole document state (network, file, preset,
 run it starts from). The widgets only call methods here and redraw on ``changed``.
@@ -18,9 +18,9 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QApplication
 
 from ftstudio.core.architecture import LAYERS, LayerSpec, ModelSpec, parse_layer
-from ftstudio.core.composer import Change, Command, Insert, Move, Remove, get_layer, new_layer
+from ftstudio.core.architecture.composer import Change, Command, Insert, Move, Remove, get_layer, new_layer
 from ftstudio.core.errors import InputError
-from ftstudio.core.start_from import RunStart
+from ftstudio.core.finetune.start_from import RunStart
 
 INPUT = "input"  # the selection path of the input card
 
@@ -255,13 +255,13 @@ class Editor(QObject):
             self.push(Change.fields(self.spec, path, **changes), path)
 
     def set_input_shape(self, shape: tuple) -> None:
-        from ftstudio.core.composer import ReplaceAll
+        from ftstudio.core.architecture.composer import ReplaceAll
 
         if tuple(shape) != tuple(self.spec.input_shape):
             self.push(ReplaceAll(self.spec, self.spec.replace(input_shape=tuple(shape)), "Set input size"), INPUT)
 
     def set_name(self, name: str) -> None:
-        from ftstudio.core.composer import ReplaceAll
+        from ftstudio.core.architecture.composer import ReplaceAll
 
         if name != self.spec.name:
             self.push(ReplaceAll(self.spec, self.spec.replace(name=name), "Rename network"), self.selected)

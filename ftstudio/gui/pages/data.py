@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
                                QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
-from ftstudio.core.recipe import AugmentSpec, DatasetSpec
+from ftstudio.core.config.recipe import AugmentSpec, DatasetSpec
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from ftstudio.core.recipe import TrainConfig
+from ftstudio.core.config.recipe import TrainConfig
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.schema import from_dict, spec, to_dict
+from ftstudio.core.config.schema import from_dict, spec, to_dict
 
 T = TypeVar("T")
 RECIPE_VERSION = 1
