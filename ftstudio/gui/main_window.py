@@ -252,6 +252,7 @@ class MainWindow(QMainWindow):
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
+        self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
         c.prepared.connect(self.train_page.on_prepared)
         c.prepared.connect(lambda preview: self._show_run(preview.run_path))

@@ -93,3 +93,63 @@ def test_undo_that_makes_the_network_valid_clears_the_check_failure(qtbot, windo
     settle(qtbot, page)
     assert page.analysis is not None and page.analysis.ok
     assert "Check failed" not in page.banner.text()
+
+
+def test_two_runs_of_the_same_setup_get_names_that_tell_them_apart(qtbot, window):
+    import dataclasses
+
+    from PySide6.QtCore import Qt
+
+    from tests.gui.conftest import Outcomes
+
+    outcomes = Outcomes(window)
+    page = window.train_page
+    window.session.set_train(dataclasses.replace(window.session.train, epochs=1))
+    assert page.name.placeholderText() == "mlp-digits"
+    window.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 1, timeout=120_000)
+    assert page.name.placeholderText() == "mlp-digits #2"  # said before Start, where the name is typed
+    window.session.set_train(dataclasses.replace(window.session.train, lr=0.01))
+    assert page.name.placeholderText() == "mlp-digits lr 0.01"
+    window.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=120_000)
+    first, second = (o.run_path for o in outcomes)
+
+    runs = window.runs_page
+    window.show_page("runs")
+    assert runs.row_texts(first)["Name"] == "mlp-digits"
+    assert runs.row_texts(second)["Name"] == "mlp-digits lr 0.01"
+    runs._select_rows([0, 1])
+    legend = runs.plots.acc_plot.getPlotItem().legend
+    assert sorted(label.text for _, label in legend.items) == ["mlp-digits", "mlp-digits lr 0.01"]
+
+    runs.select(first)  # rename: one click, type, Enter
+    qtbot.mouseClick(runs.buttons["rename"], Qt.MouseButton.LeftButton)
+    from PySide6.QtWidgets import QAbstractItemView, QLineEdit
+
+    assert runs.table.state() == QAbstractItemView.State.EditingState
+    editor = runs.table.viewport().findChild(QLineEdit)
+    editor.selectAll()
+    qtbot.keyClicks(editor, "baseline")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
+    qtbot.waitUntil(lambda: runs.row_texts(first)["Name"] == "baseline", timeout=5_000)
+    from ftstudio.core.runs import Run
+
+    assert Run(first).read_summary()["name"] == "baseline"
+    assert any("baseline" in window.export_page.run.itemText(i) for i in range(window.export_page.run.count()))
+
+
+def test_the_mlp_preset_reads_its_real_widths_on_8x8_digits(qtbot, window):
+    """It said "the seed's 784-256-10" on the bundled 8×8 digits, where it is 64-256-10."""
+    from tests.gui.composer_helpers import settle
+
+    page = window.model_page
+    labels = [page.presets.item(i).text() for i in range(page.presets.count())]
+    assert not any("784" in text for text in labels)
+    assert "64-256-10" in page.header.text()
+    page.editor.set_input_shape((1, 28, 28))
+    settle(qtbot, page)
+    assert "784-256-10" in page.header.text()
+    page.set_model("lenet")
+    settle(qtbot, page)
+    assert "-256-" not in page.header.text()  # only a plain MLP is named by its widths

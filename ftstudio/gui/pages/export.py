@@ -179,7 +179,7 @@ class ExportPage(QWidget):
                 acc = s.get("best_val_accuracy")
                 label = f"{s.get('name') or run.id} — {str(s.get('created', '')).replace('T', ' ')}"
                 if isinstance(acc, (int, float)):
-                    label += f" — {acc:.1%}"
+                    label += f" — best val acc {acc:.1%}"
                 self.run.addItem(label, str(run.path))
         if current is not None:
             self.run.setCurrentIndex(max(self.run.findData(str(current)), 0))

@@ -62,6 +62,17 @@ def _analyse(spec: ModelSpec, shape, classes: int):
     return analysis, stages
 
 
+def dense_widths(analysis) -> str:
+    """"64-256-10" for a network of only Flatten / Linear / activations / dropout, else ""."""
+    dense = {"Flatten", "Linear", "Dropout", "BatchNorm1d", "LayerNorm", "ReLU", "LeakyReLU", "GELU", "SiLU",
+             "Sigmoid", "Tanh"}
+    top = [i for i in analysis.layers if "." not in i.path]
+    linear = [i for i in top if i.type == "Linear"]
+    if not linear or any(i.type not in dense or not i.in_shape or not i.out_shape for i in top):
+        return ""
+    return "-".join(str(v) for v in (linear[0].in_shape[-1], *(i.out_shape[-1] for i in linear)))
+
+
 class ModelPage(DocumentActions, RunActions, QWidget):
     """See the module docstring. ``document_changed``: the file name or unsaved marker changed."""
 
@@ -370,6 +381,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         if name and name != self.title():
             doc += f" — {html.escape(name)}"
         out = shape_text(a.output_shape)
+        widths = dense_widths(a)
+        if widths:  # a plain MLP is known by its widths (64-256-10 on 8×8 digits), which depend on the data
+            doc += f" · {widths}"
         self.header.setText(f"{doc} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
                             f"({a.trainable:,} trainable) · {a.size_mb():.1f} MB · input {shape_text(a.input_shape)} → "
                             f"output {out} · about {memory:,.0f} MB to train at batch size {self._batch_size}")

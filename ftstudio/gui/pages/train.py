@@ -206,6 +206,7 @@ class TrainPage(QWidget):
 
     def end(self, outcome: Outcome) -> None:
         self.status = outcome.status
+        self._update_placeholder()  # the next run's default name differs from this one's
         self.timer.stop()
         self.set_editable(True)
         words = STATUS_WORDS.get(outcome.status, outcome.status)
@@ -300,7 +301,7 @@ class TrainPage(QWidget):
             parts.append(f"ETA {format_duration(p.eta_seconds())}")
         word = SHORT_WORDS.get(self.status, self.status)
         if live.val_acc.n:
-            parts.append(f"val acc {live.val_acc.last():.1%}")
+            parts.append(f"last val acc {live.val_acc.last():.1%}")
         return f"<b>{word}</b> · " + " · ".join(parts)
 
     def _show_validation(self) -> None:
