@@ -144,7 +144,8 @@ def class_table(report: dict) -> str:
     for i, (name, r) in enumerate(rows):
         if i == len(report["per_class"]):
             lines.append("")
-        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  {r['support']:>7}")
+        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  "
+                     f"{r['support']:>7}")
     return "\n".join(lines)
 
 

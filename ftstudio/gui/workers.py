@@ -161,7 +161,7 @@ class Tasks(QObject):
 
         Afterwards ``start`` runs nothing: late timers of a closing window cannot start threads."""
         self.closed = True
-        for thread, (_, task) in list(self._running.items()):
+        for _, task in list(self._running.values()):
             task.cancel.set()
         for thread, (_, task) in list(self._running.items()):
             thread.wait()

@@ -90,7 +90,7 @@ def test_every_image_mode_decodes(tmp_path):
     images = {
         "L": Image.fromarray(rgb[..., 0]), "RGB": Image.fromarray(rgb), "RGBA": Image.fromarray(rgb).convert("RGBA"),
         "P": Image.fromarray(rgb).convert("P"), "CMYK": Image.fromarray(rgb).convert("CMYK"),
-        "I16": Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)),
+        "I16": Image.fromarray(rgb[..., 0].astype(np.uint16) * 257),
     }
     for i, (mode, img) in enumerate(images.items()):
         folder = root / ("a" if i % 2 else "b")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.workflow.demo import default_pipeline
-from ftstudio.core.workflow.pipeline import (FINETUNE_REF, PRETRAIN_REF, Pipeline, is_pipeline_document, load_pipeline, resolve_finetune, resolve_scratch,
-                                           save_pipeline)
+from ftstudio.core.workflow.pipeline import (FINETUNE_REF, PRETRAIN_REF, Pipeline, is_pipeline_document,
+                                             load_pipeline, resolve_finetune, resolve_scratch, save_pipeline)
 from ftstudio.core.workflow.runner import COMPARISON_FILE, run_pipeline
 from tests.helpers import cli
 

@@ -62,7 +62,7 @@ def test_command_line_reference_names_real_commands_and_flags():
     commands = {name for name, _ in rows}
     assert commands >= {"datasets", "presets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", ""}
     helps = {name: cli(*([name] if name else []), "--help") for name in commands}
-    for name, out in helps.items():
+    for out in helps.values():
         assert out.returncode == 0, out.stderr
     for name, flags in rows:
         for flag in re.findall(r"--[a-z][a-z-]*", flags):

@@ -11,7 +11,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ftstudio.core.architecture.registry import AUTO, LAYERS, Param
 from ftstudio.core.errors import InputError
@@ -32,14 +33,14 @@ class LayerSpec:
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    layers: tuple["LayerSpec", ...] = ()
+    layers: tuple[LayerSpec, ...] = ()
     name: str = ""
     freeze: bool = False
     lr_mult: float = 1.0
     id: str = ""  # version 2: a name other layers' inputs refer to
     inputs: tuple[str, ...] = ()  # version 2: ids of layers above (or "input"); empty: the previous layer
 
-    def with_params(self, **changes: Any) -> "LayerSpec":
+    def with_params(self, **changes: Any) -> LayerSpec:
         return dataclasses.replace(self, params=MappingProxyType({**self.params, **changes}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,10 +74,10 @@ class ModelSpec:
                 "input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelSpec":
+    def from_dict(cls, data: Any) -> ModelSpec:
         return parse_model(data)
 
-    def replace(self, **changes: Any) -> "ModelSpec":
+    def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
@@ -128,7 +129,8 @@ def parse_layer(data: Any, where: str, depth: int = 0, counter: list[int] | None
     if depth > MAX_DEPTH:
         raise InputError(f"{where}: blocks nested more than {MAX_DEPTH} deep")
     if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a layer object like {{\"type\": \"Linear\", \"params\": {{}}}}, got {_kind(data)}")
+        raise InputError(f"{where}: expected a layer object like {{\"type\": \"Linear\", \"params\": {{}}}}, "
+                         f"got {_kind(data)}")
     unknown = sorted(set(data) - {"type", "params", "layers", "name", "freeze", "lr_mult", "id", "inputs"})
     if unknown:
         raise InputError(f"{where}: unknown field {unknown[0]!r}")

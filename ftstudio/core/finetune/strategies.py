@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 MAX_EPOCHS = 100_000
 
 
-def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> Prepared:
+def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     """Load the source and the new data, build the model with its new head, apply the plan."""
     from ftstudio.core.datasets import load_data
     from ftstudio.core.finetune.sources import load_source
@@ -90,7 +90,7 @@ class GradualUnfreeze(Callback):
 
 
 # --------------------------------------------------------------------------------------------- head
-def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes: tuple[str, ...],
+def build_with_new_head(source: Source, input_shape: tuple[int, ...], classes: tuple[str, ...],
                         keep_known: bool = True) -> tuple[nn.Module, ModelSpec, list[str], list[str]]:
     """The source network with a head for ``classes``: (model, concrete spec, kept classes, fresh classes)."""
     from ftstudio.core.architecture import build_model
@@ -126,7 +126,7 @@ def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes:
     return model, concrete, kept, [c for c in classes if c not in kept]
 
 
-def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
+def _head_note(source: Source, arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
     features = arch.layers[source.head].params["in_features"]
     where = f"head (layer {source.head}, {features} features → {len(classes)} classes)"
     if not kept:
@@ -137,7 +137,7 @@ def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept
             f"{', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}")
 
 
-def _normalisation(data: "DataBundle", source: "Source") -> tuple["DataBundle", list[str]]:
+def _normalisation(data: DataBundle, source: Source) -> tuple[DataBundle, list[str]]:
     """Feed the network inputs scaled the way it learned them: the source's mean/std when they fit."""
     if source.mean is None or len(source.mean) != data.input_shape[0]:
         return data, [f"normalising with the new data's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
@@ -149,7 +149,7 @@ def _fmt(values: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
 
 
-def _enough_steps(recipe: "Recipe", train_size: int) -> tuple["Recipe", str]:
+def _enough_steps(recipe: Recipe, train_size: int) -> tuple[Recipe, str]:
     """Raise the epochs so that at least ``min_steps`` optimizer steps happen (tiny data: 1 step/epoch)."""
     plan, cfg = recipe.finetune, recipe.train
     per_epoch = max(1, math.ceil(train_size / cfg.batch_size))
@@ -170,7 +170,7 @@ class StrategyResult:
     note: str
 
 
-def apply_strategy(model: nn.Module, spec: ModelSpec, plan: "FinetunePlan", head_index: int) -> StrategyResult:
+def apply_strategy(model: nn.Module, spec: ModelSpec, plan: FinetunePlan, head_index: int) -> StrategyResult:
     """Set ``requires_grad`` and learning-rate multipliers for ``plan.strategy``, then per-layer overrides."""
     from ftstudio.core.architecture.lora import add_lora, adapter_parameters
 
@@ -226,7 +226,7 @@ def _apply_overrides(model, spec, plan, multipliers, backbone) -> None:
                 multipliers[id(p)] = override.lr_mult
 
 
-def _strategy_note(model: nn.Module, plan: "FinetunePlan", lora: dict | None, deferred: list) -> str:
+def _strategy_note(model: nn.Module, plan: FinetunePlan, lora: dict | None, deferred: list) -> str:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     what = {"head": "only the new head trains",

@@ -412,7 +412,7 @@ class Trainer:
             return True
         return False
 
-    def _account(self, window: "_Window") -> list[float]:
+    def _account(self, window: _Window) -> list[float]:
         """Add a window of steps to the epoch's running sums; returns its per-step losses."""
         losses, correct = window.read()
         self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))

@@ -69,14 +69,14 @@ class Pipeline:
     cpu_threads: int | None = spec(None, min=1, max=4096, help="torch CPU threads to train with (results depend "
                                                                "on it in the last digits)")
 
-    def replace(self, **changes: Any) -> "Pipeline":
+    def replace(self, **changes: Any) -> Pipeline:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Pipeline":
+    def from_dict(cls, data: Any) -> Pipeline:
         """Validate a pipeline document; InputError names the field (``finetune.finetune.source: …``)."""
         if isinstance(data, dict) and data.get("format") != PIPELINE_FORMAT:
             raise InputError(f"format: must be {PIPELINE_FORMAT!r} (got {data.get('format')!r})")

@@ -58,7 +58,7 @@ def after_removal(src: str, slot: str) -> str | None:
 class Edit(QUndoCommand):
     """One core command on the undo stack; consecutive changes of one parameter merge into one step."""
 
-    def __init__(self, editor: "Editor", command: Command, select: str | None) -> None:
+    def __init__(self, editor: Editor, command: Command, select: str | None) -> None:
         super().__init__(command.label)
         self.editor, self.command, self.select = editor, command, select
         self.before = editor.selected
@@ -85,7 +85,7 @@ class Edit(QUndoCommand):
 class Load(QUndoCommand):
     """Replace the whole document (new, open, preset, run)."""
 
-    def __init__(self, editor: "Editor", new: DocState, label: str) -> None:
+    def __init__(self, editor: Editor, new: DocState, label: str) -> None:
         super().__init__(label)
         self.editor, self.old, self.new = editor, editor.state, new
 

@@ -194,7 +194,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         right.setWidgetResizable(True)
         right.setMinimumWidth(250)
         splitter = QSplitter()
-        for w, size in ((left, 230), (center, 620), (right, 290)):
+        for w in (left, center, right):
             splitter.addWidget(w)
         splitter.setSizes([230, 620, 290])
         splitter.setStretchFactor(1, 1)

@@ -94,7 +94,8 @@ class BaseModelPage(QWizardPage):
         row.addWidget(header_label("The defaults train the cnn preset on clean digits for 10 epochs, with random "
                                    "rotations (set on the previous page) so the features it learns hold up on "
                                    "tilted digits. Other settings (Adam, no learning-rate schedule) keep their "
-                                   "defaults; the saved recipe records them all.", "hint"), 1, Qt.AlignmentFlag.AlignTop)
+                                   "defaults; the saved recipe records them all.", "hint"), 1,
+                          Qt.AlignmentFlag.AlignTop)
         bottom = QHBoxLayout()
         bottom.setContentsMargins(9, 0, 9, 0)
         bottom.addWidget(box)
