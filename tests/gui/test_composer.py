@@ -267,6 +267,9 @@ def test_every_preset_loads_and_the_cards_show_the_engines_shapes(qtbot, page):
         assert card_shapes(page) == engine_shapes(spec, shape, 10), name
         assert not any(c.error_text() for c in page.canvas.layer_cards().values()), name
         assert page.canvas.output_card.shape.text() == "10"
+    page.presets.setCurrentRow(preset_names().index("resnet18"))
+    page.set_input((3, 32, 32), 10)
+    settle(qtbot, page)
     stages = page.canvas.cards["0"].children_box  # the backbone's stages are nested in its card
     rows = [stages.itemAt(i).widget().text() for i in range(stages.count())]
     assert any(r.startswith("layer4") and "512×1×1" in r for r in rows)
