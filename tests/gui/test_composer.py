@@ -14,8 +14,7 @@ from ftstudio.core.architecture.presets import load_preset, preset_names
 from ftstudio.core.errors import InputError
 from ftstudio.gui.composer.cards import PATH_MIME, Card
 from ftstudio.gui.composer.palette import type_mime
-from ftstudio.gui.pages.model import ModelPage
-from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, dump, engine_shapes,
+from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, dump, engine_shapes, open_page,
                                         palette_mime, set_param, settle)
 
 DIGITS = ((1, 8, 8), 10)
@@ -24,13 +23,7 @@ MNIST = ((1, 28, 28), 10)
 
 @pytest.fixture
 def page(qtbot):
-    page = ModelPage()
-    qtbot.addWidget(page)
-    page.resize(1150, 760)
-    page.show()
-    page.set_input(*DIGITS)
-    settle(qtbot, page)
-    return page
+    return open_page(qtbot, data=DIGITS)
 
 
 def types(page) -> list[str]:

@@ -9,8 +9,7 @@ from PySide6.QtCore import QPoint, Qt
 from ftstudio.core.architecture import analyze, parse_model
 from ftstudio.core.architecture.graph import wiring
 from ftstudio.gui.composer.graph_view import Node, Wire
-from ftstudio.gui.pages.model import ModelPage
-from tests.gui.composer_helpers import settle
+from tests.gui.composer_helpers import open_page, settle
 
 DIGITS = ((1, 8, 8), 10)
 # two branches from the first convolution: the Add still lacks its second input
@@ -20,16 +19,8 @@ UNWIRED = {"layers": [
     {"type": "Add"}, {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Linear"}]}
 
 
-def make_page(qtbot, value) -> ModelPage:
-    page = ModelPage()
-    qtbot.addWidget(page)
-    page.resize(1150, 760)
-    page.show()
-    page.set_input(*DIGITS)
-    settle(qtbot, page)
-    page.set_model(value)
-    settle(qtbot, page)
-    return page
+def make_page(qtbot, value):
+    return open_page(qtbot, value, DIGITS)
 
 
 def centre(view, item) -> QPoint:
