@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "pretrain/, finetune/, scratch/, export/ and comparison.json")
     p.set_defaults(handler=run)
 
-    p = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion of a run")
+    p = sub.add_parser("evaluate", help="accuracy, loss, per-class precision / recall / F1 and confusion of a run")
     p.add_argument("run_dir", help="a run folder or checkpoint file")
     p.add_argument("--data", help="dataset (default: the run's own, on its held-out split)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
@@ -149,10 +149,21 @@ def evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"{report['data']} ({report['split']} split, {report['count']} images), checkpoint {report['checkpoint']}")
     print(f"accuracy {report['accuracy']:.4f}   loss {report['loss']:.4f}")
-    width = max(len(c) for c in report["classes"])
-    for name, row in report["per_class"].items():
-        print(f"  {name:<{width}}  accuracy {row['accuracy']:.3f}  ({row['support']} images)")
+    print(class_table(report))
     return 0
+
+
+def class_table(report: dict) -> str:
+    """Per-class precision / recall / F1 / support and the macro and weighted averages, as text."""
+    rows = [(name, r) for name, r in report["per_class"].items()]
+    rows += [(f"{kind} avg", report[kind]) for kind in ("macro", "weighted") if kind in report]
+    width = max(12, *(len(name) for name, _ in rows))
+    lines = [f"  {'class':<{width}}  precision  recall      f1  support"]
+    for i, (name, r) in enumerate(rows):
+        if i == len(report["per_class"]):
+            lines.append("")
+        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  {r['support']:>7}")
+    return "\n".join(lines)
 
 
 def runs(args: argparse.Namespace) -> int:

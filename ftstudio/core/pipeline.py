@@ -249,12 +249,30 @@ def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"
 
 
 def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, which: str = "best",
-                 split: str = "auto", device: str = "cpu") -> dict[str, Any]:
-    """Accuracy, loss, per-class accuracy and confusion of a run on held-out data."""
+                 split: str = "auto", device: str = "cpu", loaded: tuple | None = None) -> dict[str, Any]:
+    """Accuracy, loss, per-class precision / recall / F1 (macro and weighted too) and confusion of a run
+    on held-out data (``loaded``: what `held_out` returned for these arguments, to load the data once)."""
     from ftstudio.core.devices import resolve_device
     from ftstudio.core.training.loader import DeviceBatches
-    from ftstudio.core.training.metrics import evaluate
+    from ftstudio.core.training.metrics import averages, evaluate
 
+    model, ckpt, spec, bundle, part = loaded or held_out(run_dir, data, which=which, split=split)
+    classes = tuple(ckpt["classes"])
+    pre = ckpt["preprocess"]
+    dev = resolve_device(device)
+    model.to(dev)
+    batches = DeviceBatches(part, tuple(pre["mean"]), tuple(pre["std"]), dev, 512)
+    ev = evaluate(model, batches, len(classes))
+    per_class = ev.per_class(classes)
+    return {"run": str(run_dir), "checkpoint": which, "data": spec.name, "split": _split_name(bundle, split),
+            "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
+            "per_class": per_class, **averages(per_class), "confusion": ev.confusion.tolist()}
+
+
+def held_out(run_dir: str | Path, data: str | DatasetSpec | None = None, *, which: str = "best",
+             split: str = "auto"):
+    """(model, checkpoint, data spec, bundle, split relabelled to the model's classes) that `evaluate_run`
+    measures — also what the mistakes gallery looks through."""
     model, ckpt = load_run_model(run_dir, which)
     classes = tuple(ckpt["classes"])
     pre = ckpt["preprocess"]
@@ -272,13 +290,7 @@ def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, 
     mapping = _class_mapping(bundle.classes, classes, spec.name)
     part = _pick_split(bundle, split)
     part = part.relabel(mapping[part.y])
-    dev = resolve_device(device)
-    model.to(dev)
-    batches = DeviceBatches(part, tuple(pre["mean"]), tuple(pre["std"]), dev, 512)
-    ev = evaluate(model, batches, len(classes))
-    return {"run": str(run_dir), "checkpoint": which, "data": spec.name, "split": _split_name(bundle, split),
-            "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
-            "per_class": ev.per_class(classes), "confusion": ev.confusion.tolist()}
+    return model, ckpt, spec, bundle, part
 
 
 def _recipe_data(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-PAGES = ("data", "model", "train", "runs", "export")
+PAGES = ("data", "model", "train", "runs", "export", "try")
 SCREENSHOT_SIZE = (1280, 800)
 SETTLE_TIMEOUT_S = 120.0
 NO_DISPLAY = ("ftstudio: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the desktop app "
@@ -34,6 +34,9 @@ def make_app():
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    from ftstudio.core import native_libs
+
+    native_libs.install()  # before GTK can bring a second LLVM in: see native_libs
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)

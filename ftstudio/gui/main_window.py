@@ -28,19 +28,24 @@ from ftstudio.gui.pages.export import ExportPage
 from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
+from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.settings import read_json, settings, write_json
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
-PAGES = ("data", "model", "train", "runs", "export")
-TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export"}
+PAGES = ("data", "model", "train", "runs", "export", "try")
+TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export", "try": "Try"}
 PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the architecture",
              "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
-             "export": "Export a trained model to ONNX, safetensors…"}
+             "export": "Export a trained model to ONNX, safetensors…",
+             "try": "Try a trained model on new images: answer, confidence, where it looked"}
 
 
-def memory_text() -> str:
-    """This process's memory (and the GPU's, when training there) for the status bar."""
+def memory_text(engine_ready: bool = False) -> str:
+    """This process's memory (and the GPU's, when training there) for the status bar.
+
+    torch is looked at only once ``engine_ready``: while the background import is under way,
+    ``sys.modules["torch"]`` is a partly initialised module without ``cuda`` yet."""
     rss = 0
     try:
         with open("/proc/self/statm") as f:
@@ -54,7 +59,7 @@ def memory_text() -> str:
         except (ImportError, OSError):
             pass
     text = f"RAM {rss / 2**20:,.0f} MB" if rss else ""
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch") if engine_ready else None
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         text += f" · GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
     return text
@@ -147,13 +152,14 @@ class MainWindow(QMainWindow):
         self.train_page = TrainPage(self.session, self.actions_)
         self.runs_page = RunsPage()
         self.export_page = ExportPage(self.tasks)
+        self.try_page = TryPage(self.tasks)
         self.pages = {"data": self.data_page, "model": self.model_page, "train": self.train_page,
-                      "runs": self.runs_page, "export": self.export_page}
+                      "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(130)
         self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+5)")
+        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+6)")
         self.stack = QStackedWidget()
         for i, key in enumerate(PAGES):
             item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
@@ -249,6 +255,7 @@ class MainWindow(QMainWindow):
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
+        self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
         c.prepared.connect(self.train_page.on_prepared)
         c.prepared.connect(lambda preview: self._show_run(preview.run_path))
@@ -297,6 +304,8 @@ class MainWindow(QMainWindow):
             self.runs_page.refresh()
         elif key == "export":
             self.export_page.refresh()
+        elif key == "try":
+            self.try_page.refresh()
 
     def _run_async(self, fn, on_done, on_failed) -> None:
         task = self.tasks.start("model", lambda cancel: fn())
@@ -309,6 +318,9 @@ class MainWindow(QMainWindow):
         task.done.connect(self._engine_loaded)
         task.failed.connect(lambda message: self.data_page.banner.show_message(
             "error", f"The training engine (PyTorch) could not be loaded: {message}"))
+        # the plots (pyqtgraph) are made here on the GUI thread while torch imports on the worker:
+        # ~0.45 s off the time to ready, and not in the middle of the first run
+        QTimer.singleShot(0, self.train_page.plots.build)
 
     @Slot(object)
     def _engine_loaded(self, devices: list) -> None:
@@ -494,7 +506,7 @@ class MainWindow(QMainWindow):
         self.device.setEnabled(not running)
 
     def _update_status(self) -> None:
-        self.status_memory.setText(memory_text())
+        self.status_memory.setText(memory_text(self.session.ready))
         live = self.train_page.live
         self.status_progress.setValue(round(live.progress.fraction() * 1000))
         training_on = f" — training on {live.device}" if self.controller.running and live.device else ""
