@@ -51,6 +51,7 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
     from ftstudio.core.distributed import train_maybe_distributed
 
     stop = threading.Event()
+    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
@@ -74,6 +75,22 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
         line += f", val accuracy {acc:.4f} (best {best:.4f} at epoch {s.get('best_epoch')})"
     print(f"{line}\nrun folder: {result.run.path}")
     return 0
+
+
+def _warn_about_data(then, prefix: str = ""):
+    """Print the data's warnings (skipped files, under-represented classes, the grouped split) on
+    the terminal before training, not only into summary.json."""
+    import os
+    import sys
+
+    def on_prepared(prepared) -> None:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            for line in prepared.data.warnings:
+                print(f"{prefix}warning: {line}", file=sys.stderr, flush=True)
+        if then is not None:
+            then(prepared)
+
+    return on_prepared
 
 
 def train(args: argparse.Namespace) -> int:
@@ -101,6 +118,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
         raise InputError(f"--out {folder}: not an empty folder; a pipeline writes pretrain/, finetune/, scratch/ "
                          "and export/ there — choose a new or empty folder")
     stop = threading.Event()
+    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True), stop_event=stop,

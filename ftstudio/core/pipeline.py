@@ -260,7 +260,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "mean": list(data.mean), "std": list(data.std),
         "train_size": len(data.train), "val_size": len(data.val),
         "skipped_files": [{"path": p, "reason": r} for p, r in data.skipped],
-        "warnings": list(data.warnings), "epochs": 0, "epochs_planned": recipe.train.epochs,
+        "warnings": list(data.warnings), "split": data.extra.get("split"), "epochs": 0, "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
     }
