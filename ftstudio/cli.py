@@ -14,7 +14,7 @@ from datetime import datetime
 
 from ftstudio import __version__
 
-COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict")
+COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:
