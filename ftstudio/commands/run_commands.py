@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-
+import signal
 import threading
 from pathlib import Path
 
 from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
 from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
 from ftstudio.core import messages
-from ftstudio.core.errors import Interrupted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,20 +51,22 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
     from ftstudio.core.distributed import train_maybe_distributed
 
     stop = threading.Event()
+    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
                                              stop_event=stop, resume=resume, epochs=epochs, **options)
         except Exception as exc:
             if interrupted.is_set() and str(exc) == messages.CANCELLED:
-                raise Interrupted("interrupted before training started") from None
+                raise interrupted.error("interrupted before training started") from None
             raise
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     s = result.summary
     if interrupted.is_set():
         command = f"ftstudio train --out {result.run.path} --resume"
-        raise Interrupted(messages.INTERRUPTED.format(command=command))
+        text = messages.TERMINATED if interrupted.signum == signal.SIGTERM else messages.INTERRUPTED
+        raise interrupted.error(text.format(command=command))
     acc = s.get("val_accuracy")
     best = s.get("best_val_accuracy")
     status = s.get("status")
@@ -74,6 +75,22 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
         line += f", val accuracy {acc:.4f} (best {best:.4f} at epoch {s.get('best_epoch')})"
     print(f"{line}\nrun folder: {result.run.path}")
     return 0
+
+
+def _warn_about_data(then, prefix: str = ""):
+    """Print the data's warnings (skipped files, under-represented classes, the grouped split) on
+    the terminal before training, not only into summary.json."""
+    import os
+    import sys
+
+    def on_prepared(prepared) -> None:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            for line in prepared.data.warnings:
+                print(f"{prefix}warning: {line}", file=sys.stderr, flush=True)
+        if then is not None:
+            then(prepared)
+
+    return on_prepared
 
 
 def train(args: argparse.Namespace) -> int:
@@ -107,7 +124,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
                                   callbacks=lambda stage: [ConsoleProgress(prefix=f"{stage} ")])
         except Exception as exc:
             if interrupted.is_set():
-                raise Interrupted(f"interrupted: {exc}") from None
+                raise interrupted.error(f"interrupted: {exc}") from None
             raise
     print()
     print(result.comparison.table())

@@ -231,13 +231,14 @@ def predict_batches(predictor: Predictor, files: list[Path], top_k: int = 3, bat
                     skipped.append((str(path), str(exc)))
         if arrays:
             probs = predictor.probabilities(np.stack(arrays))
-            yield [_prediction(str(p), row, predictor.classes, k) for p, row in zip(chunk, probs)]
+            yield [top_prediction(str(p), row, predictor.classes, k) for p, row in zip(chunk, probs)]
         done = min(start + batch_size, len(files))
         if progress is not None:
             progress(done, len(files))
 
 
-def _prediction(path: str, probs: np.ndarray, classes: tuple[str, ...], k: int) -> Prediction:
+def top_prediction(path: str, probs: np.ndarray, classes: tuple[str, ...], k: int) -> Prediction:
+    """The ``k`` most probable classes of one probability row, best first."""
     order = np.argsort(-probs, kind="stable")[:k]
     top = tuple((classes[i], float(probs[i])) for i in order)
     return Prediction(path, top[0][0], top[0][1], top, int(order[0]))
