@@ -244,6 +244,7 @@ def apply_strategy(model: nn.Module, spec: ModelSpec, plan: "FinetunePlan", head
 def _apply_overrides(model, spec, plan, multipliers, backbone) -> None:
     paths = {path: path for path, _ in iter_layers(spec.layers)}
     paths.update({layer.name: path for path, layer in iter_layers(spec.layers) if layer.name})
+    paths.update({layer.id: path for path, layer in iter_layers(spec.layers) if layer.id})  # graph node ids
     for override in plan.layers:
         path = paths.get(override.layer.strip())
         if path is None:

@@ -16,7 +16,7 @@ from ftstudio.core.architecture.registry import AUTO, LAYERS, Param
 from ftstudio.core.errors import InputError
 
 FORMAT = "ftstudio.architecture"
-VERSION = 1
+VERSION = 2  # 2: layers may carry "id" and "inputs" (a graph); files without them are written as 1
 MAX_LAYERS = 500
 MAX_DEPTH = 8
 
@@ -31,6 +31,8 @@ class LayerSpec:
     name: str = ""
     freeze: bool = False
     lr_mult: float = 1.0
+    id: str = ""  # version 2: a name other layers' inputs refer to
+    inputs: tuple[str, ...] = ()  # version 2: ids of layers above (or "input"); empty: the previous layer
 
     def with_params(self, **changes: Any) -> "LayerSpec":
         return dataclasses.replace(self, params=MappingProxyType({**self.params, **changes}))
@@ -45,6 +47,10 @@ class LayerSpec:
             out["freeze"] = True
         if self.lr_mult != 1.0:
             out["lr_mult"] = self.lr_mult
+        if self.id:
+            out["id"] = self.id
+        if self.inputs:
+            out["inputs"] = list(self.inputs)
         return out
 
 
@@ -57,7 +63,10 @@ class ModelSpec:
     name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "name": self.name,
+        from ftstudio.core.architecture.graph import uses_graph
+
+        version = VERSION if uses_graph(self.layers) else 1  # a chain stays readable by older ftstudio
+        return {"format": FORMAT, "version": version, "name": self.name,
                 "input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}
 
     @classmethod
@@ -117,7 +126,7 @@ def parse_layer(data: Any, where: str, depth: int = 0, counter: list[int] | None
         raise InputError(f"{where}: blocks nested more than {MAX_DEPTH} deep")
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a layer object like {{\"type\": \"Linear\", \"params\": {{}}}}, got {_kind(data)}")
-    unknown = sorted(set(data) - {"type", "params", "layers", "name", "freeze", "lr_mult"})
+    unknown = sorted(set(data) - {"type", "params", "layers", "name", "freeze", "lr_mult", "id", "inputs"})
     if unknown:
         raise InputError(f"{where}: unknown field {unknown[0]!r}")
     kind = data.get("type")
@@ -149,7 +158,26 @@ def parse_layer(data: Any, where: str, depth: int = 0, counter: list[int] | None
     if not isinstance(freeze, bool):
         raise InputError(f"{where}.freeze: expected true or false, got {_kind(freeze)}")
     lr_mult = check_param(Param("float", 1.0, "", 0.0, 1000.0), data.get("lr_mult", 1.0), f"{where}.lr_mult")
-    return LayerSpec(kind, MappingProxyType(params), children, name, freeze, lr_mult)
+    layer_id, inputs = _parse_wiring(data, where, depth)
+    return LayerSpec(kind, MappingProxyType(params), children, name, freeze, lr_mult, layer_id, inputs)
+
+
+def _parse_wiring(data: dict[str, Any], where: str, depth: int) -> tuple[str, tuple[str, ...]]:
+    """Check the form of "id" and "inputs" (what they refer to is checked by the analysis, per layer)."""
+    from ftstudio.core.architecture.graph import ID_PATTERN, INPUT, MAX_INPUTS
+
+    if depth > 0 and ("id" in data or "inputs" in data):
+        raise InputError(f"{where}: layers inside a block form a chain and take no \"id\" or \"inputs\"")
+    layer_id = data.get("id", "")
+    if not isinstance(layer_id, str) or (layer_id and (not ID_PATTERN.fullmatch(layer_id) or layer_id == INPUT)):
+        raise InputError(f"{where}.id: expected a short name of letters, digits, _ or - starting with a letter "
+                         f"(not {INPUT!r}), got {layer_id!r}")
+    inputs = data.get("inputs", [])
+    if not isinstance(inputs, list) or len(inputs) > MAX_INPUTS or \
+            not all(isinstance(x, str) and (x == INPUT or ID_PATTERN.fullmatch(x)) for x in inputs):
+        raise InputError(f"{where}.inputs: expected a list of up to {MAX_INPUTS} layer ids (or {INPUT!r}), "
+                         f"got {inputs!r}"[:300])
+    return layer_id, tuple(inputs)
 
 
 def parse_model(data: Any, where: str = "architecture") -> ModelSpec:

@@ -117,6 +117,7 @@ class DataBundle:
             "mean": list(self.mean),
             "std": list(self.std),
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "split": self.extra.get("split"),
         }
 
 

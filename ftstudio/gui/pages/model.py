@@ -30,6 +30,7 @@ from ftstudio.gui.composer.canvas import Canvas, scrolling
 from ftstudio.gui.composer.cards import shape_text
 from ftstudio.gui.composer.documents import DocumentActions
 from ftstudio.gui.composer.editor import DocState, Editor
+from ftstudio.gui.composer.graph_view import GraphView
 from ftstudio.gui.composer.palette import Palette
 from ftstudio.gui.composer.properties import PropertyEditor
 from ftstudio.gui.composer.runs import RunActions
@@ -181,11 +182,18 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         self.source_note.setWordWrap(True)
         self.source_note.hide()
         self.canvas = Canvas(self.editor, lambda text: self.banner.show_message("error", text))
+        self.graph = GraphView(self.editor, lambda text: self.banner.show_message("error", text))
+        self.views = QSplitter(Qt.Orientation.Vertical)  # the graph, and the card list as its outline
+        self.views.addWidget(self.graph)
+        self.views.addWidget(scrolling(self.canvas))
+        self.views.setStretchFactor(0, 3)
+        self.views.setStretchFactor(1, 2)
+        self.views.setChildrenCollapsible(False)
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 0, 0, 0)
         for w, stretch in ((self.toolbar, 0), (self.header, 0), (self.banner, 0), (self.source_note, 0),
-                           (scrolling(self.canvas), 1)):
+                           (self.views, 1)):
             cv.addWidget(w, stretch)
 
         self.properties = PropertyEditor(self.editor)
@@ -353,6 +361,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             if data_shape != tuple(analysis.input_shape):
                 note += f", images {shape_text(data_shape)} resized to {shape_text(analysis.input_shape)}"
         self.canvas.show_analysis(analysis, stages, note)
+        self.graph.show_analysis(analysis, spec)
         problem = analysis.error if analysis is not None and spec.layers else ""
         quiet = not self.banner.text() or self.banner.kind == "warning"  # never hide what the user just did
         if problem and quiet:  # said above the cards too: the red card may be scrolled out of view

@@ -120,7 +120,7 @@ class DataclassForm(QWidget):
             if optional:
                 low -= 1
                 w.setSpecialValueText(OFF_TEXT.get(name, "Off"))
-            w.setRange(low, int(hi) if hi is not None else INT_MAX)
+            w.setRange(low, min(int(hi), INT_MAX) if hi is not None else INT_MAX)  # QSpinBox is 32-bit
             w.valueChanged.connect(self._emit)
         elif inner is float:
             w = FloatSpin(log_steps=name == "lr")
