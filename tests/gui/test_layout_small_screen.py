@@ -25,7 +25,9 @@ def test_after_a_run_every_page_fits_a_1024x640_window(qtbot, make_window):
     window.start_training()
     qtbot.waitUntil(lambda: bool(outcomes), timeout=120_000)
     assert outcomes[0].status == "completed"
-    for page in ("data", "model", "train", "runs", "export"):
+    from ftstudio.gui.main_window import PAGES
+
+    for page in PAGES:
         window.show_page(page)
         qtbot.waitUntil(window.settled, timeout=60_000)
         window.resize(*SMALL)
