@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-
+import signal
 import threading
 from pathlib import Path
 
 from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
 from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
 from ftstudio.core import messages
-from ftstudio.core.errors import Interrupted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,14 +58,15 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
                                              stop_event=stop, resume=resume, epochs=epochs, **options)
         except Exception as exc:
             if interrupted.is_set() and str(exc) == messages.CANCELLED:
-                raise Interrupted("interrupted before training started") from None
+                raise interrupted.error("interrupted before training started") from None
             raise
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     s = result.summary
     if interrupted.is_set():
         command = f"ftstudio train --out {result.run.path} --resume"
-        raise Interrupted(messages.INTERRUPTED.format(command=command))
+        text = messages.TERMINATED if interrupted.signum == signal.SIGTERM else messages.INTERRUPTED
+        raise interrupted.error(text.format(command=command))
     acc = s.get("val_accuracy")
     best = s.get("best_val_accuracy")
     status = s.get("status")
@@ -125,7 +125,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
                                   callbacks=lambda stage: [ConsoleProgress(prefix=f"{stage} ")])
         except Exception as exc:
             if interrupted.is_set():
-                raise Interrupted(f"interrupted: {exc}") from None
+                raise interrupted.error(f"interrupted: {exc}") from None
             raise
     print()
     print(result.comparison.table())

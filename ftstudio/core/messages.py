@@ -49,6 +49,12 @@ INTERRUPTED = "interrupted; checkpoint saved — continue with: {command}"
 OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller}, or "
                  "--batch-size auto to find the largest that fits")
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
+RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
+            "or choose another --out")
+RUN_UNWRITABLE = "{path}: cannot write this run folder ({detail}); choose another --out or fix its permissions"
+RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({detail}); undo the edit to "
+                 "recipe.json, or start a new run from it with `ftstudio run {path} --out NEW_FOLDER`")
+TERMINATED = "terminated (SIGTERM); checkpoint saved — continue with: {command}"
 RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
 
 # checkpoints

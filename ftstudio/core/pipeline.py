@@ -17,7 +17,7 @@ from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.datasets import DataBundle, load_data
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec, Recipe, read_json
+from ftstudio.core.recipe import DatasetSpec, Recipe, load_validated, read_json
 from ftstudio.core.runs import Run, RunLogger, new_run_dir
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
@@ -93,6 +93,22 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
 
     ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
     ``epochs`` then changes its length."""
+    import contextlib
+
+    from ftstudio.core.run_lock import RunLock
+
+    with contextlib.ExitStack() as locks:
+        if out is not None and (dist is None or dist.is_main):
+            locks.enter_context(RunLock(Path(out)))  # a second writer is refused, never mixed in
+        return _train_locked(recipe, out, locks, callbacks=callbacks, stop_event=stop_event,
+                             pause_event=pause_event, resume=resume, epochs=epochs, progress=progress,
+                             prepared=prepared, on_prepared=on_prepared, dist=dist)
+
+
+def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, pause_event, resume, epochs,
+                  progress, prepared, on_prepared, dist) -> RunResult:
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.run_lock import RunLock
     from ftstudio.core.training import checkpoint
 
     run, ckpt = None, None
@@ -106,7 +122,7 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
         if not last.exists():
             raise InputError(messages.RESUME_NOTHING.format(path=out))
         ckpt = checkpoint.load(last)
-        recipe = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
+        recipe = load_validated(run.recipe_path, "recipe", Recipe.from_dict)
         if epochs is not None:
             if epochs < int(ckpt["epoch"]):
                 raise InputError(f"--epochs {epochs}: this run has already finished {ckpt['epoch']} epochs")
@@ -114,13 +130,24 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
-    prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    try:
+        prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    except InputError as exc:
+        if ckpt is None or str(exc) == messages.CANCELLED:
+            raise
+        raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
     if on_prepared is not None:
         on_prepared(prepared)
+    resolve_device(recipe.train.device)  # before any file is written: `--device tpu` leaves no folder
+    if ckpt is not None:
+        _check_resumable(run, prepared, ckpt)
     main = dist is None or dist.is_main  # under torchrun, rank 0 alone writes the run folder
+    fresh = run is None
     if main:
         run = _open_run(run, out, recipe, prepared, ckpt, dist.world if dist else 1)
+        if fresh and out is None:
+            locks.enter_context(RunLock(run.path))
     state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
              "architecture": prepared.architecture.to_dict(), "classes": list(prepared.data.classes),
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
@@ -132,13 +159,48 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     cbs.extend(_finetune_callbacks(prepared))
     from ftstudio.core.training.trainer import Trainer  # (torch: imported while data decodes, see prepare)
 
-    trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
-                      pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
-                      augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
+    try:
+        trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
+                          pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
+                          augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
+    except BaseException:
+        if main and fresh:
+            _discard_unstarted(run)  # nothing trained: leave no run "starting" forever
+        raise
     finished = trainer.fit(resume=ckpt)
     if not main:
         return RunResult(Run(Path(out or ".")), {}, finished)
     return RunResult(run, run.read_summary(), finished)
+
+
+def _discard_unstarted(run: Run) -> None:
+    """Remove the files a new run wrote before its trainer could start (the folder and lock stay)."""
+    import shutil
+
+    for name in ("recipe.json", "model.json", "summary.json", "metrics.jsonl"):
+        (run.path / name).unlink(missing_ok=True)
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
+
+
+def _check_resumable(run: Run | None, prepared: Prepared, ckpt: dict[str, Any]) -> None:
+    """An edited recipe.json that no longer fits the checkpoint is named, before anything is touched.
+
+    (It used to surface as a RuntimeError from load_state_dict, exit 1, and the run marked failed.)"""
+    import torch
+
+    where = run.recipe_path if run is not None else "recipe.json"
+    if list(ckpt["classes"]) != list(prepared.data.classes):
+        raise InputError(messages.RESUME_RECIPE.format(
+            path=where, detail=f"the data now has classes {', '.join(prepared.data.classes)[:80]}, the checkpoint "
+                               f"{', '.join(map(str, ckpt['classes']))[:80]}"))
+    own = prepared.model.state_dict()
+    theirs = ckpt["model"]
+    bad = [k for k, t in own.items() if k not in theirs or not isinstance(theirs[k], torch.Tensor)
+           or tuple(theirs[k].shape) != tuple(t.shape)]
+    if not prepared.lora and (bad or set(theirs) - set(own)):
+        name = (bad or sorted(set(theirs) - set(own)))[0]
+        raise InputError(messages.RESUME_RECIPE.format(
+            path=where, detail=f"the model's weights differ from the checkpoint's, first at {name}"))
 
 
 def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, world: int) -> Run:

@@ -177,3 +177,12 @@ def disconnect(spec: ModelSpec, src: int, dst: int) -> ModelSpec:
     names = [_named(layers, i) for i in rest]
     layers[dst] = dataclasses.replace(layers[dst], inputs=tuple(names) if rest and rest != [dst - 1] else ())
     return spec.replace(layers=tuple(layers))
+
+
+def ranks(layers: tuple[LayerSpec, ...]) -> list[int]:
+    """Each layer's row in a top-to-bottom drawing: one below the lowest of its inputs (the input is row 0)."""
+    sources = wiring(layers).sources
+    rank: list[int] = []
+    for src in sources:
+        rank.append(1 + max((rank[s] if s >= 0 else 0 for s in src), default=0))
+    return rank

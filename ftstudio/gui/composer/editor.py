@@ -266,6 +266,39 @@ class Editor(QObject):
         if name != self.spec.name:
             self.push(ReplaceAll(self.spec, self.spec.replace(name=name), "Rename network"), self.selected)
 
+    # --------------------------------------------------------------------------- wiring
+    def wire(self, src: int, dst: int) -> None:
+        """Wire layer ``src`` (-1: the input) into layer ``dst`` as one undoable step (InputError if refused)."""
+        from ftstudio.core.architecture.graph import connect
+
+        self._rewire(connect(self.spec, src, dst), "Wire", src, dst)
+
+    def unwire(self, src: int, dst: int) -> None:
+        from ftstudio.core.architecture.graph import disconnect
+
+        self._rewire(disconnect(self.spec, src, dst), "Remove wire", src, dst)
+
+    def _rewire(self, new: ModelSpec, verb: str, src: int, dst: int) -> None:
+        from ftstudio.core.composer import ReplaceAll
+
+        def name(i: int) -> str:
+            return "input" if i < 0 else (new.layers[i].id or new.layers[i].type)
+
+        if new != self.spec:
+            self.push(ReplaceAll(self.spec, new, f"{verb} {name(src)} → {name(dst)}"), str(dst))
+
+    def remove_many(self, paths: list[str]) -> None:
+        """Delete several top-level layers as one undoable step (bottom first, so positions hold)."""
+        paths = sorted({p for p in paths if p and p != INPUT}, key=_split, reverse=True)
+        if not paths:
+            return
+        self.stack.beginMacro(f"Delete {len(paths)} layers" if len(paths) > 1 else "Delete layer")
+        try:
+            for path in paths:
+                self.push(Remove.at(self.spec, path), path)
+        finally:
+            self.stack.endMacro()
+
     # ------------------------------------------------------------------------ clipboard
     def copy(self, path: str | None = None) -> bool:
         path = path or self.selected
