@@ -30,15 +30,34 @@ Strategy = Literal["head", "full", "lora", "none"]
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Light, label-preserving augmentation applied to training batches only."""
+    """Label-preserving augmentation applied to training batches only, on the device."""
 
     crop: int = spec(0, min=0, max=64, help="Random shift by up to this many pixels (0 = off)")
     flip: bool = spec(False, help="Random horizontal flip (not for digits or text)")
     rotation: float = spec(0.0, min=0, max=180, help="Random rotation up to ± this many degrees")
+    scale: tuple[float, float] = spec((1.0, 1.0), min=0.05, max=1.0, help="Random resized crop: keep this "
+                                      "fraction [min, max] of the image's area, stretched back to full size "
+                                      "(1, 1 = off)")
+    color: float = spec(0.0, min=0.0, max=1.0, help="Random brightness, contrast and saturation, each "
+                                                   "scaled by up to ± this fraction (0 = off)")
+    blur: float = spec(0.0, min=0.0, max=10.0, help="Gaussian blur with a random sigma up to this many "
+                                                   "pixels (0 = off)")
+    noise: float = spec(0.0, min=0.0, max=1.0, help="Gaussian pixel noise of this standard deviation, "
+                                                   "pixels in 0–1 (0 = off)")
+    erase: float = spec(0.0, min=0.0, max=1.0, help="Probability of erasing a random rectangle "
+                                                   "(2–33% of the image) per image (0 = off)")
+
+    def __post_init__(self) -> None:
+        if self.scale[0] > self.scale[1]:
+            raise InputError(f"data.augment.scale: the smallest fraction comes first (got {list(self.scale)})")
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.crop or self.flip or self.rotation or tuple(self.scale) != (1.0, 1.0))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.crop or self.flip or self.rotation)
+        return self.geometric or bool(self.color or self.blur or self.noise or self.erase)
 
 
 @dataclass(frozen=True)
