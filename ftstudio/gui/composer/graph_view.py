@@ -126,6 +126,7 @@ class GraphView(QGraphicsView):
         self.analysis = None
         self.analysed_spec = None
         self.nodes: dict[int, Node] = {}
+        self.infos: dict = {}  # path → LayerInfo of the current analysis
         self.wires: list[Wire] = []
         self._drag: tuple[Node, QGraphicsPathItem] | None = None
         self._pan: QPointF | None = None
@@ -152,7 +153,7 @@ class GraphView(QGraphicsView):
     def rebuild(self) -> None:
         spec = self.editor.spec
         current = self.analysis is not None and self.analysed_spec == spec
-        infos = {i.path: i for i in self.analysis.layers} if current else {}
+        infos = self.infos = {i.path: i for i in self.analysis.layers} if current else {}
         self._syncing = True
         self.scene().clear()
         self.nodes, self.wires, self._drag = {}, [], None
@@ -350,6 +351,12 @@ class GraphView(QGraphicsView):
                 self.scene().clearSelection()
                 node.setSelected(True)
             menu.addAction("Delete", self.delete_selected)
+            info = self.infos.get(node.path)
+            if self.editor.spec.layers[node.index].type == "Residual":
+                expand = menu.addAction("Expand block into a graph (its layers and an Add)",
+                                        lambda: self._guard(lambda: self.editor.expand_block(
+                                            node.path, info.in_shape, info.out_shape)))
+                expand.setEnabled(info is not None and not info.error)
         menu.addAction("Fit to view (0)", self.fit)
         menu.exec(event.globalPos())
 
