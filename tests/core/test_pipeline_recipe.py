@@ -148,3 +148,17 @@ def test_any_mangled_pipeline_only_raises_input_error(data, value):
         Pipeline.from_dict(doc)
     except InputError:
         pass
+
+
+def test_the_verdict_reads_in_the_tables_unit():
+    """The wizard's headline said "+0.251" while its table said 74.7 % and 49.6 %."""
+    from pathlib import Path
+
+    from ftstudio.core.pipeline_run import Comparison, ComparisonRow
+
+    rows = [ComparisonRow("finetune", "fine-tuned", Path("a"), 0.747, 0.8, 359, 10, 10, 1.0),
+            ComparisonRow("scratch", "from scratch", Path("b"), 0.496, 1.5, 359, 10, 10, 1.0)]
+    comparison = Comparison(rows)
+    assert comparison.verdict() == ("fine-tuning beats training from scratch by 25.1 points "
+                                    "(74.7% vs 49.6% held-out accuracy)")
+    assert "74.7%" in comparison.table() and "49.6%" in comparison.table()

@@ -21,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSplitter,
-                               QStyle, QToolBar, QVBoxLayout, QWidget)
+                               QStyle, QVBoxLayout, QWidget)
 
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import load_preset, preset_description, preset_names, resolve_model
@@ -35,6 +35,7 @@ from ftstudio.gui.composer.palette import Palette
 from ftstudio.gui.composer.properties import PropertyEditor
 from ftstudio.gui.composer.runs import RunActions
 from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.widgets.toolbar import CompactToolBar
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
 ANALYSE_DELAY_MS = 120  # edits in quick succession are analysed once
@@ -169,12 +170,11 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             QVBoxLayout(box).addWidget(widget)
             lv.addWidget(box, stretch)
 
-        self.toolbar = QToolBar("Architecture")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # undo/redo: their text names the edit, too long for the bar (it is the tooltip); Check keeps its label
+        self.toolbar = CompactToolBar("Architecture", keep_text=(self.actions_["check"],),
+                                      icon_only=(self.actions_["undo"], self.actions_["redo"]))
         for key in ("new", "open", "save", "save_as", None, "undo", "redo", None, "start_from", "check"):
             self.toolbar.addSeparator() if key is None else self.toolbar.addAction(self.actions_[key])
-        for key in ("undo", "redo"):  # their text names the edit: too long for the bar (it is the tooltip)
-            self.toolbar.widgetForAction(self.actions_[key]).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.header = header_label("Load data to see shapes and parameter counts")
         self.banner = Banner()
         self.source_note = QLabel()
@@ -202,9 +202,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         right.setWidgetResizable(True)
         right.setMinimumWidth(250)
         splitter = QSplitter()
-        for w, size in ((left, 230), (center, 620), (right, 290)):
+        for w in (left, center, right):
             splitter.addWidget(w)
-        splitter.setSizes([230, 620, 290])
+        splitter.setSizes([210, 620, 250])  # at 1024 px the composer column keeps its tool bar labelled
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
         layout = QHBoxLayout(self)

@@ -91,14 +91,19 @@ class TrainPage(QWidget):
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self.buttons[key] = b
             buttons.addWidget(b, i // 2, i % 2)
-        col.addLayout(buttons)
         self.launch = QPushButton("Cluster launch script…")
         self.launch.setToolTip("Write this recipe and a torchrun script that trains it on several GPUs or "
                                "machines (PyTorch DDP) into a folder")
         self.launch.clicked.connect(self.export_launch_script)
         col.addWidget(self.launch)
         col.addStretch(1)
-        scroll = side_panel(controls)
+        panel = side_panel(controls)
+        scroll = QWidget()  # the run buttons stay in view below the scrolling form (they were cut off at 640 px)
+        sv = QVBoxLayout(scroll)
+        sv.setContentsMargins(0, 0, 0, 0)
+        sv.addWidget(panel, 1)
+        sv.addLayout(buttons)
+        scroll.setFixedWidth(panel.width())
 
         self.banner = Banner()
         self.progress = QProgressBar()
@@ -133,7 +138,7 @@ class TrainPage(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plots)
         split.addWidget(bottom)
-        split.setSizes([420, 300])
+        split.setSizes([460, 260])  # the curves first: at 1024×640 they are what is watched
         self.splitter = split
         right = QVBoxLayout()
         right.addWidget(self.banner)

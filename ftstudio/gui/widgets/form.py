@@ -199,11 +199,16 @@ def _default_step(lo: float | None, hi: float | None) -> float:
     return 1.0
 
 
-def side_panel(controls: QWidget, width: int = 310) -> QScrollArea:
-    """A page's left column of controls: fixed width, scrolls vertically when the window is short."""
+def side_panel(controls: QWidget, width: int = 310, most: int = 420) -> QScrollArea:
+    """A page's left column of controls: fixed width, scrolls vertically when the window is short.
+
+    At least as wide as the controls need plus the vertical scroll bar (up to ``most``): with a
+    fixed 310 px, GTK's wider spin boxes and combo boxes lost their arrows under the scroll bar."""
     scroll = QScrollArea()
     scroll.setWidget(controls)
     scroll.setWidgetResizable(True)
-    scroll.setFixedWidth(width)
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    need = controls.minimumSizeHint().width() + bar + 2 * scroll.frameWidth()
+    scroll.setFixedWidth(min(max(width, need), most))
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return scroll
