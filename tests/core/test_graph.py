@@ -158,7 +158,7 @@ def test_connect_and_disconnect_rewire_and_name_layers():
 
 
 def test_freeze_and_layer_lr_by_node_id():
-    from ftstudio.core.finetune import layer_multipliers
+    from ftstudio.core.architecture import layer_multipliers
 
     doc = two_branch()
     doc["layers"][1].update(freeze=True)

@@ -67,7 +67,7 @@ def test_command_line_reference_names_real_commands_and_flags():
     commands = {name for name, _ in rows}
     assert commands >= {"datasets", "presets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", ""}
     helps = {name: cli(*([name] if name else []), "--help") for name in commands}
-    for name, out in helps.items():
+    for out in helps.values():
         assert out.returncode == 0, out.stderr
     for name, flags in rows:
         for flag in re.findall(r"--[a-z][a-z-]*", flags):
@@ -77,8 +77,8 @@ def test_command_line_reference_names_real_commands_and_flags():
 
 
 def test_readme_recipe_and_pipeline_examples_load():
-    from ftstudio.core.pipeline_recipe import Pipeline
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.workflow.pipeline import Pipeline
+    from ftstudio.core.config.recipe import Recipe
 
     docs = [json.loads(b) for b in blocks("json")]
     recipes = [d for d in docs if "format" not in d]

@@ -14,22 +14,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from ftstudio.core.architecture.registry import LAYERS
-from ftstudio.core.architecture.spec import LayerSpec, ModelSpec
+from ftstudio.core.architecture.spec import INPUT, LayerSpec, ModelSpec, is_merge
 
-INPUT = "input"  # the network's input, as an entry of ``inputs``
-ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-MAX_INPUTS = 16
 Shape = tuple[int, ...]
-
-
-def is_merge(layer: LayerSpec) -> bool:
-    return LAYERS[layer.type].merge if layer.type in LAYERS else False
-
-
-def uses_graph(layers: tuple[LayerSpec, ...]) -> bool:
-    """True when the layers need format version 2 (an id, explicit inputs or a merge layer)."""
-    return any(layer.id or layer.inputs or is_merge(layer) for layer in layers)
 
 
 def label(path: str, layer: LayerSpec) -> str:

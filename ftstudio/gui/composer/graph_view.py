@@ -34,7 +34,7 @@ MIN_FIT = 0.6  # automatic fitting stops here: smaller text is not readable
 class Port(QGraphicsEllipseItem):
     """A node's input (top) or output (bottom) port."""
 
-    def __init__(self, node: "Node", output: bool) -> None:
+    def __init__(self, node: Node, output: bool) -> None:
         x, y = NODE_W / 2, NODE_H if output else 0.0
         super().__init__(x - PORT, y - PORT, 2 * PORT, 2 * PORT, node)
         self.node, self.output = node, output
@@ -102,7 +102,8 @@ class Wire(QGraphicsPathItem):
         text.setPos(mid + QPointF(6, -8))
 
     def _pen(self) -> None:
-        self.setPen(QPen(QColor("#0072B2") if self.isSelected() else QColor("#8a8a8a"), 2.5 if self.isSelected() else 1.5))
+        selected = self.isSelected()
+        self.setPen(QPen(QColor("#0072B2") if selected else QColor("#8a8a8a"), 2.5 if selected else 1.5))
 
     def itemChange(self, change, value):  # noqa: N802 — Qt override
         if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
@@ -234,7 +235,8 @@ class GraphView(QGraphicsView):
 
     def _node_at(self, pos) -> Node | None:
         for item in self.items(pos):
-            node = item if isinstance(item, Node) else item.parentItem() if isinstance(item.parentItem(), Node) else None
+            parent = item.parentItem()
+            node = item if isinstance(item, Node) else parent if isinstance(parent, Node) else None
             if node is not None:
                 return node
         return None
