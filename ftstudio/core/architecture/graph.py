@@ -14,7 +14,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from ftstudio.core.architecture.spec import INPUT, LayerSpec, ModelSpec, is_merge
+from ftstudio.core.architecture.spec import ID_PATTERN, INPUT, LayerSpec, ModelSpec, is_merge
 
 Shape = tuple[int, ...]
 
@@ -196,7 +196,7 @@ def expand_residual(spec: ModelSpec, index: int, in_shape: Shape, out_shape: Sha
     if tuple(in_shape) != tuple(out_shape):
         if not block.params.get("projection", True):
             raise InputError("the block changes the shape and its projection is off; turn it on first")
-        from ftstudio.core.composer import new_layer
+        from ftstudio.core.architecture.composer import new_layer
 
         if len(in_shape) == 1:
             proj = new_layer("Linear", out_features=out_shape[0], bias=False)
