@@ -100,8 +100,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline_recipe import is_pipeline_document, load_pipeline
-    from ftstudio.core.recipe import load_recipe, read_json
+    from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
+    from ftstudio.core.config.recipe import load_recipe, read_json
 
     if is_pipeline_document(read_json(args.recipe, "recipe")):
         return run_pipeline_file(load_pipeline(args.recipe), args.out)
@@ -111,14 +111,13 @@ def run(args: argparse.Namespace) -> int:
 def run_pipeline_file(pipeline, out: str | None) -> int:
     """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
     from ftstudio.core.errors import InputError
-    from ftstudio.core.pipeline_run import run_pipeline
+    from ftstudio.core.workflow.runner import run_pipeline
 
     folder = Path(out).expanduser() if out else None
     if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise InputError(f"--out {folder}: not an empty folder; a pipeline writes pretrain/, finetune/, scratch/ "
                          "and export/ there — choose a new or empty folder")
     stop = threading.Event()
-    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True), stop_event=stop,
@@ -141,7 +140,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     report = evaluate_run(args.run_dir, args.data, which=args.checkpoint, split=args.split, device=args.device)
     if args.json:
@@ -162,7 +161,8 @@ def class_table(report: dict) -> str:
     for i, (name, r) in enumerate(rows):
         if i == len(report["per_class"]):
             lines.append("")
-        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  {r['support']:>7}")
+        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  "
+                     f"{r['support']:>7}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QLi
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import load_recipe
+from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.data import DataPage

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
 from tests.gui.test_training import start_long_run
 from tests.helpers import make_digit_folder
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from PySide6.QtCore import QPoint, Qt
 
 from ftstudio.core.architecture import analyze, parse_model
@@ -40,6 +42,7 @@ def edges(view) -> set[tuple[int, int]]:
     return {(w.src, w.dst) for w in view.wires}
 
 
+@pytest.mark.slow  # trains one epoch
 def test_wire_a_branch_with_the_mouse_undo_redo_and_save_json_that_trains(qtbot, tmp_path, answers):
     page = make_page(qtbot, UNWIRED)
     view = page.graph
@@ -117,3 +120,32 @@ def test_rubber_band_multi_select_deletes_as_one_step_and_selection_follows(qtbo
     assert abs(view.transform().m11() - scale * 1.25) < 1e-6 and not view.autofit
     assert all(isinstance(view.nodes[i], Node) for i in range(-1, n))
     assert all(isinstance(w, Wire) for w in view.wires)
+
+
+def test_the_property_editor_shows_and_renames_a_nodes_id(qtbot):
+    page = make_page(qtbot, "inception")
+    view = page.graph
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre(view, view.nodes[8]))  # mixed
+    props = page.properties
+    assert page.editor.selected == "8" and props.node_id.text() == "mixed"
+    assert props.inputs.text() == "b1x1, b3x3, pool_proj"
+    click = centre(view, view.nodes[3])
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=click)
+    props.node_id.setText("one_by_one")
+    props.node_id.editingFinished.emit()
+    settle(qtbot, page)
+    assert page.model_spec().layers[8].inputs == ("one_by_one", "b3x3", "pool_proj") and page.analysis.ok
+    page.editor.stack.undo()
+    assert page.model_spec().layers[8].inputs == ("b1x1", "b3x3", "pool_proj")
+
+
+def test_a_residual_node_expands_into_an_add(qtbot):
+    page = make_page(qtbot, "cnn")
+    params = page.analysis.params
+    info = page.graph.infos["3"]
+    page.editor.expand_block("3", info.in_shape, info.out_shape)
+    settle(qtbot, page)
+    types = [layer.type for layer in page.model_spec().layers]
+    assert "Residual" not in types and "Add" in types and page.analysis.ok and page.analysis.params == params
+    add = types.index("Add")
+    assert {w.src for w in page.graph.wires if w.dst == add} == {add - 1, 2}  # the block's last layer + the skip

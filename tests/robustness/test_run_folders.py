@@ -11,8 +11,8 @@ import time
 import pytest
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.run_lock import RunBusy, RunLock, is_locked
 from ftstudio.core.runs import Run
 from tests.helpers import ROOT, cli
@@ -81,7 +81,8 @@ def test_resume_after_editing_recipe_json_names_the_file(tmp_path):
     recipe = json.loads((out / "recipe.json").read_text())
     recipe["model"]["layers"][1]["params"]["out_features"] = 17  # a careless edit of a hidden width
     (out / "recipe.json").write_text(json.dumps(recipe))
-    with pytest.raises(InputError, match=r"recipe\.json: recipe\.json no longer matches|recipe\.json no longer matches"):
+    with pytest.raises(InputError,
+                       match=r"recipe\.json: recipe\.json no longer matches|recipe\.json no longer matches"):
         train_recipe(None, out, resume=True, epochs=2)
     assert Run(out).read_summary()["status"] == "completed"  # not marked failed
     recipe["data"]["name"] = "no-such-data"

@@ -17,7 +17,7 @@ from ftstudio.core import messages, paths
 from ftstudio.core.datasets.bundle import DataBundle, Split, StreamSplit, channel_stats
 from ftstudio.core.datasets.catalog import CATALOG, CatalogEntry, find, is_available
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec
+from ftstudio.core.config.recipe import DatasetSpec
 
 __all__ = ["CATALOG", "CatalogEntry", "DataBundle", "Split", "StreamSplit", "load_data", "find",
            "is_available", "stratified_split", "grouped_split"]

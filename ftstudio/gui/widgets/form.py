@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QScrollArea, QSpinBox, QWidget
 
-from ftstudio.core.schema import field_help
+from ftstudio.core.config.schema import field_help
 
 LABELS = {
     "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "optimizer": "Optimizer",
@@ -26,6 +26,7 @@ LABELS = {
     "grad_clip": "Gradient clipping", "amp": "Mixed precision", "seed": "Seed",
     "early_stopping": "Early stopping (patience)", "label_smoothing": "Label smoothing",
     "crop": "Random shift (px)", "flip": "Horizontal flip", "rotation": "Random rotation (°)",
+    "color": "Colour jitter (±)", "blur": "Blur (max sigma px)", "noise": "Noise (std)", "erase": "Random erasing (p)",
     "val_split": "Validation split", "split_seed": "Split seed", "per_class": "Max images per class",
     "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×", "head_lr_mult": "Head rate ×",
     "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "unfreeze_after": "Unfreeze after (epochs)",
