@@ -259,8 +259,8 @@ class ResultsPage(QWizardPage):
         from ftstudio.core.errors import InputError
         from ftstudio.core.workflow.pipeline import save_pipeline
 
-        path = dialogs.choose_save_file(self, "Save the pipeline recipe", str(dialogs.documents_folder() / "pipeline.json"),
-                                        "Pipeline recipe (*.json)")
+        start = str(dialogs.documents_folder() / "pipeline.json")
+        path = dialogs.choose_save_file(self, "Save the pipeline recipe", start, "Pipeline recipe (*.json)")
         if not path:
             return
         dialogs.remember_folder(path)
