@@ -253,7 +253,8 @@ def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, 
     ev = evaluate(model, batches, len(classes))
     per_class = ev.per_class(classes)
     used = resolve_checkpoint(run_dir, which)  # best falls back to last: say which one really ran
-    return {"run": str(run_dir), "checkpoint": used.stem, "checkpoint_file": str(used), "data": spec.name, "split": _split_name(bundle, split),
+    return {"run": str(run_dir), "checkpoint": used.stem, "checkpoint_file": str(used),
+            "data": spec.name, "split": _split_name(bundle, split),
             "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
             "per_class": per_class, **averages(per_class), "confusion": ev.confusion.tolist()}
 
