@@ -63,3 +63,10 @@ EXPORT_TORCHSCRIPT = ("--format torchscript: torch.jit is deprecated in this PyT
 EXPORT_LAYER = "{format}: cannot represent layer {path} ({type}): {reason}"
 EXPORT_MISMATCH = ("{format}: the reloaded file disagrees with the PyTorch model (max difference {diff:.3g} > "
                    "tolerance {tol:.1g}); the file is kept for inspection but should not be used")
+
+# predict / try
+PREDICT_SOURCE_MISSING = ("{path}: not found; give a run folder, a checkpoint file (.pt) or an export folder "
+                          "(with signature.json)")
+PREDICT_NO_IMAGES = "no image files found in {paths} (looked for {suffixes})"
+PREDICT_NONE_READABLE = "none of the {count} file(s) could be read as an image"
+EXPLAIN_NOT_WRITABLE = "--explain {path}: cannot write heat maps there ({reason}); choose a folder you can write to"

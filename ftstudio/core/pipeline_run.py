@@ -77,16 +77,18 @@ class Comparison:
             return ""
         best = max(tuned, key=lambda r: r.accuracy)
         gap = best.accuracy - scratch.accuracy
+        # in the table's unit (held-out accuracy, %), so the headline and the table read alike
+        both = f"{best.accuracy:.1%} vs {scratch.accuracy:.1%} held-out accuracy"
         if gap > 0:
-            return f"fine-tuning beats training from scratch by {gap:+.3f}"
-        return f"fine-tuning did not beat training from scratch here ({gap:+.3f})"
+            return f"fine-tuning beats training from scratch by {gap * 100:.1f} points ({both})"
+        return f"fine-tuning did not beat training from scratch here ({gap * 100:+.1f} points: {both})"
 
     def table(self) -> str:
         """Plain text, one row per model ("fine-tune"/"scratch" in the labels), the winner marked."""
         lines = [f"{'model':<20} {'held-out accuracy':>17} {'loss':>7} {'trainable params':>17} {'time':>7}"]
         for r in self.rows:
             mark = "  ← winner" if r is self.winner and len(self.rows) > 1 else ""
-            lines.append(f"{r.label:<20} {r.accuracy:>17.3f} {r.loss:>7.3f} {r.trainable:>8,} / {r.params:<7,} "
+            lines.append(f"{r.label:<20} {r.accuracy:>17.1%} {r.loss:>7.3f} {r.trainable:>8,} / {r.params:<7,} "
                          f"{r.seconds:>6.1f}s{mark}")
         verdict = self.verdict()
         return "\n".join(lines + (["", verdict] if verdict else []))

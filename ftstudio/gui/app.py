@@ -34,6 +34,9 @@ def make_app():
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    from ftstudio.core import native_libs
+
+    native_libs.install()  # before GTK can bring a second LLVM in: see native_libs
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)

@@ -39,8 +39,11 @@ PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the arch
              "export": "Export a trained model to ONNX, safetensors…"}
 
 
-def memory_text() -> str:
-    """This process's memory (and the GPU's, when training there) for the status bar."""
+def memory_text(engine_ready: bool = False) -> str:
+    """This process's memory (and the GPU's, when training there) for the status bar.
+
+    torch is looked at only once ``engine_ready``: while the background import is under way,
+    ``sys.modules["torch"]`` is a partly initialised module without ``cuda`` yet."""
     rss = 0
     try:
         with open("/proc/self/statm") as f:
@@ -54,7 +57,7 @@ def memory_text() -> str:
         except (ImportError, OSError):
             pass
     text = f"RAM {rss / 2**20:,.0f} MB" if rss else ""
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch") if engine_ready else None
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         text += f" · GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
     return text
@@ -249,6 +252,7 @@ class MainWindow(QMainWindow):
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
+        self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
         c.prepared.connect(self.train_page.on_prepared)
         c.prepared.connect(lambda preview: self._show_run(preview.run_path))
@@ -309,6 +313,9 @@ class MainWindow(QMainWindow):
         task.done.connect(self._engine_loaded)
         task.failed.connect(lambda message: self.data_page.banner.show_message(
             "error", f"The training engine (PyTorch) could not be loaded: {message}"))
+        # the plots (pyqtgraph) are made here on the GUI thread while torch imports on the worker:
+        # ~0.45 s off the time to ready, and not in the middle of the first run
+        QTimer.singleShot(0, self.train_page.plots.build)
 
     @Slot(object)
     def _engine_loaded(self, devices: list) -> None:
@@ -494,7 +501,7 @@ class MainWindow(QMainWindow):
         self.device.setEnabled(not running)
 
     def _update_status(self) -> None:
-        self.status_memory.setText(memory_text())
+        self.status_memory.setText(memory_text(self.session.ready))
         live = self.train_page.live
         self.status_progress.setValue(round(live.progress.fraction() * 1000))
         training_on = f" — training on {live.device}" if self.controller.running and live.device else ""

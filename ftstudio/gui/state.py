@@ -25,6 +25,9 @@ def load_engine() -> list:
 
     Leaves a core to the window: CPU training that takes every core (spinning OpenMP threads)
     starves the event loop and, under load, itself."""
+    from ftstudio.core import native_libs
+
+    native_libs.install()  # triton must never bind to an LLVM the GTK theme loaded (idempotent)
     import torch
 
     from ftstudio.core.devices import list_devices
@@ -98,7 +101,14 @@ class Session(QObject):
         return self.model_spec.name or "custom"
 
     def default_run_name(self) -> str:
-        return f"{self.model_label()}-{self.data_label()}"
+        """model-data, plus what differs from the last such run (or a count): runs stay distinguishable."""
+        from ftstudio.core.run_names import distinct_name
+
+        base = f"{self.model_label()}-{self.data_label()}"
+        try:
+            return distinct_name(base, Recipe(name=base, data=self.data_spec, model=self.model, train=self.train))
+        except (InputError, OSError, ValueError):
+            return base
 
     def model_input(self) -> tuple[tuple[int, int, int], int] | None:
         """(input shape, number of classes) the model will see, once the data is loaded."""

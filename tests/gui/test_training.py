@@ -62,7 +62,7 @@ def test_user_trains_the_bundled_digits_and_finds_the_run(qtbot, window, outcome
     runs = window.runs_page
     assert outcome.run_path in runs.run_paths()
     row = runs.row_texts(outcome.run_path)
-    assert row["Val accuracy"] == f"{outcome.summary['val_accuracy']:.1%}"
+    assert row["Best val acc"] == f"{outcome.summary['best_val_accuracy']:.1%}"
     assert row["Status"] == "completed" and row["Data"] == "digits" and row["Model"] == "mlp"
 
     export = window.export_page

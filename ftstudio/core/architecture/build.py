@@ -19,6 +19,7 @@ from torch import nn
 
 from ftstudio.core.architecture.modules import Residual
 from ftstudio.core.architecture.registry import AUTO, CLASSES, LAYERS
+from ftstudio.core.architecture.shapes import probe_shape
 from ftstudio.core.architecture.spec import LayerSpec, ModelSpec
 from ftstudio.core.errors import InputError
 
@@ -139,11 +140,7 @@ def _walk(layers: tuple[LayerSpec, ...], shape: Shape, num_classes: int, meta: b
                 elif device is not None:
                     module = module.to(device)
                 resolved = dataclasses.replace(layer, params=MappingProxyType(p))
-                with torch.no_grad():
-                    probe = torch.zeros((2, *current), device="meta" if meta else (device or "cpu"))
-                    module.eval()
-                    out = tuple(module(probe).shape[1:])
-                    module.train()
+                out = probe_shape(module, current, "meta" if meta else (device or "cpu"))
             n = sum(t.numel() for t in module.parameters())
             trainable = 0 if layer.freeze else n
             infos[start] = LayerInfo(path, layer.type, current, out, n, trainable, "", p)

@@ -83,11 +83,13 @@ class RunActions:
             self.actions_["check"].setEnabled(True)
             self.check_report = report
             self.banner.show_message("success" if report.ok else "error", report.summary())
+            self.check_banner = self.banner.text()
             if report.layer:
                 self.editor.select(report.layer)
 
         def failed(message: str) -> None:
             self.actions_["check"].setEnabled(True)
             self.banner.show_message("error", f"Check failed: {message}")
+            self.check_banner = self.banner.text()
 
         self._run("check", lambda: check_one_batch(spec, bundle, batch_size, device, shape), done, failed)

@@ -67,6 +67,8 @@ class ExportPage(QWidget):
         self.wanted_formats: tuple[str, ...] = ()
         self.out_dir: str | None = None
         self.report = None
+        self.report_for: tuple[Path, str] | None = None  # the (run, checkpoint) the shown results are about
+        self._exporting_for: tuple[Path, str] | None = None
         self.exporting = False
         self.available = export_available()
         self._build()
@@ -84,6 +86,7 @@ class ExportPage(QWidget):
         self.checkpoint.addItem("best (highest validation accuracy)", "best")
         self.checkpoint.addItem("last (end of training)", "last")
         self.checkpoint.setToolTip("Which checkpoint of the run to export")
+        self.checkpoint.currentIndexChanged.connect(self._run_changed)
         f.addRow("Run", self.run)
         f.addRow("Checkpoint", self.checkpoint)
         self.formats_box = QVBoxLayout()
@@ -176,7 +179,7 @@ class ExportPage(QWidget):
                 acc = s.get("best_val_accuracy")
                 label = f"{s.get('name') or run.id} — {str(s.get('created', '')).replace('T', ' ')}"
                 if isinstance(acc, (int, float)):
-                    label += f" — {acc:.1%}"
+                    label += f" — best val acc {acc:.1%}"
                 self.run.addItem(label, str(run.path))
         if current is not None:
             self.run.setCurrentIndex(max(self.run.findData(str(current)), 0))
@@ -202,7 +205,22 @@ class ExportPage(QWidget):
             return Path(self.out_dir)
         return run / "export" if run else None
 
+    def _choice(self) -> tuple[Path, str] | None:
+        run = self.selected_run()
+        return (run, self.checkpoint.currentData()) if run is not None else None
+
+    def _clear_results(self) -> None:
+        """Forget the shown export: it was about another run (or checkpoint) than the one selected now."""
+        self.report = self.report_for = None
+        self.table.setRowCount(0)
+        self.log.clear()
+        if self.available:
+            self.banner.clear()
+        self.open_button.setEnabled(False)
+
     def _run_changed(self, *_) -> None:
+        if self.report is not None and self.report_for != self._choice():
+            self._clear_results()
         target = self.target_folder()
         self.folder.setText(str(target) if target else "–")
         has_run = self.selected_run() is not None
@@ -228,10 +246,8 @@ class ExportPage(QWidget):
             return
         export_run = importlib.import_module(MODULE).export_run
         which, out = self.checkpoint.currentData(), self.out_dir
-        self.report = None
-        self.table.setRowCount(0)
-        self.log.clear()
-        self.banner.clear()
+        self._clear_results()
+        self._exporting_for = self._choice()
         self.header.setText(f"Exporting {Run(run).read_summary().get('name') or run.name} as {', '.join(formats)}…")
         self.exporting = True
         self.export_button.setEnabled(False)
@@ -248,7 +264,13 @@ class ExportPage(QWidget):
 
     @Slot(object)
     def _done(self, report) -> None:
-        self.report, self.exporting = report, False
+        self.report, self.report_for, self.exporting = report, self._exporting_for, False
+        if self.report_for != self._choice():  # another run was selected meanwhile: don't show these as its files
+            name = Run(self.report_for[0]).read_summary().get("name") or self.report_for[0].name
+            self._clear_results()
+            self.banner.show_message("info", f"The export of {name} finished in {report.out_dir}.")
+            self._run_changed()
+            return
         files = list(report.files)
         self.table.setRowCount(len(files))
         for r, f in enumerate(files):

@@ -62,6 +62,17 @@ def _analyse(spec: ModelSpec, shape, classes: int):
     return analysis, stages
 
 
+def dense_widths(analysis) -> str:
+    """"64-256-10" for a network of only Flatten / Linear / activations / dropout, else ""."""
+    dense = {"Flatten", "Linear", "Dropout", "BatchNorm1d", "LayerNorm", "ReLU", "LeakyReLU", "GELU", "SiLU",
+             "Sigmoid", "Tanh"}
+    top = [i for i in analysis.layers if "." not in i.path]
+    linear = [i for i in top if i.type == "Linear"]
+    if not linear or any(i.type not in dense or not i.in_shape or not i.out_shape for i in top):
+        return ""
+    return "-".join(str(v) for v in (linear[0].in_shape[-1], *(i.out_shape[-1] for i in linear)))
+
+
 class ModelPage(DocumentActions, RunActions, QWidget):
     """See the module docstring. ``document_changed``: the file name or unsaved marker changed."""
 
@@ -83,6 +94,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         self.analysis = None
         self.analysed_spec: ModelSpec | None = None
         self.check_report = None
+        self.check_banner = ""  # the banner's text while it shows a Check result (about the network then)
         self.timer = QTimer(self, singleShot=True, interval=ANALYSE_DELAY_MS)
         self.timer.timeout.connect(self._analyse_now)
         self._make_actions()
@@ -270,6 +282,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             self.banner.show_message("error", str(exc))
 
     def _network_changed(self) -> None:
+        if self.check_banner and self.banner.text() == self.check_banner:  # about the network before this edit
+            self.banner.clear()
+        self.check_banner = ""
         self._show_choice()
         self._show_source()
         self._schedule()
@@ -366,6 +381,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         if name and name != self.title():
             doc += f" — {html.escape(name)}"
         out = shape_text(a.output_shape)
+        widths = dense_widths(a)
+        if widths:  # a plain MLP is known by its widths (64-256-10 on 8×8 digits), which depend on the data
+            doc += f" · {widths}"
         self.header.setText(f"{doc} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
                             f"({a.trainable:,} trainable) · {a.size_mb():.1f} MB · input {shape_text(a.input_shape)} → "
                             f"output {out} · about {memory:,.0f} MB to train at batch size {self._batch_size}")

@@ -21,7 +21,8 @@ from ftstudio.gui.live import format_duration
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.plots import OverlayPlots
 
-COLUMNS = ("Name", "Created", "Data", "Model", "Val accuracy", "Epochs", "Duration", "Status")
+# one number, one meaning: a run's accuracy is its best epoch's (the checkpoint Export takes by default)
+COLUMNS = ("Name", "Created", "Data", "Model", "Best val acc", "Epochs", "Duration", "Status")
 RESUMABLE = ("stopped", "failed", "interrupted", "running", "starting")
 MAX_OVERLAY = 8
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -47,10 +48,12 @@ class RunsPage(QWidget):
 
     resume_requested = Signal(object)  # Path of the run folder
     reuse_requested = Signal(object)  # Path: put the run's settings into the editors
+    renamed = Signal(object)  # Path of a run whose name changed (other pages list it too)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.busy_run: Path | None = None
+        self._filling = False  # refresh() is writing cells: not a rename
         self._build()
 
     def _build(self) -> None:
@@ -59,7 +62,10 @@ class RunsPage(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # only the Name cell is editable (double-click, F2 or Rename): renaming a run is one click
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.itemChanged.connect(self._item_changed)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setSortingEnabled(True)
@@ -74,6 +80,7 @@ class RunsPage(QWidget):
         row = QHBoxLayout()
         for key, text, tip, slot in (
                 ("refresh", "Refresh", "Read the runs folder again", self.refresh),
+                ("rename", "Rename", "Give the selected run a name that says what it was (F2)", self.rename),
                 ("reuse", "Use settings", "Put this run's data, model and hyper-parameters into the editors",
                  self.reuse),
                 ("resume", "Resume", "Continue this stopped or failed run from its last checkpoint", self.resume),
@@ -118,9 +125,11 @@ class RunsPage(QWidget):
         keep = set(self.selected_paths())
         self.table.setSortingEnabled(False)
         runs = list_runs()
+        self._filling = True
         self.table.setRowCount(len(runs))
         for r, run in enumerate(runs):
             self._fill_row(r, run, run.read_summary())
+        self._filling = False
         self.table.setSortingEnabled(True)
         rows = [r for r in range(self.table.rowCount()) if self.path_at(r) in keep]
         self._select_rows(rows or [0][:self.table.rowCount()])  # nothing kept: the top run's curves
@@ -139,7 +148,7 @@ class RunsPage(QWidget):
             (str(s.get("created") or "").replace("T", " "), float(s.get("created_ts") or 0.0)),
             (Path(str(s.get("data") or "")).name, str(s.get("data") or "")),
             (str(s.get("model") or ""), str(s.get("model") or "")),
-            (f"{acc:.1%}" if acc is not None else "–", acc if acc is not None else -1.0),
+            (f"{best:.1%}" if best is not None else "–", best if best is not None else -1.0),
             (f"{s.get('epochs', 0)}/{s.get('epochs_planned', '?')}", float(s.get("epochs") or 0)),
             (format_duration(duration), duration if duration is not None else -1.0),
             (status, status),
@@ -148,9 +157,11 @@ class RunsPage(QWidget):
             item = _Item(text)
             item.setData(SORT_ROLE, key)
             item.setData(PATH_ROLE, str(run.path))
+            if c != 0:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             if c == 4 and best is not None:
-                item.setToolTip(f"final {acc:.2%}, best {best:.2%} (epoch {s.get('best_epoch')})"
-                                if acc is not None else "")
+                item.setToolTip(f"best validation accuracy {best:.2%} at epoch {s.get('best_epoch')}"
+                                + (f"; last epoch {acc:.2%}" if acc is not None else ""))
             if c == 7 and s.get("error"):
                 item.setToolTip(str(s["error"]))
             self.table.setItem(r, c, item)
@@ -195,6 +206,7 @@ class RunsPage(QWidget):
             str(summary.get("status")) in RESUMABLE
         self.buttons["resume"].setEnabled(resumable)
         self.buttons["reuse"].setEnabled(bool(one))
+        self.buttons["rename"].setEnabled(bool(one) and one != self.busy_run)
         self.buttons["reveal"].setEnabled(bool(one))
         self.buttons["delete"].setEnabled(bool(paths) and self.busy_run not in paths)
         self.plots.set_runs([(Run(p).read_summary().get("name") or p.name, Run(p).epochs())
@@ -202,6 +214,41 @@ class RunsPage(QWidget):
         self.details.setHtml(_details_html(one, summary) if one else
                              "<p style='color:gray'>Select a run to see its summary; select several to compare "
                              "their curves.</p>" if not paths else f"<p>{len(paths)} runs selected.</p>")
+
+    def rename(self) -> None:
+        """Start editing the selected run's name in place (Enter keeps it, Esc cancels)."""
+        paths = self.selected_paths()
+        if len(paths) != 1 or paths[0] == self.busy_run:
+            return
+        row = next(r for r in range(self.table.rowCount()) if self.path_at(r) == paths[0])
+        self.table.setCurrentCell(row, 0)
+        self.table.editItem(self.table.item(row, 0))
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling or item.column() != 0:
+            return
+        from ftstudio.core.errors import InputError
+        from ftstudio.core.run_names import rename_run
+
+        path = Path(item.data(PATH_ROLE))
+        old = Run(path).read_summary().get("name") or path.name
+        if item.text() == old:
+            return
+        try:
+            if path == self.busy_run:
+                raise InputError("this run is training: rename it when it has finished")
+            name = rename_run(Run(path), item.text())
+        except (InputError, OSError) as exc:
+            self.banner.show_message("error", f"Cannot rename {old}: {exc}")
+            name = old
+        else:
+            self.banner.clear()
+            self.renamed.emit(path)
+        self._filling = True
+        item.setText(name)
+        item.setData(SORT_ROLE, name.lower())
+        self._filling = False
+        self._selection_changed()  # the overlay legend and the details name it anew
 
     def reuse(self) -> None:
         paths = self.selected_paths()
@@ -247,8 +294,8 @@ def _details_html(path: Path, s: dict) -> str:
             row("Classes", ", ".join(map(str, s.get("classes", [])))[:200]),
             row("Model", f"{s.get('model', '?')} — {s.get('params', 0):,} parameters"),
             row("Epochs", f"{s.get('epochs', 0)} of {s.get('epochs_planned', '?')}"),
-            row("Val accuracy", f"{acc:.2%}" if acc is not None else "–"),
-            row("Best", f"{best:.2%} at epoch {s.get('best_epoch')}" if best is not None else "–"),
+            row("Best val acc", f"{best:.2%} at epoch {s.get('best_epoch')}" if best is not None else "–"),
+            row("Last epoch", f"{acc:.2%} val acc" if acc is not None else "–"),
             row("Duration", format_duration(_num(s.get("duration_s")))),
             row("Device", s.get("device", "–")),
             row("Created", str(s.get("created", "")).replace("T", " ")),

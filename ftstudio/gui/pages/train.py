@@ -58,8 +58,6 @@ class TrainPage(QWidget):
         session.train_changed.connect(self.show_config)
         session.model_changed.connect(self._update_placeholder)
         session.data_spec_changed.connect(self._update_placeholder)
-        # make the plots (pyqtgraph) once the engine is in, not in the middle of the first run
-        session.engine_ready.connect(lambda: QTimer.singleShot(0, self.plots.build))
         self.timer = QTimer(self, interval=REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
 
@@ -208,6 +206,7 @@ class TrainPage(QWidget):
 
     def end(self, outcome: Outcome) -> None:
         self.status = outcome.status
+        self._update_placeholder()  # the next run's default name differs from this one's
         self.timer.stop()
         self.set_editable(True)
         words = STATUS_WORDS.get(outcome.status, outcome.status)
@@ -288,6 +287,9 @@ class TrainPage(QWidget):
         if self.status == "idle":
             return "Ready. Press Start (Ctrl+R) to train the model on the data."
         if not p.epochs:
+            if self.status not in ("running", "paused", "stopping"):  # the run ended before its first epoch
+                return (f"<b>{SHORT_WORDS.get(self.status, self.status)}</b> before the first epoch"
+                        + (": see the message above." if self.status == "failed" else "."))
             if live.loading:
                 done, total = live.loading
                 return f"Preparing the data… {done:,} / {total:,} images"
@@ -295,11 +297,11 @@ class TrainPage(QWidget):
         parts = [f"Epoch {max(p.epoch, 1)}/{p.epochs}", f"batch {p.batch}/{p.batches}", f"step {p.step:,}"]
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
-        if self.status in ("running", "paused"):
+        if self.status == "running":  # a paused run has no finishing time
             parts.append(f"ETA {format_duration(p.eta_seconds())}")
         word = SHORT_WORDS.get(self.status, self.status)
         if live.val_acc.n:
-            parts.append(f"val acc {live.val_acc.last():.1%}")
+            parts.append(f"last val acc {live.val_acc.last():.1%}")
         return f"<b>{word}</b> · " + " · ".join(parts)
 
     def _show_validation(self) -> None:

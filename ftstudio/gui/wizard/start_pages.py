@@ -218,7 +218,7 @@ class TorchvisionPage(QWizardPage):
 class EarlierRunPage(QWizardPage):
     """Pick a run from the history (one with a checkpoint) to fine-tune."""
 
-    COLUMNS = ("Name", "Data", "Model", "Val accuracy", "Status", "Created")
+    COLUMNS = ("Name", "Data", "Model", "Best val acc", "Status", "Created")
 
     def __init__(self, model: WizardModel) -> None:
         super().__init__()
@@ -262,7 +262,7 @@ class EarlierRunPage(QWizardPage):
         self.table.setRowCount(len(runs))
         for r, run in enumerate(runs):
             s = run.read_summary()
-            acc = s.get("val_accuracy")
+            acc = s.get("best_val_accuracy")
             cells = (s.get("name") or run.id, Path(str(s.get("data") or "")).name, str(s.get("model") or ""),
                      f"{acc:.1%}" if isinstance(acc, (int, float)) else "–", str(s.get("status") or ""),
                      str(s.get("created") or "").replace("T", " "))

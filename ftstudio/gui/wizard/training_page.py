@@ -168,7 +168,7 @@ class TrainingStepPage(QWizardPage):
                 acc = live.val_acc.last() if live is not None else None
                 outcome = self.runner.outcomes.get(name)
                 word = outcome.status if outcome else "not run"
-                parts.append(f"{self.labels.get(name, name)}: {word}" + (f", val acc {acc:.1%}" if acc else ""))
+                parts.append(f"{self.labels.get(name, name)}: {word}" + (f", last val acc {acc:.1%}" if acc else ""))
             return " · ".join(parts)
         live, p = self.runner.lives[current], self.runner.lives[current].progress
         n = f" ({self.order.index(current) + 1} of {len(self.order)})" if len(self.order) > 1 else ""
@@ -178,5 +178,5 @@ class TrainingStepPage(QWizardPage):
         parts = [f"epoch {max(p.epoch, 1)}/{p.epochs}", f"step {p.step:,}",
                  f"ETA {format_duration(p.eta_seconds())}"]
         if live.val_acc.n:
-            parts.append(f"val acc {live.val_acc.last():.1%}")
+            parts.append(f"last val acc {live.val_acc.last():.1%}")
         return f"{head} · " + " · ".join(parts)

@@ -1,0 +1,155 @@
+"""A newcomer's first minutes in the window (issue #20): no crash at start, no stale state."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+
+def test_status_bar_timer_ignores_torch_while_it_is_still_importing(make_window, monkeypatch):
+    """First start: the memory timer fired while the background `import torch` was half done
+    (``partially initialized module 'torch' has no attribute 'cuda'``), and a crash dialog opened."""
+    window = make_window(settle=False)  # no events processed yet: the engine has not started loading
+    assert not window.session.ready
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # what sys.modules holds mid-import
+    window._update_status()
+    window.memory_timer.timeout.emit()
+    assert window.status_memory.text().startswith("RAM ")
+    assert "GPU" not in window.status_memory.text()
+
+
+def _tiny_runs(*names: str) -> list:
+    """Real past runs in the (temporary) runs folder."""
+    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.recipe import DatasetSpec, Recipe, TrainConfig
+
+    recipe = Recipe(data=DatasetSpec(per_class=10), train=TrainConfig(epochs=1, batch_size=32))
+    return [train_recipe(recipe.replace(name=name)).run for name in names]
+
+
+def test_export_results_belong_to_the_selected_run(qtbot, make_window):
+    """Run A's "Exported and verified" and its files were still shown after run B was selected."""
+    a, b = _tiny_runs("run-a", "run-b")
+    window = make_window()
+    window.show_page("export")
+    page = window.export_page
+    qtbot.waitUntil(lambda: bool(page.formats), timeout=60_000)
+    page.refresh(select=a.path)
+    page.set_selected_formats(["safetensors"])
+    page.export_button.click()
+    qtbot.waitUntil(lambda: page.report is not None, timeout=120_000)
+    assert "Exported and verified" in page.banner.text() and page.table.rowCount() >= 1
+    assert page.open_button.isEnabled()
+
+    page.run.setCurrentIndex(page.run.findData(str(b.path)))
+    assert page.selected_run() == b.path
+    assert page.report is None and page.table.rowCount() == 0 and not page.banner.text()
+    assert not page.open_button.isEnabled() and "Choose a run" in page.header.text()
+    assert page.folder.text() == str(b.path / "export")
+
+
+def test_export_results_are_cleared_when_the_checkpoint_changes(qtbot, make_window):
+    (a,) = _tiny_runs("run-a")
+    window = make_window()
+    page = window.export_page
+    window.show_page("export")
+    qtbot.waitUntil(lambda: bool(page.formats), timeout=60_000)
+    page.refresh(select=a.path)
+    page.set_selected_formats(["safetensors"])
+    page.export_button.click()
+    qtbot.waitUntil(lambda: page.report is not None, timeout=120_000)
+    page.checkpoint.setCurrentIndex(page.checkpoint.findData("last"))
+    assert page.report is None and page.table.rowCount() == 0
+
+
+def test_a_failed_start_does_not_keep_saying_preparing(qtbot, window, tmp_path):
+    from tests.gui.conftest import Outcomes
+    from tests.helpers import make_digit_folder
+
+    outcomes = Outcomes(window)
+    folder = make_digit_folder(tmp_path / "one-class", n_per_class=5, classes=range(1))
+    window.data_page.use_folder(str(folder))
+    qtbot.waitUntil(lambda: bool(window.data_page.banner.text()), timeout=30_000)
+    window.actions_["start"].trigger()
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=60_000)
+    assert outcomes[0].status == "failed"
+    text = window.train_page.progress_label.text()
+    assert "Preparing" not in text and "Failed" in text and "before the first epoch" in text
+
+
+def test_undo_that_makes_the_network_valid_clears_the_check_failure(qtbot, window):
+    from tests.gui.composer_helpers import settle
+
+    window.show_page("model")
+    page = window.model_page
+    settle(qtbot, page)
+    page.editor.insert("Conv2d", str(len(page.editor.spec.layers) - 1))  # a Conv2d on flat features: invalid
+    settle(qtbot, page)
+    page.actions_["check"].trigger()
+    qtbot.waitUntil(lambda: page.check_report is not None or "Check failed" in page.banner.text(),
+                    timeout=60_000)
+    assert "Check failed" in page.banner.text()
+    page.actions_["undo"].trigger()
+    settle(qtbot, page)
+    assert page.analysis is not None and page.analysis.ok
+    assert "Check failed" not in page.banner.text()
+
+
+def test_two_runs_of_the_same_setup_get_names_that_tell_them_apart(qtbot, window):
+    import dataclasses
+
+    from PySide6.QtCore import Qt
+
+    from tests.gui.conftest import Outcomes
+
+    outcomes = Outcomes(window)
+    page = window.train_page
+    window.session.set_train(dataclasses.replace(window.session.train, epochs=1))
+    assert page.name.placeholderText() == "mlp-digits"
+    window.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 1, timeout=120_000)
+    assert page.name.placeholderText() == "mlp-digits #2"  # said before Start, where the name is typed
+    window.session.set_train(dataclasses.replace(window.session.train, lr=0.01))
+    assert page.name.placeholderText() == "mlp-digits lr 0.01"
+    window.start_training()
+    qtbot.waitUntil(lambda: len(outcomes) == 2, timeout=120_000)
+    first, second = (o.run_path for o in outcomes)
+
+    runs = window.runs_page
+    window.show_page("runs")
+    assert runs.row_texts(first)["Name"] == "mlp-digits"
+    assert runs.row_texts(second)["Name"] == "mlp-digits lr 0.01"
+    runs._select_rows([0, 1])
+    legend = runs.plots.acc_plot.getPlotItem().legend
+    assert sorted(label.text for _, label in legend.items) == ["mlp-digits", "mlp-digits lr 0.01"]
+
+    runs.select(first)  # rename: one click, type, Enter
+    qtbot.mouseClick(runs.buttons["rename"], Qt.MouseButton.LeftButton)
+    from PySide6.QtWidgets import QAbstractItemView, QLineEdit
+
+    assert runs.table.state() == QAbstractItemView.State.EditingState
+    editor = runs.table.viewport().findChild(QLineEdit)
+    editor.selectAll()
+    qtbot.keyClicks(editor, "baseline")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
+    qtbot.waitUntil(lambda: runs.row_texts(first)["Name"] == "baseline", timeout=5_000)
+    from ftstudio.core.runs import Run
+
+    assert Run(first).read_summary()["name"] == "baseline"
+    assert any("baseline" in window.export_page.run.itemText(i) for i in range(window.export_page.run.count()))
+
+
+def test_the_mlp_preset_reads_its_real_widths_on_8x8_digits(qtbot, window):
+    """It said "the seed's 784-256-10" on the bundled 8×8 digits, where it is 64-256-10."""
+    from tests.gui.composer_helpers import settle
+
+    page = window.model_page
+    labels = [page.presets.item(i).text() for i in range(page.presets.count())]
+    assert not any("784" in text for text in labels)
+    assert "64-256-10" in page.header.text()
+    page.editor.set_input_shape((1, 28, 28))
+    settle(qtbot, page)
+    assert "784-256-10" in page.header.text()
+    page.set_model("lenet")
+    settle(qtbot, page)
+    assert "-256-" not in page.header.text()  # only a plain MLP is named by its widths
