@@ -75,6 +75,7 @@ def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> "Prepar
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
     result = apply_strategy(model, arch, plan, source.head)
     notes.append(result.note)
+    extra = _adapt_and_measure(model, source, data, recipe, notes, kept, fresh)
     recipe, note = _enough_steps(recipe, len(data.train))
     if note:
         notes.append(note)
@@ -83,7 +84,29 @@ def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> "Prepar
     lineage = {**source.lineage, "strategy": plan.strategy, "head_layer": str(source.head),
                "kept_classes": kept, "new_classes": fresh}
     return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
-                    deferred=result.deferred)
+                    deferred=result.deferred, summary=extra)
+
+
+def _adapt_and_measure(model: nn.Module, source: "Source", data: "DataBundle", recipe: "Recipe",
+                       notes: list[str], kept: list[str], fresh: list[str]) -> dict[str, Any]:
+    """The source's baseline on the new validation images, the plan's BatchNorm mode (core.norm_adapt), then
+    the new classes' head rows (core.head_init) on the features the head will see."""
+    from ftstudio.core import baseline
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.head_init import init_new_rows
+    from ftstudio.core.norm_adapt import apply_bn_mode
+
+    device = resolve_device(recipe.train.device)
+    before = baseline.measure(model, source, data, device)  # parameters' requires_grad does not matter here
+    report = apply_bn_mode(model, data, recipe.finetune.bn, device=device)
+    if report.applied == "adapt" and before["val_accuracy"] is not None:
+        before["after_bn"] = {k: v for k, v in baseline.measure(model, source, data, device).items() if k != "count"}
+    notes.extend([report.note(), baseline.note(before, len(data.val))])
+    if source.state is not None and kept:  # growing a known class set (a wholly new head stays as it is)
+        rows = init_new_rows(model, source.head, data, kept, fresh, recipe.finetune.new_rows, device)
+        if rows:
+            notes.append(rows)
+    return {"baseline": before, "bn": report.to_dict()}
 
 
 def finetune_callbacks(prepared: "Prepared") -> list[Callback]:

@@ -36,6 +36,7 @@ class Prepared:
     notes: tuple[str, ...] = ()
     lora: dict[str, Any] | None = None  # {rank, alpha, layers} when the model carries LoRA adapters
     deferred: list[Any] = field(default_factory=list)  # parameters that join training later (gradual unfreezing)
+    summary: dict[str, Any] = field(default_factory=dict)  # extra summary.json fields (fine-tune: baseline, bn)
 
 
 @dataclass
@@ -201,6 +202,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "warnings": list(data.warnings), "epochs": 0, "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
+        **prepared.summary,
     }
 
 

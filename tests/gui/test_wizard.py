@@ -133,11 +133,13 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     go_next(qtbot, w, PageId.STRATEGY)
     strategy = w.page_(PageId.STRATEGY)
     qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
-    trainable, total, _ = strategy.counted
+    trainable, total, _, norm = strategy.counted
     assert trainable == total > 100_000  # full: everything trains
+    assert "no frozen BatchNorm" in norm
     strategy.radios["head"].setChecked(True)
     qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
     assert "1,290" in strategy.count.text()
+    assert "re-estimated their running statistics" in strategy.norm.text()  # frozen BN under a shift: AdaBN
     strategy.radios["full"].setChecked(True)
     strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
     assert not strategy.isComplete() and not w.button(NEXT).isEnabled()

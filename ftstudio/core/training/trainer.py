@@ -27,6 +27,7 @@ from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
                                            FitStarted, ValidationFinished)
 from ftstudio.core.training.loader import DeviceBatches
+from ftstudio.core.norm_adapt import BATCH_STATS
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
 
@@ -41,11 +42,12 @@ class _NotFinite(Exception):
 
 
 def _hold_frozen_norms(model: torch.nn.Module) -> None:
-    """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too."""
+    """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too
+    (unless the fine-tune plan's ``bn: train`` marked them, see core.norm_adapt)."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             params = list(m.parameters())
-            if params and not any(p.requires_grad for p in params):
+            if params and not any(p.requires_grad for p in params) and not getattr(m, BATCH_STATS, False):
                 m.eval()
 
 
