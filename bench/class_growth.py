@@ -26,8 +26,8 @@ SGD = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.0, "device": "cpu"}
 
 
 def pretrain(out: Path, epochs: int) -> Path:
-    from ftstudio.core.pipeline import train_recipe
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.config.recipe import Recipe
 
     if not (out / "checkpoints" / "last.pt").exists():
         train_recipe(Recipe.from_dict({"model": "seed", "data": {"name": "mnist5k", "classes": list("01234")},
@@ -53,8 +53,8 @@ def scores(prepared, split) -> tuple[float, float, float]:
 
 
 def run(source: Path, method: str, shots: int | None, seed: int, steps: int) -> dict:
-    from ftstudio.core.pipeline import prepare, train_recipe
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.engine import prepare, train_recipe
+    from ftstudio.core.config.recipe import Recipe
 
     data = {"name": "mnist5k", "val_split": 0.2, "split_seed": 0, **({"per_class": shots} if shots else {})}
     recipe = Recipe.from_dict({"data": data, "train": {**SGD, "epochs": 1, "batch_size": 64, "seed": seed},
@@ -98,7 +98,7 @@ def main() -> None:
         for method in ("random", "mean", "imprint"):
             rs = [r for r in rows if str(r["shots"]) == shots and r["method"] == method]
 
-            def cell(key):
+            def cell(key, rs=rs):
                 parts = []
                 for i in range(3):
                     vals = [r[key][i] for r in rs]

@@ -100,8 +100,8 @@ def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def pretrain(out: Path, size: int, epochs: int) -> Path:
-    from ftstudio.core.pipeline import train_recipe
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.config.recipe import Recipe
 
     if (out / "checkpoints" / "last.pt").exists():
         return out
@@ -120,8 +120,8 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
     """One fine-tune (or scratch) run; its score on every held-out shifted image."""
     import torch
 
-    from ftstudio.core.pipeline import prepare, train_recipe
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.engine import prepare, train_recipe
+    from ftstudio.core.config.recipe import Recipe
     from ftstudio.core.training.loader import DeviceBatches
     from ftstudio.core.training.metrics import evaluate
 

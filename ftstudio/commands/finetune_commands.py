@@ -13,7 +13,8 @@ from ftstudio.core.errors import InputError
 PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--weights", "strategy": "--strategy",
               "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "unfreeze_after": "--unfreeze-after",
               "backbone_lr_mult": "--backbone-lr-mult", "head_lr_mult": "--head-lr-mult",
-              "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows", "layers": "--freeze/--unfreeze/--layer-lr"}
+              "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows",
+              "layers": "--freeze/--unfreeze/--layer-lr"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +109,7 @@ def finetune(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from ftstudio.core.demo import run_demo, table
+    from ftstudio.core.workflow.demo import run_demo, table
 
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.exists() and any(out.iterdir()):

@@ -153,6 +153,50 @@ def list_runs(parent: str | Path | None = None) -> list[Run]:
     return sorted(runs, key=created, reverse=True)
 
 
+# ------------------------------------------------------------------ checkpoints and models of a run
+def load_run_model(run_dir: str | Path, which: str = "best"):
+    """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
+    from ftstudio.core.training import checkpoint
+
+    ckpt_path = resolve_checkpoint(run_dir, which)
+    ckpt = checkpoint.load(ckpt_path)
+    return model_from_checkpoint(ckpt, ckpt_path), ckpt
+
+
+def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
+    path = Path(run_dir).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
+    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
+    if path.is_dir() and not ckpt_path.exists() and which == "best":
+        ckpt_path = Run(path).checkpoint("last")
+    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
+        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
+    return ckpt_path
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
+    """Rebuild the network from a checkpoint's architecture and load its weights (no downloads)."""
+    from ftstudio.core.architecture import build_model, parse_model, strip_pretrained
+
+    spec = strip_pretrained(parse_model(ckpt["architecture"], f"{where}: architecture"))
+    shape = tuple(ckpt["preprocess"]["input_shape"])
+    model, _ = build_model(spec, shape, len(ckpt["classes"]))
+    try:
+        state = ckpt["model"]
+        if ckpt.get("lora"):  # a LoRA run: fold the adapters into plain weights
+            from ftstudio.core.architecture.lora import merge_state_dict
+
+            state = merge_state_dict(state, ckpt["lora"])
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{where}: weights do not match the architecture "
+                         f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+    model.eval()
+    return model
+
+
 class RunLogger(Callback):
     """Writes metrics.jsonl rows and keeps summary.json current as events arrive."""
 

@@ -51,8 +51,8 @@ def test_seed_pipeline_replays(tmp_path):
     """The bundled pipeline (pretrain on 0–4, freeze, new head for 0–9, SGD 0.01) runs as `ftstudio run seed`."""
     import torch
 
-    from ftstudio.core.pipeline_recipe import bundled_pipeline, bundled_pipelines, load_pipeline
-    from ftstudio.core.pipeline_run import run_pipeline
+    from ftstudio.core.workflow.pipeline import bundled_pipeline, bundled_pipelines, load_pipeline
+    from ftstudio.core.workflow.runner import run_pipeline
     from ftstudio.core.training import checkpoint
 
     assert "seed" in bundled_pipelines()

@@ -40,7 +40,7 @@ def scanner_folder(out: Path, every: int = 3) -> Path:
 
 @pytest.fixture(scope="module")
 def bn_source(tmp_path_factory) -> Path:
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     out = tmp_path_factory.mktemp("bn-source") / "run"
     with pytest.MonkeyPatch.context() as mp:
@@ -50,7 +50,7 @@ def bn_source(tmp_path_factory) -> Path:
 
 
 def _finetune(source: Path, folder: Path, bn: str, out: Path):
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     r = recipe({"name": str(folder), "per_class": 5, "val_split": 0.5}, {"epochs": 1, "lr": 0.01},
                {"source": str(source), "checkpoint": "last", "strategy": "head", "bn": bn, "min_steps": 40})
@@ -73,7 +73,7 @@ def test_frozen_batchnorm_head_only_on_a_shifted_scanner_ends_far_above_chance(b
 
 
 def _prepared(source: Path, data: dict, **plan):
-    from ftstudio.core.finetune import prepare_finetune
+    from ftstudio.core.finetune.strategies import prepare_finetune
 
     return prepare_finetune(recipe(data, {}, {"source": str(source), "checkpoint": "last", "strategy": "head",
                                               **plan}))
@@ -103,8 +103,8 @@ def test_bn_keep_leaves_the_source_statistics_and_adapt_reestimates_them(source_
 
 
 def test_full_strategy_has_nothing_to_adapt_and_train_mode_marks_layers(source_run):
-    from ftstudio.core.finetune import prepare_finetune
-    from ftstudio.core.norm_adapt import uses_batch_stats
+    from ftstudio.core.finetune.strategies import prepare_finetune
+    from ftstudio.core.finetune.normalisation import uses_batch_stats
 
     data = {"name": "digits", "classes": SOURCE_CLASSES, "per_class": 10}
     full = prepare_finetune(recipe(data, {}, {"source": str(source_run), "strategy": "full"}))
@@ -114,7 +114,7 @@ def test_full_strategy_has_nothing_to_adapt_and_train_mode_marks_layers(source_r
 
 
 def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(source_run, tmp_path):
-    from ftstudio.core.pipeline import load_run_model, train_recipe
+    from ftstudio.core.engine import load_run_model, train_recipe
     from ftstudio.core.training.loader import DeviceBatches
 
     data = {"name": "digits", "classes": ["3", "1", "7", "0"], "per_class": 10}  # 3 known (other order), 1 new
@@ -124,7 +124,7 @@ def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(so
     base = json.loads((tmp_path / "run" / "summary.json").read_text())["baseline"]
     # by hand: the source model, its own head over its 5 classes, on the validation images of 3, 1 and 0
     from ftstudio.core.datasets import load_data
-    from ftstudio.core.recipe import DatasetSpec
+    from ftstudio.core.config.recipe import DatasetSpec
 
     source, ckpt = load_run_model(source_run, "last")
     bundle = load_data(DatasetSpec(name="digits", classes=("3", "1", "7", "0"), per_class=10))
@@ -175,7 +175,7 @@ MLP = {"name": "small mlp", "layers": [{"type": "Flatten"}, {"type": "Linear", "
 
 def test_head_only_growth_learns_the_new_classes(tmp_path):
     """Head-only, 5 known → 10 classes (the seed's move): known rows start exact, the run learns the new ones."""
-    from ftstudio.core.pipeline import evaluate_run, train_recipe
+    from ftstudio.core.engine import evaluate_run, train_recipe
 
     train_recipe(recipe({"name": "digits", "classes": SOURCE_CLASSES}, {"epochs": 3, "lr": 0.01}, model=MLP),
                  tmp_path / "source")

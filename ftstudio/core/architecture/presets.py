@@ -21,14 +21,14 @@ def preset_names() -> list[str]:
 
 
 def preset_description(name: str) -> str:
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     data = read_json(presets_dir() / f"{name}.json", "preset")
     return str(data.get("description", ""))
 
 
 def load_preset(name: str) -> ModelSpec:
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     path = presets_dir() / f"{name}.json"
     data = read_json(path, "preset")
@@ -43,7 +43,7 @@ def preset_train_defaults(model: Any) -> dict[str, Any]:
     """The TrainConfig fields a preset ships with (the seed: plain SGD, lr 0.01, no momentum); {} otherwise.
 
     They are the recipe's defaults for that network: flags and recipe fields still override them."""
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     if not isinstance(model, str) or model.lower() not in preset_names():
         return {}
@@ -53,7 +53,7 @@ def preset_train_defaults(model: Any) -> dict[str, Any]:
 
 def resolve_model(model: Any) -> ModelSpec:
     """A ModelSpec from a preset name, a path to architecture JSON, or the architecture itself."""
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     if isinstance(model, ModelSpec):
         return model

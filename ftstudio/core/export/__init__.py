@@ -68,8 +68,7 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
                out_dir: str | Path | None = None, checkpoint: str = "best",
                progress: Callable[[str], None] | None = None) -> ExportReport:
     """Export a run folder (or checkpoint file) to ``formats``; see the module docstring."""
-    from ftstudio.core.pipeline import model_from_checkpoint, resolve_checkpoint
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs import Run, model_from_checkpoint, resolve_checkpoint
     from ftstudio.core.training import checkpoint as ckpt_io
 
     chosen = check_formats(formats)
@@ -131,7 +130,7 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
 
 def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> ExportedFile:
     from ftstudio.core.export.formats import blocking_layer, first_line
-    from ftstudio.core.pretrained import file_sha256
+    from ftstudio.core.fileio import file_sha256
 
     path = out / fmt.filename
     try:
@@ -160,6 +159,6 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
 
 
 def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):
-    from ftstudio.core.pipeline import model_from_checkpoint
+    from ftstudio.core.runs import model_from_checkpoint
 
     return model_from_checkpoint({**ckpt, "model": state, "lora": None}, "export")

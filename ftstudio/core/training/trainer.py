@@ -21,13 +21,12 @@ from ftstudio.core import messages
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
-from ftstudio.core.recipe import AugmentSpec, TrainConfig
+from ftstudio.core.config.recipe import AugmentSpec, TrainConfig
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
                                            FitStarted, ValidationFinished)
 from ftstudio.core.training.loader import DeviceBatches
-from ftstudio.core.norm_adapt import BATCH_STATS
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
 
@@ -41,9 +40,12 @@ class _NotFinite(Exception):
         self.value, self.step = value, step
 
 
+BATCH_STATS = "_ftstudio_batch_stats"  # set on a frozen BatchNorm the fine-tune plan keeps in train mode (bn train)
+
+
 def _hold_frozen_norms(model: torch.nn.Module) -> None:
     """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too
-    (unless the fine-tune plan's ``bn: train`` marked them, see core.norm_adapt)."""
+    (unless the fine-tune plan's ``bn: train`` marked them, see finetune.normalisation)."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             params = list(m.parameters())
@@ -414,7 +416,7 @@ class Trainer:
             return True
         return False
 
-    def _account(self, window: "_Window") -> list[float]:
+    def _account(self, window: _Window) -> list[float]:
         """Add a window of steps to the epoch's running sums; returns its per-step losses."""
         losses, correct = window.read()
         self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))

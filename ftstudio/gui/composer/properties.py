@@ -27,7 +27,10 @@ INPUT_PARAM = {0: Param("int", AUTO, "Channels of the images the network takes (
                         (), (AUTO,)),
                2: Param("int", AUTO, "Image width the network takes (auto: the data's; set it to resize)", 1, 4096,
                         (), (AUTO,))}
-HOW_TO = ("Click a card to edit its parameters.<br><br><b>Add</b>: drag a layer from the palette to where it goes, "
+HOW_TO = ("Click a node or a card to edit its parameters.<br><br><b>Wire</b> (branches, skips): drag from a node's "
+          "blue output port onto a layer below; join branches with Add or Concat (palette: Merge). Select a wire "
+          "and press Del to remove it; Ctrl+wheel zooms, 0 fits.<br><b>Add</b>: drag a layer from the palette to "
+          "where it goes, "
           "double-click it, or type in the search box and press Enter (it goes after the selected card)."
           "<br><b>Move</b>: drag a card, or Alt+↑ / Alt+↓.<br><b>Delete</b>: Del.<br><b>Copy / paste / duplicate"
           "</b>: Ctrl+C / Ctrl+V / Ctrl+D.<br><b>Freeze</b>: the ❄ on a card, or F.<br><b>Undo / redo</b>: Ctrl+Z / "

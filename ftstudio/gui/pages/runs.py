@@ -304,7 +304,7 @@ def _details_html(path: Path, s: dict) -> str:
     if isinstance(lineage, dict):  # a fine-tuned run: where its weights came from
         source = lineage.get("run_id") or lineage.get("source") or "?"
         rows.insert(4, row("Fine-tuned from", f"{source} ({lineage.get('strategy', '?')} strategy)"))
-        from ftstudio.core.baseline import describe
+        from ftstudio.core.finetune.baseline import describe
 
         if describe(s):
             rows.insert(5, row("Before training", describe(s)))

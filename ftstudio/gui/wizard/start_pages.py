@@ -89,7 +89,7 @@ class StartPage(QWizardPage):
 
     def open_seed_example(self) -> None:
         """Fill the wizard with the bundled seed pipeline (resources/pipelines/seed.json, `ftstudio run seed`)."""
-        from ftstudio.core.pipeline_recipe import bundled_pipeline, load_pipeline
+        from ftstudio.core.workflow.pipeline import bundled_pipeline, load_pipeline
 
         self.model.load_pipeline(load_pipeline(bundled_pipeline("seed")))
         self.name.setText(self.model.name)

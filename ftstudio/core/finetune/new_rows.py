@@ -29,7 +29,7 @@ MAX_IMAGES = 10_000
 
 
 @torch.no_grad()
-def class_mean_features(body: nn.Module, data: "DataBundle", wanted: list[int], device: torch.device,
+def class_mean_features(body: nn.Module, data: DataBundle, wanted: list[int], device: torch.device,
                         batch_size: int = 256) -> dict[int, torch.Tensor]:
     """Mean penultimate feature of each class in ``wanted`` over the training images (eval mode)."""
     from ftstudio.core.training.loader import DeviceBatches
@@ -57,7 +57,7 @@ def class_mean_features(body: nn.Module, data: "DataBundle", wanted: list[int], 
 
 
 @torch.no_grad()
-def init_new_rows(model: nn.Sequential, head_index: int, data: "DataBundle", kept: list[str], fresh: list[str],
+def init_new_rows(model: nn.Sequential, head_index: int, data: DataBundle, kept: list[str], fresh: list[str],
                   method: str, device: str | torch.device = "cpu") -> str:
     """Initialise the head rows of ``fresh`` classes with ``method`` (module docstring); a note saying what was done."""
     if not fresh or method == "random":

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ftstudio.core.training.trainer import BATCH_STATS
+
 if TYPE_CHECKING:
     from ftstudio.core.datasets import DataBundle
 
 BN_MODES = ("auto", "adapt", "keep", "train")
 MAX_IMAGES = 10_000  # statistics from at most this many training images (they converge long before)
-BATCH_STATS = "_ftstudio_batch_stats"  # attribute: a frozen BN the trainer leaves in train mode (bn "train")
 _EPS = 1e-5
 
 
@@ -90,7 +91,7 @@ def frozen_norms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._Batc
     return out
 
 
-def _batches(data: "DataBundle", device: torch.device, batch_size: int):
+def _batches(data: DataBundle, device: torch.device, batch_size: int):
     from ftstudio.core.training.loader import DeviceBatches
 
     split = data.train
@@ -161,7 +162,7 @@ def reestimate(model: nn.Module, norms, batches) -> None:
         model.train(was_training)
 
 
-def apply_bn_mode(model: nn.Module, data: "DataBundle", mode: str, *, device: str | torch.device = "cpu",
+def apply_bn_mode(model: nn.Module, data: DataBundle, mode: str, *, device: str | torch.device = "cpu",
                   batch_size: int = 256) -> NormReport:
     """Measure the shift of every frozen BatchNorm layer on the new training data and apply ``mode``."""
     norms = frozen_norms(model)

@@ -4,7 +4,7 @@ It answers "what did fine-tuning buy?": the run's accuracy minus this. Only imag
 source already knows (matched by name) can be scored, with the source's own head over all of its
 classes; where there are none (new classes only, a headless torchvision backbone, no validation
 split) the numbers are ``None``. ``after_bn`` is the same measurement once frozen BatchNorm layers
-were re-estimated on the new data (core.norm_adapt), so the effect of AdaBN alone is visible too.
+were re-estimated on the new data (finetune.normalisation), so the effect of AdaBN alone is visible too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from ftstudio.core.datasets import DataBundle
-    from ftstudio.core.pretrained import Source
+    from ftstudio.core.finetune.sources import Source
 
 MAX_IMAGES = 5_000  # the baseline is a measurement, not a second validation run: a capped sample
 
@@ -28,7 +28,7 @@ def empty() -> dict[str, Any]:
 
 
 @torch.no_grad()
-def measure(model: nn.Sequential, source: "Source", data: "DataBundle", device: str | torch.device = "cpu",
+def measure(model: nn.Sequential, source: Source, data: DataBundle, device: str | torch.device = "cpu",
             batch_size: int = 256) -> dict[str, Any]:
     """``{"val_accuracy", "val_loss", "count"}`` of the source's head on top of ``model``'s body."""
     from ftstudio.core.training.loader import DeviceBatches
