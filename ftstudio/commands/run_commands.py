@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -175,7 +176,9 @@ def runs(args: argparse.Namespace) -> int:
 
     rows = []
     for r in list_runs(args.dir):
-        s = r.read_summary()
+        s = r.summary()
+        for problem in s.problems:  # junk in one run's summary never hides the others
+            print(f"warning: {r.summary_path}: {problem}", file=sys.stderr)
         rows.append({"id": r.id, "path": str(r.path), "name": s.get("name"), "created": s.get("created"),
                      "status": s.get("status"), "data": s.get("data"), "model": s.get("model"),
                      "epochs": s.get("epochs"), "val_accuracy": s.get("val_accuracy"),

@@ -287,6 +287,23 @@ class Editor(QObject):
         if new != self.spec:
             self.push(ReplaceAll(self.spec, new, f"{verb} {name(src)} → {name(dst)}"), str(dst))
 
+    def set_id(self, path: str, new_id: str) -> None:
+        """Rename a top-level layer's id (wires follow); InputError for a bad or taken id."""
+        from ftstudio.core.architecture.graph import rename
+        from ftstudio.core.architecture.composer import ReplaceAll
+
+        new = rename(self.spec, int(path), new_id)
+        if new != self.spec:
+            self.push(ReplaceAll(self.spec, new, "Rename id"), path)
+
+    def expand_block(self, path: str, in_shape: tuple, out_shape: tuple) -> None:
+        """Replace a Residual block by its layers and an Add (one undoable step)."""
+        from ftstudio.core.architecture.graph import expand_residual
+        from ftstudio.core.architecture.composer import ReplaceAll
+
+        new = expand_residual(self.spec, int(path), in_shape, out_shape)
+        self.push(ReplaceAll(self.spec, new, "Expand block into a graph"), path)
+
     def remove_many(self, paths: list[str]) -> None:
         """Delete several top-level layers as one undoable step (bottom first, so positions hold)."""
         paths = sorted({p for p in paths if p and p != INPUT}, key=_split, reverse=True)
