@@ -270,3 +270,11 @@ def test_multiply_gates_one_branch_by_another():
                                   {"id": "b", "type": "Linear", "params": {"out_features": 7}},
                                   {"type": "Multiply", "inputs": ["a", "b"]}]})
     assert "Multiply needs inputs of the same shape" in analyze(bad, (1, 2, 2), 3).error
+
+
+def test_a_chain_of_concats_that_explodes_is_refused_by_name():
+    layers = [{"id": "c0", "type": "Conv2d", "params": {"out_channels": 4}}, {"id": "c1", "type": "ReLU"}]
+    layers += [{"id": f"c{i}", "type": "Concat", "inputs": [f"c{i - 1}", f"c{i - 2}"]} for i in range(2, 60)]
+    layers += [{"type": "Flatten"}, {"type": "Linear"}]
+    a = analyze(parse_model({"layers": layers}), (1, 8, 8), 10)
+    assert "(Concat): concatenating gives" in a.error and "over 1,048,576" in a.error
