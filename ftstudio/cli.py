@@ -14,7 +14,7 @@ from datetime import datetime
 
 from ftstudio import __version__
 
-COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict")
+COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict", "backbones")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data_commands.register(sub)
     run_commands.register(sub)
-    for name in ("finetune_commands", "export_commands", "predict_commands"):
+    for name in ("finetune_commands", "export_commands", "predict_commands", "backbone_commands"):
         try:
             module = __import__(f"ftstudio.commands.{name}", fromlist=["register"])
         except ModuleNotFoundError:
