@@ -29,7 +29,7 @@ def backbones(args: argparse.Namespace) -> int:
         path = fetch_weights(args.download)
         print(path)
         return 0
-    from ftstudio.core.catalogue import catalogue, timm_available
+    from ftstudio.core.architecture.catalogue import catalogue, timm_available
 
     entries = catalogue(args.search, with_params=True if args.params else None)
     if args.json:
@@ -49,7 +49,7 @@ def backbones(args: argparse.Namespace) -> int:
 
 def fetch_weights(name: str, quiet: bool = False) -> str:
     """Download ``name``'s weights (the user asked with a flag); a progress line on stderr."""
-    from ftstudio.core.weights import download, locate
+    from ftstudio.core.architecture.weights import download, locate
 
     if ":" not in name:
         raise InputError(f"{name}: name a backbone as torchvision:NAME or timm:NAME (`ftstudio backbones` lists them)")

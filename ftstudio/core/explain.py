@@ -127,8 +127,13 @@ def overlay(image_path: str | Path, heat: np.ndarray, fallback: np.ndarray | Non
 
     from ftstudio.core.datasets.decode import DecodeError, decode, probe
 
+    def source():  # a stream (pasted or gallery image) is read twice: rewind it each time
+        if hasattr(image_path, "seek"):
+            image_path.seek(0)
+        return image_path
+
     try:
-        h, w, _ = probe(image_path)
+        h, w, _ = probe(source())
     except DecodeError:
         h, w = heat.shape
     scale = max(1.0, OVERLAY_MIN_SIDE / max(1, min(h, w)))
@@ -136,7 +141,7 @@ def overlay(image_path: str | Path, heat: np.ndarray, fallback: np.ndarray | Non
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
 
     try:
-        base = decode(image_path, (size[1], size[0]), 3).transpose(1, 2, 0).astype(np.float32)
+        base = decode(source(), (size[1], size[0]), 3).transpose(1, 2, 0).astype(np.float32)
     except DecodeError:
         base = np.zeros((size[1], size[0], 3), np.float32) if fallback is None else fallback.astype(np.float32)
     hot = Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)

@@ -1,12 +1,82 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file in place."""
+"""Safe file I/O: bounded reads of regular files only, and atomic writes that respect the umask.
+
+Reads never trust ``st_size`` alone (it is 0 for /dev/zero and FIFOs): a file must be a regular
+file, and at most ``limit`` bytes are ever read. Writes go to a temp file that is renamed into
+place, so a crash or a full disk never leaves a half-written file. `file_sha256` digests checkpoints.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+
+MAX_JSON_BYTES = 2_000_000
+
+
+class ReadRefused(OSError):
+    """A file that is not a regular file, or is over the size limit; its message is for the user."""
+
+
+def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Opened non-blocking (a FIFO without a writer would otherwise hang ``open``), then checked
+    with ``fstat`` on the open descriptor (no race with a swapped path), then read in chunks up
+    to ``limit + 1`` bytes, so a file that grows while read is still refused. Raises
+    ``FileNotFoundError``/``OSError`` as ``open`` does, and ``ReadRefused`` with a message.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ReadRefused(f"{path}: is a folder, expected a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise ReadRefused(f"{path}: not a regular file (a device, pipe or socket); expected a {what}")
+        if st.st_size > limit:
+            raise ReadRefused(f"{path}: {what} is {_size(st.st_size)}, over the {_size(limit)} limit")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise ReadRefused(f"{path}: {what} is over the {_size(limit)} limit")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _size(n: int) -> str:
+    return f"{round(n / 1e6, 1):g} MB" if n >= 100_000 else f"{n} bytes"
+
+
+def umask() -> int:
+    """The process umask. Linux reports it in /proc; elsewhere it is set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def respect_umask(fd: int) -> None:
+    """Give a file made by ``mkstemp`` (always 0600) the mode a plain ``open`` would have."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~umask())
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -16,6 +86,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            respect_umask(f.fileno())  # exports and run files are read by servers and colleagues
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -34,3 +105,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

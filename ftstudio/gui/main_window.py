@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QLi
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import load_recipe
+from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.data import DataPage
@@ -28,15 +28,18 @@ from ftstudio.gui.pages.export import ExportPage
 from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
+from ftstudio.gui.pages.try_page import TryPage
+from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import read_json, settings, write_json
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
-PAGES = ("data", "model", "train", "runs", "export")
-TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export"}
+PAGES = ("data", "model", "train", "runs", "export", "try")
+TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export", "try": "Try"}
 PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the architecture",
              "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
-             "export": "Export a trained model to ONNX, safetensors…"}
+             "export": "Export a trained model to ONNX, safetensors…",
+             "try": "Try a trained model on new images: answer, confidence, where it looked"}
 
 
 def memory_text(engine_ready: bool = False) -> str:
@@ -150,13 +153,14 @@ class MainWindow(QMainWindow):
         self.train_page = TrainPage(self.session, self.actions_)
         self.runs_page = RunsPage()
         self.export_page = ExportPage(self.tasks)
+        self.try_page = TryPage(self.tasks)
         self.pages = {"data": self.data_page, "model": self.model_page, "train": self.train_page,
-                      "runs": self.runs_page, "export": self.export_page}
+                      "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(130)
         self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+5)")
+        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+6)")
         self.stack = QStackedWidget()
         for i, key in enumerate(PAGES):
             item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
@@ -265,7 +269,7 @@ class MainWindow(QMainWindow):
     def _restore_window(self, store) -> None:
         geometry = store.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+            resize_to_fit(self, (1280, 800))
         state = store.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -301,6 +305,8 @@ class MainWindow(QMainWindow):
             self.runs_page.refresh()
         elif key == "export":
             self.export_page.refresh()
+        elif key == "try":
+            self.try_page.refresh()
 
     def _run_async(self, fn, on_done, on_failed) -> None:
         task = self.tasks.start("model", lambda cancel: fn())
@@ -542,6 +548,8 @@ class MainWindow(QMainWindow):
                           "models, watch them learn, export them.</p>")
 
     def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() == event.Type.ApplicationPaletteChange:
+            QApplication.instance().setStyleSheet(theme.style_sheet())  # its disabled-text colour follows
         if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
             self.train_page.plots.restyle()
             self.runs_page.plots.restyle()

@@ -111,7 +111,7 @@ def server():
 
 def test_download_is_checked_and_atomic(server, tmp_path):
     from ftstudio.core.errors import InputError
-    from ftstudio.core.weights import WeightsCheckFailed, WeightsSource, download
+    from ftstudio.core.architecture.weights import WeightsCheckFailed, WeightsSource, download
 
     _, base = server
     good = b"pretend weights " * 1000
@@ -188,7 +188,7 @@ def test_vit_lora_targets_attention_and_mlp_and_merges_to_the_same_outputs():
     import timm
 
     from ftstudio.core.architecture.modules import Backbone
-    from ftstudio.core.lora import LoRALinear, add_lora, merge_lora, merge_state_dict
+    from ftstudio.core.architecture.lora import LoRALinear, add_lora, merge_lora, merge_state_dict
 
     torch.manual_seed(0)
     net = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
 from tests.gui.test_training import start_long_run
 from tests.helpers import make_digit_folder
 
@@ -83,3 +83,29 @@ def test_out_of_memory_offers_a_batch_size_search(qtbot, window, answers, outcom
     qtbot.waitUntil(lambda: "Batch size set to" in window.train_page.banner.text(), timeout=60_000)
     assert window.session.train.batch_size <= 128
     assert window.train_page.form.widgets["batch_size"].value() == window.session.train.batch_size
+
+
+def test_the_app_starts_when_it_remembers_a_model_file_that_is_a_device(qtbot, make_window):
+    from ftstudio.gui.settings import settings, write_json
+
+    store = settings()
+    write_json(store, "session/recipe", {"model": "/dev/zero", "train": {"epochs": 3}})
+    store.sync()
+    window = make_window()  # once read /dev/zero until the memory ran out
+    assert window.isVisible() and window.session.model == "mlp"
+
+
+def test_runs_page_shows_runs_with_junk_files_and_flags_them(qtbot, make_window):
+    from ftstudio.core.paths import runs_dir
+    from tests.robustness.test_run_records import JUNK_SUMMARIES, make_junk_runs
+
+    runs = make_junk_runs(runs_dir())
+    window = make_window()  # once: the app did not start ("created_ts": "yesterday")
+    window.show_page("runs")
+    page = window.runs_page
+    assert set(page.run_paths()) == {r.path for r in runs} and len(runs) == len(JUNK_SUMMARIES) + 1
+    flagged = [p for p in page.run_paths() if "⚠" in page.row_texts(p)["Name"]]
+    assert runs_dir() / "yesterday" in flagged and runs_dir() / "dict-epochs" in flagged
+    for run in runs:  # every row's details and curves draw
+        page.select(run.path)
+    page.table.selectAll()

@@ -17,10 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ftstudio.core.architecture.dag import GraphNet
+from ftstudio.core.architecture.graph import Wiring, merge_shape, source_name, wiring
 from ftstudio.core.architecture.modules import Residual
 from ftstudio.core.architecture.registry import AUTO, CLASSES, LAYERS
 from ftstudio.core.architecture.shapes import probe_shape
-from ftstudio.core.architecture.spec import LayerSpec, ModelSpec
+from ftstudio.core.architecture.spec import LayerSpec, ModelSpec, iter_layers, uses_graph
 from ftstudio.core.errors import InputError
 
 MAX_PARAMS = 2_000_000_000
@@ -39,6 +41,7 @@ class LayerInfo:
     trainable: int
     error: str = ""
     resolved: dict[str, Any] = field(default_factory=dict)
+    id: str = ""  # the layer's id in a graph (version 2), which messages name it by
 
 
 @dataclass(frozen=True)
@@ -121,20 +124,36 @@ def _explain(layer: LayerSpec, shape: Shape, exc: Exception) -> str:
 
 def _walk(layers: tuple[LayerSpec, ...], shape: Shape, num_classes: int, meta: bool, prefix: str,
           infos: list[LayerInfo], device: torch.device | None) -> tuple[list[nn.Module], list[LayerSpec], Shape | None]:
-    """Build ``layers`` in order from ``shape``; record an info per layer. Returns modules, resolved specs, out shape."""
+    """Build ``layers`` from ``shape``, each on the outputs its wiring names (top level: a graph; inside a
+    block: a chain); record an info per layer. Returns modules, resolved specs and the last layer's shape."""
     modules, resolved_specs = [], []
-    current: Shape | None = shape
+    wired = wiring(layers) if not prefix else Wiring(tuple((i - 1,) for i in range(len(layers))), {})
+    outs: dict[int, Shape | None] = {-1: shape}
     for i, layer in enumerate(layers):
         path = f"{prefix}{i}"
-        if current is None:
-            infos.append(LayerInfo(path, layer.type, None, None, 0, 0, "after an invalid layer"))
-            for j, _ in enumerate(layer.layers):
-                infos.append(LayerInfo(f"{path}.{j}", layer.layers[j].type, None, None, 0, 0, "after an invalid layer"))
+        ins = [outs.get(s) for s in wired.sources[i]]
+        current = ins[0] if ins else None
+        if i in wired.errors or any(s is None for s in ins):
+            reason = wired.errors.get(i, "after an invalid layer")
+            infos.append(LayerInfo(path, layer.type, current, None, 0, 0, reason, id=layer.id))
+            infos.extend(LayerInfo(p, c.type, None, None, 0, 0, "after an invalid layer")
+                         for p, c in iter_layers(layer.layers, f"{path}."))
+            outs[i] = None
             continue
         start = len(infos)
         infos.append(None)  # placeholder, filled below (children come after their container)
         try:
-            if layer.type == "Residual":
+            if LAYERS[layer.type].merge:
+                if prefix:
+                    raise _LayerError(f"{layer.type} joins branches of the network; use it outside blocks")
+                out = merge_shape(layer, ins, [source_name(layers, s) for s in wired.sources[i]])
+                p = dict(layer.params)
+                module = LAYERS[layer.type].build(p, ins)
+                resolved = layer
+            elif len(ins) != 1:
+                raise _LayerError(f"{layer.type} takes one input but is wired to {len(ins)}; "
+                                  "join them first with an Add or Concat layer")
+            elif layer.type == "Residual":
                 module, resolved, out = _residual(layer, current, num_classes, meta, path, infos, device)
                 p = dict(layer.params)
             else:
@@ -148,17 +167,18 @@ def _walk(layers: tuple[LayerSpec, ...], shape: Shape, num_classes: int, meta: b
                 out = probe_shape(module, current, "meta" if meta else (device or "cpu"))
             n = sum(t.numel() for t in module.parameters())
             trainable = 0 if layer.freeze else n
-            infos[start] = LayerInfo(path, layer.type, current, out, n, trainable, "", p)
+            infos[start] = LayerInfo(path, layer.type, current, out, n, trainable, "", p, id=layer.id)
             modules.append(module)
             resolved_specs.append(resolved)
-            current = out
+            outs[i] = out
         except _LayerError as exc:
-            infos[start] = LayerInfo(path, layer.type, current, None, 0, 0, str(exc))
-            current = None
+            infos[start] = LayerInfo(path, layer.type, current, None, 0, 0, str(exc), id=layer.id)
+            outs[i] = None
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, InputError) as exc:
-            infos[start] = LayerInfo(path, layer.type, current, None, 0, 0, _explain(layer, current, exc))
-            current = None
-    return modules, resolved_specs, current
+            infos[start] = LayerInfo(path, layer.type, current, None, 0, 0, _explain(layer, current, exc),
+                                     id=layer.id)
+            outs[i] = None
+    return modules, resolved_specs, outs[len(layers) - 1] if layers else shape
 
 
 def _residual(layer, shape, num_classes, meta, path, infos, device):
@@ -182,6 +202,10 @@ def _residual(layer, shape, num_classes, meta, path, infos, device):
     return module, dataclasses.replace(layer, layers=tuple(specs)), out
 
 
+def _name(info: LayerInfo) -> str:
+    return f"layer {info.id!r}" if info.id else f"layer {info.path}"
+
+
 def _check_final(output: Shape | None, num_classes: int) -> str:
     if output is None:
         return ""
@@ -200,15 +224,13 @@ def analyze(spec: ModelSpec, input_shape: Shape, num_classes: int) -> Analysis:
     params = sum(i.params for i in top)
     trainable = _trainable_count(spec, infos, params)
     activation = sum(math.prod(i.out_shape) for i in infos if i.out_shape) * 4
-    first_error = next((f"layer {i.path} ({i.type}): {i.error}" for i in infos if i.error), "")
+    first_error = next((f"{_name(i)} ({i.type}): {i.error}" for i in infos if i.error), "")
     error = first_error or _check_final(output, num_classes) or _size_error(params, top)
     return Analysis(tuple(infos), tuple(input_shape), output, params, trainable, activation, error)
 
 
 def _trainable_count(spec: ModelSpec, infos: list[LayerInfo], total: int) -> int:
     """Parameters not frozen by the spec (a frozen block freezes everything inside it)."""
-    from ftstudio.core.architecture.spec import iter_layers
-
     by_path = {i.path: i for i in infos}
     frozen = [p for p, layer in iter_layers(spec.layers) if layer.freeze]
     outermost = [p for p in frozen if not any(p.startswith(f + ".") for f in frozen)]
@@ -246,10 +268,13 @@ def build_model(spec: ModelSpec, input_shape: Shape, num_classes: int) -> tuple[
     infos: list[LayerInfo] = []
     modules, resolved, output = _walk(spec.layers, tuple(input_shape), num_classes, False, "", infos,
                                       torch.device("cpu"))
-    error = next((f"layer {i.path} ({i.type}): {i.error}" for i in infos if i.error), "")
+    error = next((f"{_name(i)} ({i.type}): {i.error}" for i in infos if i.error), "")
     if error:
         raise InputError(f"invalid architecture: {error}")
-    model = nn.Sequential(*modules)
+    if uses_graph(spec.layers):
+        model: nn.Module = GraphNet(modules, wiring(spec.layers).sources)
+    else:
+        model = nn.Sequential(*modules)  # a chain: exactly the version-1 module and state-dict keys
     concrete = spec.replace(layers=tuple(resolved), input_shape=tuple(input_shape))
     apply_freeze(model, concrete)
     return model, concrete
@@ -257,8 +282,6 @@ def build_model(spec: ModelSpec, input_shape: Shape, num_classes: int) -> tuple[
 
 def apply_freeze(model: nn.Module, spec: ModelSpec) -> None:
     """Set requires_grad from each layer's ``freeze`` flag (a frozen block freezes its layers)."""
-    from ftstudio.core.architecture.spec import iter_layers
-
     for path, layer in iter_layers(spec.layers):
         if layer.freeze:
             for p in module_at(model, path).parameters():
@@ -273,3 +296,13 @@ def module_at(model: nn.Module, path: str) -> nn.Module:
             module = module.body
         module = module[int(part)]
     return module
+
+
+def layer_multipliers(model: nn.Module, spec: ModelSpec) -> dict[int, float]:
+    """``id(param) → lr multiplier`` from each layer's ``lr_mult`` (inner layers override blocks)."""
+    out: dict[int, float] = {}
+    for path, layer in iter_layers(spec.layers):  # parents come before children: children win
+        if layer.lr_mult != 1.0 or path in out:
+            for p in module_at(model, path).parameters():
+                out[id(p)] = layer.lr_mult
+    return out

@@ -40,6 +40,7 @@ class LayerType:
     params: dict[str, Param] = field(default_factory=dict)
     build: Callable[..., Any] | None = None  # build(params: dict, in_shape: tuple) -> nn.Module
     container: bool = False  # holds child layers (Residual)
+    merge: bool = False  # joins several inputs (Add, Concat, Multiply): build(params, in_shapes)
 
 
 def _nn(name: str) -> Any:
@@ -123,7 +124,8 @@ for _layer in (
               None, container=True),
     LayerType("Backbone", "Pretrained backbones", "A torchvision network without its classifier: image → features",
               {"name": Param("choice", "resnet18", "Which torchvision model", choices=TORCHVISION_BACKBONES),
-               "weights": Param("choice", "none", "Start from ImageNet weights, or random", choices=("none", "imagenet")),
+               "weights": Param("choice", "none", "Start from ImageNet weights, or random",
+                                choices=("none", "imagenet")),
                "weights_file": Param("str", "", "A local .pth/.safetensors file with the weights (optional)")},
               None),
     LayerType("TimmBackbone", "Pretrained backbones", "A timm network without its classifier: image → features",
@@ -136,8 +138,28 @@ for _layer in (
 ):
     register(_layer)
 
+
+def _dag(name):
+    def build(p, shapes):
+        from ftstudio.core.architecture import dag
+
+        return getattr(dag, name)(**p)
+    return build
+
+
+for _layer in (  # merge layers (architecture version 2): their inputs are the ids of layers above them
+    LayerType("Add", "Merge", "Adds its inputs element by element (a skip connection); they need the same shape",
+              {}, _dag("Add"), merge=True),
+    LayerType("Concat", "Merge", "Joins its inputs along one axis (channels by default), like DenseNet or "
+              "Inception branches", {"dim": _I(1, "Axis to join along, counting the batch as 0 (1: channels)", hi=3)},
+              _dag("Concat"), merge=True),
+    LayerType("Multiply", "Merge", "Multiplies its inputs element by element (gating, attention masks)",
+              {}, _dag("Multiply"), merge=True),
+):
+    register(_layer)
+
 GROUPS = ("Dense", "Convolution", "Pooling", "Normalisation", "Activation", "Regularisation", "Blocks",
-          "Pretrained backbones")
+          "Merge", "Pretrained backbones")
 
 
 def layer_type(name: str) -> LayerType | None:

@@ -59,10 +59,9 @@ def build_timm_backbone(name: str, in_channels: int, weights: str = "none", weig
     if weights == "pretrained" and load:
         path = weights_file or cached_timm_weights(bare)
         if not path:
-            from ftstudio.core.weights import locate
-
-            src = locate(f"{TIMM}{bare}")
-            raise InputError(f"pretrained weights for timm:{bare} are not on this machine ({src.url}); "
+            cfg = pretrained_cfg(bare)
+            repo = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg is not None and cfg.hf_hub_id else "no Hub copy"
+            raise InputError(f"pretrained weights for timm:{bare} are not on this machine ({repo}); "
                              "download them with --download-weights (or the app's Download button), pass "
                              "--weights FILE|FOLDER, or use --weights none for random initialisation")
         state = load_weights_file(path)

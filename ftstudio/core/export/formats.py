@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ftstudio.core.fileio import atomic_write_bytes
+from ftstudio.core.fileio import atomic_write_bytes, umask
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 MAX_BATCH = 65_536
@@ -91,6 +91,7 @@ def write_onnx(model: nn.Module, sample: torch.Tensor, path: Path) -> None:
     try:
         _onnx_program(model, sample, Path(tmp))
         onnx.checker.check_model(tmp, full_check=True)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,7 +7,9 @@ anything but tensors and plain containers, and we translate its refusal into a c
 from __future__ import annotations
 
 import io
+import math
 import pickle
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -40,6 +42,8 @@ def safe_torch_load(path: str | Path) -> Any:
         raise InputError(messages.CHECKPOINT_MISSING.format(path=path))
     if path.is_dir():
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="a folder, not a file"))
+    if not stat.S_ISREG(path.stat().st_mode):  # /dev/zero or a FIFO would be read forever
+        raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="not a regular file"))
     if path.stat().st_size == 0:
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="the file is empty"))
     try:
@@ -100,4 +104,62 @@ def load(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail=f"missing {', '.join(missing)}"))
+    problem = field_problem(data)
+    if problem:
+        raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail=problem))
     return data
+
+
+MAX_CLASSES = 100_000
+MAX_SIDE = 4096  # as a recipe's image_size and an architecture's input_shape
+
+
+def field_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's fields, checked like user input (None when all is well).
+
+    A checkpoint is an untrusted file: a forged ``preprocess.input_shape`` of [1, 30000, 30000]
+    would otherwise allocate gigabytes in evaluate/export before anything else failed."""
+    import torch
+
+    def whole(v: Any, lo: int, hi: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    def numbers(v: Any, n: int) -> bool:
+        return (isinstance(v, (list, tuple)) and len(v) == n
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+
+    model = data["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(t, torch.Tensor)
+                                              for k, t in model.items()):
+        return "model: expected a state dict (names → tensors)"
+    for key in ("epoch", "step"):
+        if not whole(data[key], 0, 10**12):
+            return f"{key}: expected a whole number ≥ 0 (got {str(data[key])[:40]!r})"
+    if data.get("batch") is not None and not whole(data["batch"], 0, 10**12):
+        return "batch: expected a whole number ≥ 0"
+    if not isinstance(data["architecture"], (dict, str)):
+        return "architecture: expected an architecture object"
+    classes = data["classes"]
+    if (not isinstance(classes, (list, tuple)) or not 1 <= len(classes) <= MAX_CLASSES
+            or not all(isinstance(c, str) and len(c) <= 1000 for c in classes)):
+        return f"classes: expected 1 to {MAX_CLASSES:,} class names"
+    pre = data["preprocess"]
+    if not isinstance(pre, dict):
+        return "preprocess: expected an object"
+    shape = pre.get("input_shape")
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3 or not whole(shape[0], 1, 3)
+            or not all(whole(v, 1, MAX_SIDE) for v in shape[1:])):
+        return (f"preprocess.input_shape: expected [channels 1–3, height, width 1–{MAX_SIDE}] "
+                f"(got {str(shape)[:60]})")
+    for key in ("mean", "std"):
+        if not numbers(pre.get(key), shape[0]):
+            return f"preprocess.{key}: expected {shape[0]} finite numbers"
+    if any(v <= 0 for v in pre["std"]):
+        return "preprocess.std: must be > 0"
+    scale = pre.get("scale", 255.0)
+    if not numbers([scale], 1) or scale <= 0:
+        return "preprocess.scale: expected a number > 0"
+    for key in ("recipe", "best", "lora", "lineage"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            return f"{key}: expected an object"
+    return None

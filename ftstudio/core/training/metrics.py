@@ -20,14 +20,34 @@ class Evaluation:
     count: int
 
     def per_class(self, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
-        out = {}
-        for i, name in enumerate(classes):
-            total = int(self.confusion[i].sum())
-            predicted = int(self.confusion[:, i].sum())
-            hit = int(self.confusion[i, i])
-            out[name] = {"support": total, "accuracy": hit / total if total else 0.0,
-                         "precision": hit / predicted if predicted else 0.0}
-        return out
+        return class_metrics(self.confusion, classes)
+
+
+def class_metrics(confusion: np.ndarray, classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Precision, recall (= per-class accuracy), F1 and support per class, from a [true, predicted]
+    confusion matrix; 0 where undefined (no image predicted or present), as scikit-learn reports it."""
+    out = {}
+    for i, name in enumerate(classes):
+        total = int(confusion[i].sum())
+        predicted = int(confusion[:, i].sum())
+        hit = int(confusion[i, i])
+        precision = hit / predicted if predicted else 0.0
+        recall = hit / total if total else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {"support": total, "accuracy": recall, "precision": precision, "recall": recall, "f1": f1}
+    return out
+
+
+def averages(per_class: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Macro (every class counts once) and weighted (by support) precision, recall and F1."""
+    rows = list(per_class.values())
+    total = sum(r["support"] for r in rows)
+    out = {}
+    for kind in ("macro", "weighted"):
+        weights = [1.0 / len(rows) if kind == "macro" else (r["support"] / total if total else 0.0) for r in rows]
+        out[kind] = {k: float(sum(w * r[k] for w, r in zip(weights, rows))) for k in ("precision", "recall", "f1")}
+        out[kind]["support"] = total
+    return out
 
 
 @torch.no_grad()

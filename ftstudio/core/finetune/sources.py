@@ -8,7 +8,6 @@ come from torch's cache or a file the user picked — nothing is downloaded here
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.architecture import LAYERS, ModelSpec, parse_model
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import FinetunePlan
+from ftstudio.core.fileio import file_sha256
+from ftstudio.core.config.recipe import FinetunePlan
 
 TORCHVISION = "torchvision:"
 TIMM = "timm:"
@@ -49,9 +49,8 @@ def load_source(plan: FinetunePlan) -> Source:
 
 
 def _checkpoint(source: str, which: str) -> Source:
-    from ftstudio.core.lora import merge_state_dict
-    from ftstudio.core.pipeline import resolve_checkpoint
-    from ftstudio.core.runs import Run
+    from ftstudio.core.architecture.lora import merge_state_dict
+    from ftstudio.core.runs import Run, resolve_checkpoint
     from ftstudio.core.training import checkpoint
 
     path = Path(source).expanduser()
@@ -114,7 +113,7 @@ def _torchvision(name: str, weights: str | None) -> Source:
     lineage = {"kind": "torchvision", "source": f"{TORCHVISION}{name}",
                "weights": "imagenet" if not random_init else "none", "weights_file": None if random_init else used,
                "weights_sha256": None if random_init else file_sha256(used), "classes": [], "parent": None}
-    from ftstudio.core.catalogue import native_input
+    from ftstudio.core.architecture.catalogue import native_input
 
     shape, mean, std = native_input(f"{TORCHVISION}{name}")
     return Source(arch, 1, None, (), shape, mean, std, lineage)
@@ -123,7 +122,7 @@ def _torchvision(name: str, weights: str | None) -> Source:
 def _timm(name: str, weights: str | None) -> Source:
     """A timm backbone + new head; weights from --weights (file or Hugging Face folder) or the HF cache."""
     from ftstudio.core.architecture.timm_backbones import cached_timm_weights, check_name
-    from ftstudio.core.catalogue import native_input
+    from ftstudio.core.architecture.catalogue import native_input
 
     name = check_name(name)
     random_init = (weights or "").lower() == "none"
@@ -133,7 +132,7 @@ def _timm(name: str, weights: str | None) -> Source:
         if weights and not Path(used).exists():
             raise InputError(f"{used}: weights file or folder not found (--weights)")
         if not used:
-            from ftstudio.core.weights import locate
+            from ftstudio.core.architecture.weights import locate
 
             raise InputError(messages.PRETRAINED_MISSING_TIMM.format(name=name, url=locate(f"{TIMM}{name}").url))
     arch = parse_model({"name": f"{name} (timm) + new head", "layers": [
@@ -157,11 +156,3 @@ def find_head(spec: ModelSpec, where: str = "source") -> int:
             break
     raise InputError(f"{where}: the model does not end with a Linear layer (its classifier head), so there is "
                      "no head to replace; fine-tune a model whose last weighted layer is Linear")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -65,7 +65,7 @@ def native_input(name: str) -> tuple[tuple[int, int, int], tuple[float, ...], tu
 def _torchvision_entries() -> list[BackboneEntry]:
     from torchvision.models import get_model_weights
 
-    from ftstudio.core.weights import locate
+    from ftstudio.core.architecture.weights import locate
 
     out = []
     for bare in TORCHVISION_BACKBONES:
@@ -82,7 +82,7 @@ def _timm_entries(search: str) -> list[BackboneEntry]:
     import timm
     from timm.models import get_pretrained_cfg
 
-    from ftstudio.core.weights import locate
+    from ftstudio.core.architecture.weights import locate
 
     names = timm.list_models(f"*{search}*" if search else "")
     params = _cached_params(timm.__version__)
@@ -126,7 +126,9 @@ def _cached_params(version: str) -> dict[str, int]:
         data = json.loads(_params_file(version).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int)} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _fill_params(entries: list[BackboneEntry]) -> list[BackboneEntry]:

@@ -170,7 +170,7 @@ def _download_hf(source: WeightsSource) -> str:
                          f"({str(exc).splitlines()[0]}). Offline? Pass --weights FILE|FOLDER instead") from None
     published = (meta.etag or "").strip('"')
     if re.fullmatch(r"[0-9a-f]{64}", published):
-        from ftstudio.core.pretrained import file_sha256
+        from ftstudio.core.fileio import file_sha256
 
         if file_sha256(path) != published:
             real = Path(path).resolve()
@@ -179,3 +179,4 @@ def _download_hf(source: WeightsSource) -> str:
             raise WeightsCheckFailed(f"{source.repo_id}/{source.filename}: the check failed — its sha256 differs "
                                      "from the one the Hub publishes; the file was deleted, nothing was kept")
     return path
+

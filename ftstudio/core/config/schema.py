@@ -18,10 +18,18 @@ from ftstudio.core.errors import InputError
 T = TypeVar("T")
 
 
+# No number in a recipe needs more: bigger ones overflow torch, numpy or float() further in.
+INT_LIMIT = 2**63 - 1
+
+
 def spec(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
-         max: float | None = None, min_exclusive: bool = False, factory: Any = None) -> Any:
-    """A dataclass field with its validation rules and help text (shown as tooltips)."""
-    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive}
+         max: float | None = None, min_exclusive: bool = False, factory: Any = None,
+         choices: tuple[Any, ...] | None = None) -> Any:
+    """A dataclass field with its validation rules and help text (shown as tooltips).
+
+    ``min``/``max`` bound a number, or each number of a tuple (``image_size``); ``choices`` lists
+    the only values allowed (``channels``: 1 or 3)."""
+    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive, "choices": choices}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -101,10 +109,10 @@ def _check(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) -> An
             raise InputError(f"{path}: expected a list, got {_kind(value)}")
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value))
+            return tuple(_check(args[0], v, f"{path}[{i}]", meta) for i, v in enumerate(value))
         if len(value) != len(args):
             raise InputError(f"{path}: expected {len(args)} values, got {len(value)}")
-        return tuple(_check(a, v, f"{path}[{i}]", {}) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_check(a, v, f"{path}[{i}]", meta) for i, (a, v) in enumerate(zip(args, value)))
     if origin is dict:
         if not isinstance(value, dict):
             raise InputError(f"{path}: expected an object, got {_kind(value)}")
@@ -125,6 +133,9 @@ def _check(tp: Any, value: Any, path: str, meta: typing.Mapping[str, Any]) -> An
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{path}: must be a finite number (got {value!r})")
         _check_range(value, path, meta)
+        if isinstance(value, int) and abs(value) > INT_LIMIT:
+            raise InputError(f"{path}: number too large (at most {INT_LIMIT:,})")
+        _check_choices(value, path, meta)
         return tp(value)
     if tp is str:
         if not isinstance(value, str):
@@ -142,6 +153,12 @@ def _check_range(value: float, path: str, meta: typing.Mapping[str, Any]) -> Non
             raise InputError(f"{path}: must be ≥ {lo} (got {value})")
     if hi is not None and value > hi:
         raise InputError(f"{path}: must be ≤ {hi} (got {value})")
+
+
+def _check_choices(value: Any, path: str, meta: typing.Mapping[str, Any]) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise InputError(f"{path}: must be one of {', '.join(map(str, choices))} (got {value!r})")
 
 
 def check_value(cls: type, name: str, value: Any) -> Any:

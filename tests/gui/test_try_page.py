@@ -1,0 +1,90 @@
+"""The Try page: a dropped image gets its top-k bars; a class-sorted folder can be filtered and sorted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from ftstudio.core.predict import predict
+from ftstudio.gui.pages.try_page import TryPage
+from ftstudio.gui.workers import Tasks
+from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
+from tests.helpers import digit_images
+
+
+@pytest.fixture
+def page(qtbot):
+    tasks = Tasks()
+    page = TryPage(tasks)
+    qtbot.addWidget(page)
+    page.resize(1000, 640)
+    page.show()
+    yield page
+    tasks.shutdown()
+
+
+def _drop(page: TryPage, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    page.dropEvent(event)
+
+
+def _folder(root, n=4):
+    images, labels = digit_images(n, 28, seed=5)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        if str(label) in SOURCE_CLASSES:
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def test_dropping_an_image_shows_its_top_classes_as_bars(qtbot, page, source_run, tmp_path):  # noqa: F811
+    image = min(_folder(tmp_path / "digits").rglob("*.png"))
+    page.set_source(source_run)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=60_000)
+    _drop(page, [image])
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
+    expected = predict(source_run, [image], top_k=5).predictions[0]
+    values = page.bar_values()
+    assert [name for name, _ in values] == [name for name, _ in expected.top]
+    assert [v for _, v in values] == pytest.approx([p for _, p in expected.top], abs=1e-3)
+    assert expected.label in page.answer.text()
+    page.explain.setChecked(True)  # the overlay is computed in the background
+    qtbot.waitUntil(lambda: page.method.text().startswith("Heat map: Grad-CAM"), timeout=60_000)
+    assert not page.picture.pixmap().isNull()
+
+
+def test_a_class_folder_filters_wrong_and_uncertain_and_sorts_by_confidence(qtbot, page, source_run, tmp_path):  # noqa: F811
+    folder = _folder(tmp_path / "digits")
+    (folder / "0" / "broken.png").write_bytes(b"nope")
+    wrong_index = page.filter.findData("wrong")
+    assert not page.filter.model().item(wrong_index).isEnabled()  # nothing with known answers yet
+    page.set_source(source_run)
+    page.open_paths([folder])  # before the model has loaded: predicted once it has
+    qtbot.waitUntil(lambda: len(page.results) == 20, timeout=60_000)
+    assert "1 file(s) skipped" in page.banner.label.text() and "broken.png" in page.banner.label.text()
+    assert page.has_truth and page.filter.model().item(wrong_index).isEnabled()
+    page.sort.setCurrentIndex(page.sort.findData("low"))
+    shown = [page.grid.item(i).data(Qt.ItemDataRole.UserRole).prediction.probability for i in range(page.grid.count())]
+    assert shown == sorted(shown) and len(shown) == 20
+    page.filter.setCurrentIndex(wrong_index)
+    wrong = [r for r in page.results if r.truth != r.prediction.label]
+    assert page.grid.count() == len(wrong) > 0  # a two-epoch model gets some wrong
+    page.filter.setCurrentIndex(page.filter.findData("uncertain"))
+    assert page.grid.count() == sum(r.prediction.probability < 0.6 for r in page.results)
+
+
+def test_an_in_memory_image_and_a_bad_model_folder(qtbot, page, source_run, tmp_path):  # noqa: F811
+    page.set_source(tmp_path)  # an empty folder: not a model
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=60_000)
+    assert "not a run folder" in page.banner.label.text()
+    page.set_source(source_run)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=60_000)
+    page.open_image(np.full((1, 8, 8), 128, np.uint8), "gallery image", truth="3")
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
+    assert page.results[0].truth == "3" and page.explain.isChecked()
