@@ -22,11 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start from a run folder, a checkpoint or torchvision:NAME (ImageNet weights) and "
                                    "adapt it to --data. The head is resized to the new classes; rows of classes the "
                                    "source already knows are kept.")
-    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR|CHECKPOINT|torchvision:NAME",
-                   help="what to start from; torchvision:resnet18 etc. use ImageNet weights from torch's cache")
+    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR|CHECKPOINT|torchvision:NAME|timm:NAME",
+                   help="what to start from; torchvision:resnet18, timm:vit_small_patch16_224 … use pretrained "
+                        "weights (`ftstudio backbones` lists them)")
     p.add_argument("--checkpoint", choices=("best", "last"), help="which checkpoint of a run folder (default best)")
-    p.add_argument("--weights", metavar="FILE|none",
-                   help="torchvision sources: a local .pth/.safetensors weights file, or none for random init")
+    p.add_argument("--weights", metavar="FILE|FOLDER|none",
+                   help="torchvision/timm sources: a local .pth/.safetensors file (or a Hugging Face model folder), "
+                        "or none for random init")
+    p.add_argument("--download-weights", action="store_true",
+                   help="torchvision/timm sources: download the weights when they are not on this machine "
+                        "(checked; FTSTUDIO_WEIGHTS_MIRROR=URL replaces torchvision's host)")
     p.add_argument("--strategy", choices=("head", "full", "lora", "none"),
                    help="head: only a new head trains; full (default): everything, the backbone at a lower rate; "
                         "lora: low-rank adapters + head; none: train as is")
@@ -91,6 +96,11 @@ def _names(text: str | None) -> list[str]:
 
 def finetune(args: argparse.Namespace) -> int:
     from ftstudio.commands.run_commands import execute
+
+    if args.download_weights and args.weights is None and args.source.startswith(("torchvision:", "timm:")):
+        from ftstudio.commands.backbone_commands import fetch_weights
+
+        args.weights = fetch_weights(args.source)
 
     try:
         recipe = recipe_from_args(args, {"finetune": plan_from_args(args)})

@@ -42,7 +42,10 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     source = load_source(plan)
     size, channels = (source.input_shape[1:], source.input_shape[0]) if source.input_shape else (None, None)
     data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
+    own_mean = data.mean
     data, notes = _normalisation(data, source)
+    if source.lineage.get("kind") in ("torchvision", "timm") and source.input_shape:
+        notes.insert(0, _input_note(recipe, source, data, own_mean))
     seed_everything(recipe.train.seed)
     model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
@@ -166,6 +169,19 @@ def _normalisation(data: DataBundle, source: Source) -> tuple[DataBundle, list[s
         return data, [f"normalising with the new data's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
     data = dataclasses.replace(data, mean=tuple(source.mean), std=tuple(source.std))
     return data, [f"normalising with the source's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
+
+
+def _input_note(recipe: Recipe, source: Source, data: DataBundle, own_mean: tuple[float, ...]) -> str:
+    """What was done to the images for a pretrained backbone (the summary keeps it)."""
+    c, h, w = data.input_shape
+    native = f"{source.input_shape[1]}×{source.input_shape[2]}"
+    if recipe.data.image_size:
+        text = f"input {c}×{h}×{w} from --image-size (the backbone's native size is {native})"
+    else:
+        text = f"input resized to the backbone's native size {c}×{h}×{w}"
+    if c == 3 and len(set(own_mean)) == 1:  # three identical channels: grayscale data, repeated
+        text += "; grayscale images repeated to 3 channels"
+    return text
 
 
 def _fmt(values: tuple[float, ...]) -> str:
