@@ -14,7 +14,8 @@ from datetime import datetime
 
 from ftstudio import __version__
 
-COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict", "data")
+COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo",
+            "presets", "predict", "data", "backbones")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data_commands.register(sub)
     run_commands.register(sub)
-    for name in ("finetune_commands", "export_commands", "predict_commands"):
+    for name in ("finetune_commands", "export_commands", "predict_commands", "backbone_commands"):
         try:
             module = __import__(f"ftstudio.commands.{name}", fromlist=["register"])
         except ModuleNotFoundError:

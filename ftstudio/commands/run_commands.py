@@ -18,7 +18,8 @@ from ftstudio.core.errors import Cancelled
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a dataset")
     add_data_flags(p)
-    p.add_argument("--model", default="mlp", help="a preset (mlp, lenet, cnn, resnet18) or architecture JSON")
+    p.add_argument("--model", default="mlp", help="a preset (mlp, seed, lenet, cnn, resnet18) or architecture JSON; "
+                                                  "seed is the seed document's 784-256-10 MLP with plain SGD, lr 0.01")
     add_train_flags(p)
     p.set_defaults(handler=train)
 
@@ -105,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
     from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
     from ftstudio.core.config.recipe import load_recipe, read_json
 
-    if is_pipeline_document(read_json(args.recipe, "recipe")):
-        return run_pipeline_file(load_pipeline(args.recipe), args.out)
-    return execute(load_recipe(args.recipe), args.out)
+    from ftstudio.core.workflow.pipeline import bundled_pipeline
+
+    path = bundled_pipeline(args.recipe) or args.recipe
+    if is_pipeline_document(read_json(path, "recipe")):
+        return run_pipeline_file(load_pipeline(path), args.out)
+    return execute(load_recipe(path), args.out)
 
 
 def run_pipeline_file(pipeline, out: str | None) -> int:

@@ -235,6 +235,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
+        **prepared.summary,
     }
 
 

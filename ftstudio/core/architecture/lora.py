@@ -75,15 +75,27 @@ def adaptable(module: nn.Module) -> bool:
     return type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros"
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float, skip: tuple[nn.Module, ...] = ()) -> list[str]:
+def is_transformer(model: nn.Module) -> bool:
+    """A ViT-like network (timm's attention blocks have a ``qkv`` projection)."""
+    return any(isinstance(getattr(m, "qkv", None), nn.Linear) for m in model.modules())
+
+
+def add_lora(model: nn.Module, rank: int, alpha: float, skip: tuple[nn.Module, ...] = (),
+             linear_only: bool | None = None) -> list[str]:
     """Replace every adaptable layer (except ``skip`` and their children) with its LoRA version, in place.
 
+    In transformers (``linear_only`` None → `is_transformer`) only Linear layers — attention's qkv and
+    projection, the MLP's two layers — get adapters, the usual LoRA recipe; the patch embedding stays.
     Returns the module names that got adapters. Parameters are left as they were: the caller
     decides what trains."""
     skipped = {id(m) for s in skip for m in s.modules()}
+    if linear_only is None:
+        linear_only = is_transformer(model)
     names = []
     for name, module in list(model.named_modules()):
         if not name or id(module) in skipped or not adaptable(module):
+            continue
+        if linear_only and type(module) is not nn.Linear:
             continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
