@@ -13,7 +13,8 @@ from ftstudio.core.errors import InputError
 PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--weights", "strategy": "--strategy",
               "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "unfreeze_after": "--unfreeze-after",
               "backbone_lr_mult": "--backbone-lr-mult", "head_lr_mult": "--head-lr-mult",
-              "min_steps": "--min-steps", "layers": "--freeze/--unfreeze/--layer-lr"}
+              "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows",
+              "layers": "--freeze/--unfreeze/--layer-lr"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unfreeze-after", type=int, metavar="N", help="train only the head for N epochs, then the rest")
     p.add_argument("--backbone-lr-mult", type=float, help="backbone learning rate relative to --lr (default 0.1)")
     p.add_argument("--head-lr-mult", type=float, help="head learning rate relative to --lr (default 1)")
+    p.add_argument("--bn", choices=("auto", "adapt", "keep", "train"),
+                   help="frozen BatchNorm layers: adapt = re-estimate their statistics on the new data (AdaBN), "
+                        "keep = the source's, train = batch statistics while training; auto (default) adapts "
+                        "whenever one is frozen. The measured shift is printed and kept in summary.json")
+    p.add_argument("--new-rows", choices=("imprint", "mean", "random"),
+                   help="head rows of classes the source does not know: imprint (default: each class's mean "
+                        "feature), mean (of the known rows) or random")
     p.add_argument("--fresh-head", action="store_true", help="start every head row fresh (default: keep known classes)")
     p.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (default 100; "
                                                  "0 when --epochs is given)")
@@ -60,7 +68,7 @@ def plan_from_args(args: argparse.Namespace) -> dict:
     """The FinetunePlan fields the flags set (validated later with the whole recipe)."""
     plan: dict = {"source": args.source}
     for key in ("checkpoint", "weights", "strategy", "lora_rank", "lora_alpha", "unfreeze_after",
-                "backbone_lr_mult", "head_lr_mult", "min_steps"):
+                "backbone_lr_mult", "head_lr_mult", "min_steps", "bn", "new_rows"):
         if getattr(args, key) is not None:
             plan[key] = getattr(args, key)
     if args.fresh_head:

@@ -51,6 +51,7 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
     result = apply_strategy(model, arch, plan, source.head)
     notes.append(result.note)
+    extra = _adapt_and_measure(model, source, data, recipe, notes, kept, fresh)
     recipe, note = _enough_steps(recipe, len(data.train))
     if note:
         notes.append(note)
@@ -61,7 +62,29 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     unfreeze = plan.unfreeze_after and result.deferred
     callbacks: list[Callback] = [GradualUnfreeze(result.deferred, plan.unfreeze_after)] if unfreeze else []
     return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
-                    deferred=result.deferred, callbacks=callbacks)
+                    deferred=result.deferred, callbacks=callbacks, summary=extra)
+
+
+def _adapt_and_measure(model: nn.Module, source: Source, data: DataBundle, recipe: Recipe,
+                       notes: list[str], kept: list[str], fresh: list[str]) -> dict[str, Any]:
+    """The source's baseline on the new validation images, the plan's BatchNorm mode (finetune.normalisation),
+    then the new classes' head rows (finetune.new_rows) on the features the head will see."""
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.finetune import baseline
+    from ftstudio.core.finetune.new_rows import init_new_rows
+    from ftstudio.core.finetune.normalisation import apply_bn_mode
+
+    device = resolve_device(recipe.train.device)
+    before = baseline.measure(model, source, data, device)  # parameters' requires_grad does not matter here
+    report = apply_bn_mode(model, data, recipe.finetune.bn, device=device)
+    if report.applied == "adapt" and before["val_accuracy"] is not None:
+        before["after_bn"] = {k: v for k, v in baseline.measure(model, source, data, device).items() if k != "count"}
+    notes.extend([report.note(), baseline.note(before, len(data.val))])
+    if source.state is not None and kept:  # growing a known class set (a wholly new head stays as it is)
+        rows = init_new_rows(model, source.head, data, kept, fresh, recipe.finetune.new_rows, device)
+        if rows:
+            notes.append(rows)
+    return {"baseline": before, "bn": report.to_dict()}
 
 
 class GradualUnfreeze(Callback):
