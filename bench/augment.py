@@ -30,7 +30,7 @@ def main() -> None:
     import torch
     from torch import nn
 
-    from ftstudio.core.recipe import AugmentSpec
+    from ftstudio.core.config.recipe import AugmentSpec
     from ftstudio.core.training.augment import augment_batch
 
     ap = argparse.ArgumentParser()

@@ -57,7 +57,8 @@ def make_color_folder(root: Path, n_per_class: int = 12, classes: int = 3, seed:
     return root
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, timeout: float = 300,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m ftstudio ARGS` as a user would; returns the completed process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "ftstudio", *args], capture_output=True, text=True,

@@ -105,9 +105,9 @@ def _size(text: str | None) -> list[int] | None:
     return nums
 
 
-def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> "Recipe":  # noqa: F821
+def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:  # noqa: F821
     """A validated Recipe from flags (only the flags given override ``base``)."""
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.config.recipe import Recipe
 
     data = dict((base or {}).get("data") or {})
     train = dict((base or {}).get("train") or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -100,8 +101,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline_recipe import is_pipeline_document, load_pipeline
-    from ftstudio.core.recipe import load_recipe, read_json
+    from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
+    from ftstudio.core.config.recipe import load_recipe, read_json
 
     if is_pipeline_document(read_json(args.recipe, "recipe")):
         return run_pipeline_file(load_pipeline(args.recipe), args.out)
@@ -111,14 +112,13 @@ def run(args: argparse.Namespace) -> int:
 def run_pipeline_file(pipeline, out: str | None) -> int:
     """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
     from ftstudio.core.errors import InputError
-    from ftstudio.core.pipeline_run import run_pipeline
+    from ftstudio.core.workflow.runner import run_pipeline
 
     folder = Path(out).expanduser() if out else None
     if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise InputError(f"--out {folder}: not an empty folder; a pipeline writes pretrain/, finetune/, scratch/ "
                          "and export/ there — choose a new or empty folder")
     stop = threading.Event()
-    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True), stop_event=stop,
@@ -141,7 +141,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     report = evaluate_run(args.run_dir, args.data, which=args.checkpoint, split=args.split, device=args.device)
     if args.json:
@@ -162,7 +162,8 @@ def class_table(report: dict) -> str:
     for i, (name, r) in enumerate(rows):
         if i == len(report["per_class"]):
             lines.append("")
-        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  {r['support']:>7}")
+        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  "
+                     f"{r['support']:>7}")
     return "\n".join(lines)
 
 
@@ -171,7 +172,9 @@ def runs(args: argparse.Namespace) -> int:
 
     rows = []
     for r in list_runs(args.dir):
-        s = r.read_summary()
+        s = r.summary()
+        for problem in s.problems:  # junk in one run's summary never hides the others
+            print(f"warning: {r.summary_path}: {problem}", file=sys.stderr)
         rows.append({"id": r.id, "path": str(r.path), "name": s.get("name"), "created": s.get("created"),
                      "status": s.get("status"), "data": s.get("data"), "model": s.get("model"),
                      "epochs": s.get("epochs"), "val_accuracy": s.get("val_accuracy"),

@@ -77,6 +77,10 @@ NO_LORA_TARGET = ("lora: the model has no Linear or Conv2d layer outside its hea
 
 # export
 EXPORT_NOT_WRITABLE = "{path}: cannot write the export there ({reason}); choose a folder you can write to with --out"
+EXPORT_FOREIGN = ("{path}: holds files that are not an export ({name}…); an export replaces its whole folder, "
+                  "so choose a new or empty folder with --out")
+EXPORT_NAN = ("the model's weights contain NaN or infinity (first in {name}): the run diverged; export an earlier "
+              "checkpoint (--checkpoint best) or train again with a lower learning rate")
 EXPORT_UNKNOWN_FORMAT = "--format {name}: unknown format; choose from {known}"
 EXPORT_TORCHSCRIPT = ("--format torchscript: torch.jit is deprecated in this PyTorch and its warnings would reach "
                       "whoever loads the file; export pt2 instead (torch.export, loads with torch.export.load)")

@@ -28,6 +28,7 @@ class RunLock:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self._fd: int | None = None
+        self._created = False
 
     def acquire(self) -> RunLock:
         try:
@@ -35,6 +36,7 @@ class RunLock:
         except ImportError:  # Windows: no advisory locks here; one process at a time is on the user
             return self
         try:
+            self._created = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
@@ -51,9 +53,17 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock; the file stays (unlinking it would race)
-            self._fd = None
+        """Drop the lock; a folder this lock created and nobody wrote into is removed again."""
+        if self._fd is None:
+            return
+        try:
+            if self._created and os.listdir(self.folder) == [LOCK_NAME]:
+                (self.folder / LOCK_NAME).unlink()
+                self.folder.rmdir()
+        except OSError:  # gone already (an export's staging folder is renamed away), or refilled
+            pass
+        os.close(self._fd)  # closing drops the flock; otherwise the file stays (unlinking it would race)
+        self._fd = None
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QLi
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import load_recipe
+from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.data import DataPage
@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._build(store)
         self._wire()
+        self._show_document()  # the title names the network (the platform adds the app's name)
         self._restore_window(store)
         self._update_actions()
         self.memory_timer = QTimer(self, interval=1000)
@@ -269,6 +270,7 @@ class MainWindow(QMainWindow):
         c.finished.connect(self._run_ended)
         c.failed.connect(self._run_ended)
         self.model_page.set_model(s.model)
+        self.model_page.restore_document_path(str(settings().value("model/path") or ""))
         self.model_page.set_batch_size(s.train.batch_size)
 
     def _restore_window(self, store) -> None:
@@ -293,6 +295,7 @@ class MainWindow(QMainWindow):
         store.setValue("wizard/offered", True)
         if self.export_page.formats:
             write_json(store, "export/formats", self.export_page.selected_formats())
+        store.setValue("model/path", self.model_page.document_path())
         self.session.save(store)
         store.sync()
 
@@ -351,7 +354,8 @@ class MainWindow(QMainWindow):
         self.session.set_model(page.model_value(), page.model_spec())
 
     def _show_document(self) -> None:
-        self.setWindowTitle(f"ftstudio — {self.model_page.title()}[*]")
+        # the platform appends " — ftstudio" (the application's display name): saying it here showed it twice
+        self.setWindowTitle(f"{self.model_page.title()}[*]")
         self.setWindowModified(self.model_page.dirty())
 
     def _model_changed(self) -> None:

@@ -13,7 +13,7 @@ from ftstudio.commands.recipe_flags import (
     recipe_from_args,
 )
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import AugmentSpec, Recipe
+from ftstudio.core.config.recipe import AugmentSpec, Recipe
 from ftstudio.core.training.augment import augment_batch
 
 
@@ -54,7 +54,9 @@ def test_blur_smooths_edges_and_keeps_constant_images():
     x = checkerboard()
     out = run(x, blur=2.0)
     assert out.shape == x.shape
-    tv = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()
+    def tv(t):
+        return (t[..., 1:] - t[..., :-1]).abs().mean()
+
     assert tv(out) < 0.8 * tv(x)
     assert torch.allclose(run(torch.full((2, 3, 9, 9), 0.3), blur=3.0), torch.full((2, 3, 9, 9), 0.3), atol=1e-5)
 
@@ -85,7 +87,9 @@ def test_erasing_blanks_one_rectangle_of_the_right_size():
 def test_colour_works_in_pixel_space_of_normalised_batches():
     mean, std = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1), torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
     pixels = torch.rand(8, 3, 8, 8)
-    gen = lambda: torch.Generator().manual_seed(5)
+    def gen():
+        return torch.Generator().manual_seed(5)
+
     normalised = augment_batch((pixels - mean) / std, AugmentSpec(color=0.3, noise=0.02), gen(), mean, std)
     plain = augment_batch(pixels.clone(), AugmentSpec(color=0.3, noise=0.02), gen())
     assert torch.allclose(normalised * std + mean, plain, atol=1e-4)

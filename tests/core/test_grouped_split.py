@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ftstudio.core.datasets import grouped_split, load_data, stratified_split
-from ftstudio.core.recipe import DatasetSpec
+from ftstudio.core.config.recipe import DatasetSpec
 from tests.helpers import cli, make_photo_folder
 
 

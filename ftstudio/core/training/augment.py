@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ftstudio.core.recipe import AugmentSpec
+from ftstudio.core.config.recipe import AugmentSpec
 
 ERASE_AREA = (0.02, 0.33)  # fraction of the image one erased rectangle covers
 ERASE_RATIO = (0.3, 3.3)  # its aspect ratio range

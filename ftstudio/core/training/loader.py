@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 
 from ftstudio.core.datasets.bundle import Split, StreamSplit
-from ftstudio.core.recipe import AugmentSpec
+from ftstudio.core.config.recipe import AugmentSpec
 from ftstudio.core.training.augment import augment_batch
 
 __all__ = ["DeviceBatches", "augment_batch", "normalize"]
@@ -79,7 +79,8 @@ class DeviceBatches:
     def _stream(self, order, augment_gen, skip):
         from torch.utils.data import DataLoader
 
-        chunks = [self._piece(order, s).tolist() for s in range(skip * self.batch_size, len(self.split), self.batch_size)]
+        starts = range(skip * self.batch_size, len(self.split), self.batch_size)
+        chunks = [self._piece(order, s).tolist() for s in starts]
         loader = DataLoader(_Decoded(self.split), batch_sampler=chunks, num_workers=min(4, os.cpu_count() or 1),
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for xb, yb in loader:

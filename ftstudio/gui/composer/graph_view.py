@@ -34,7 +34,7 @@ MIN_FIT = 0.6  # automatic fitting stops here: smaller text is not readable
 class Port(QGraphicsEllipseItem):
     """A node's input (top) or output (bottom) port."""
 
-    def __init__(self, node: "Node", output: bool) -> None:
+    def __init__(self, node: Node, output: bool) -> None:
         x, y = NODE_W / 2, NODE_H if output else 0.0
         super().__init__(x - PORT, y - PORT, 2 * PORT, 2 * PORT, node)
         self.node, self.output = node, output
@@ -90,7 +90,11 @@ class Wire(QGraphicsPathItem):
         b = dst.pos() + QPointF(NODE_W / 2, 0)
         bend = max(30.0, (b.y() - a.y()) / 2)
         path = QPainterPath(a)
-        path.cubicTo(a + QPointF(0, bend), b - QPointF(0, bend), b)
+        if b.y() - a.y() > ROW * 1.5 and abs(b.x() - a.x()) < NODE_W / 2:  # a skip over the nodes between:
+            side = QPointF(NODE_W * 0.75, 0)  # bow out to the right instead of running under them
+            path.cubicTo(a + QPointF(0, ROW * 0.4) + side, b - QPointF(0, ROW * 0.4) + side, b)
+        else:
+            path.cubicTo(a + QPointF(0, bend), b - QPointF(0, bend), b)
         self.setPath(path)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(-1)
@@ -98,11 +102,12 @@ class Wire(QGraphicsPathItem):
         self._pen()
         text = QGraphicsSimpleTextItem(label, self)
         text.setBrush(QBrush(theme.text()))
-        mid = path.pointAtPercent(0.5 if b.y() - a.y() <= ROW else 0.25)
+        mid = path.pointAtPercent(0.5 if b.y() - a.y() <= ROW * 1.5 else 0.3)
         text.setPos(mid + QPointF(6, -8))
 
     def _pen(self) -> None:
-        self.setPen(QPen(QColor("#0072B2") if self.isSelected() else QColor("#8a8a8a"), 2.5 if self.isSelected() else 1.5))
+        selected = self.isSelected()
+        self.setPen(QPen(QColor("#0072B2") if selected else QColor("#8a8a8a"), 2.5 if selected else 1.5))
 
     def itemChange(self, change, value):  # noqa: N802 — Qt override
         if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
@@ -126,6 +131,7 @@ class GraphView(QGraphicsView):
         self.analysis = None
         self.analysed_spec = None
         self.nodes: dict[int, Node] = {}
+        self.infos: dict = {}  # path → LayerInfo of the current analysis
         self.wires: list[Wire] = []
         self._drag: tuple[Node, QGraphicsPathItem] | None = None
         self._pan: QPointF | None = None
@@ -152,7 +158,7 @@ class GraphView(QGraphicsView):
     def rebuild(self) -> None:
         spec = self.editor.spec
         current = self.analysis is not None and self.analysed_spec == spec
-        infos = {i.path: i for i in self.analysis.layers} if current else {}
+        infos = self.infos = {i.path: i for i in self.analysis.layers} if current else {}
         self._syncing = True
         self.scene().clear()
         self.nodes, self.wires, self._drag = {}, [], None
@@ -233,7 +239,8 @@ class GraphView(QGraphicsView):
 
     def _node_at(self, pos) -> Node | None:
         for item in self.items(pos):
-            node = item if isinstance(item, Node) else item.parentItem() if isinstance(item.parentItem(), Node) else None
+            parent = item.parentItem()
+            node = item if isinstance(item, Node) else parent if isinstance(parent, Node) else None
             if node is not None:
                 return node
         return None
@@ -350,6 +357,12 @@ class GraphView(QGraphicsView):
                 self.scene().clearSelection()
                 node.setSelected(True)
             menu.addAction("Delete", self.delete_selected)
+            info = self.infos.get(node.path)
+            if self.editor.spec.layers[node.index].type == "Residual":
+                expand = menu.addAction("Expand block into a graph (its layers and an Add)",
+                                        lambda: self._guard(lambda: self.editor.expand_block(
+                                            node.path, info.in_shape, info.out_shape)))
+                expand.setEnabled(info is not None and not info.error)
         menu.addAction("Fit to view (0)", self.fit)
         menu.exec(event.globalPos())
 

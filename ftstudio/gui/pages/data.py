@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
-from ftstudio.core.recipe import AugmentSpec, DatasetSpec
+from ftstudio.core.config.recipe import AugmentSpec, DatasetSpec
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart

@@ -238,7 +238,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
     def finetune_plan(self):
         """The fine-tune plan when the network starts from a trained run's weights, else None."""
-        from ftstudio.core.start_from import plan_for
+        from ftstudio.core.finetune.start_from import plan_for
 
         start = self.editor.state.start
         return plan_for(start, self.editor.spec) if start is not None else None

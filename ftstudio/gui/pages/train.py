@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from ftstudio.core.recipe import TrainConfig
+from ftstudio.core.config.recipe import TrainConfig
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session
@@ -31,8 +31,8 @@ from ftstudio.gui.workers import DataPreview, Outcome, Packet
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
           "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
 REDRAW_MS = 66  # ~15 Hz
-VALIDATION_REDRAW_S = 0.5
-TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running  # confusion matrix and prediction grid: at most twice a second while running
+VALIDATION_REDRAW_S = 0.5  # confusion matrix and prediction grid: at most twice a second while running
+TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running
 SHORT_WORDS = {"running": "Training", "paused": "Paused", "stopping": "Stopping…", "completed": "Completed",
                "stopped": "Stopped", "early_stopping": "Stopped early", "cancelled": "Cancelled", "failed": "Failed"}
 VAL_GRID = 40

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QScrollArea, QSpinBox, QWidget
 
-from ftstudio.core.schema import field_help
+from ftstudio.core.config.schema import field_help
 
 LABELS = {
     "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "optimizer": "Optimizer",

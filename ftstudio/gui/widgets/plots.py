@@ -288,16 +288,15 @@ class OverlayPlots(QWidget):
                 legend.clear()
         for i, (label, rows) in enumerate(self._runs):
             color = theme.series_color(i)
-            epochs = [r["epoch"] for r in rows]
+            train = [(r["epoch"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
             val = [(r["epoch"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
             vloss = [(r["epoch"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
             if val:
                 _curve(self.acc_plot, label, color, 2.0, symbol="o").setData(*zip(*val))
             if vloss:
                 _curve(self.loss_plot, label, color, 2.0).setData(*zip(*vloss))
-            if epochs:
-                _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(
-                    epochs, [r.get("train_loss") for r in rows])
+            if train:
+                _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(*zip(*train))
 
     def restyle(self) -> None:
         if self._built:

@@ -7,7 +7,7 @@ torchrun all call; `evaluate_run` is `ftstudio evaluate`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,27 +15,13 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
-from ftstudio.core.datasets import DataBundle, load_data
+from ftstudio.core.datasets import DataBundle, absolute_paths, load_data
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec, Recipe, load_validated, read_json
-from ftstudio.core.runs import Run, RunLogger, new_run_dir
+from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
+from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
-
-
-@dataclass
-class Prepared:
-    """What a recipe resolves to before training: data, model and its concrete architecture."""
-
-    recipe: Recipe
-    data: DataBundle
-    model: Any  # torch.nn.Module
-    architecture: ModelSpec  # every "auto" resolved
-    lr_multipliers: dict[int, float]
-    lineage: dict[str, Any] | None = None
-    notes: tuple[str, ...] = ()
-    lora: dict[str, Any] | None = None  # {rank, alpha, layers} when the model carries LoRA adapters
-    deferred: list[Any] = field(default_factory=list)  # parameters that join training later (gradual unfreezing)
+from ftstudio.core.training.prepared import Prepared, seed_everything
 
 
 @dataclass
@@ -43,17 +29,6 @@ class RunResult:
     run: Run
     summary: dict[str, Any]
     finished: FitFinished
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def input_wishes(spec: ModelSpec) -> tuple[tuple[int, int] | None, int | None]:
@@ -66,14 +41,13 @@ def input_wishes(spec: ModelSpec) -> tuple[tuple[int, int] | None, int | None]:
 def prepare(recipe: Recipe, *, progress=None, cancel: threading.Event | None = None) -> Prepared:
     """Load the data and build the model a recipe describes (fine-tune plans included)."""
     if recipe.finetune is not None:
-        from ftstudio.core.finetune import prepare_finetune
+        from ftstudio.core.finetune.strategies import prepare_finetune
 
         return prepare_finetune(recipe, progress=progress, cancel=cancel)
     spec = resolve_model(recipe.model)
     size, channels = input_wishes(spec)
     data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
-    from ftstudio.core.architecture import build_model
-    from ftstudio.core.finetune import layer_multipliers
+    from ftstudio.core.architecture import build_model, layer_multipliers
 
     seed_everything(recipe.train.seed)
     model, concrete = build_model(spec, data.input_shape, data.num_classes)
@@ -130,6 +104,8 @@ def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, p
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
+    if ckpt is None and recipe is not None:
+        recipe = recipe.replace(data=absolute_paths(recipe.data))  # recipe.json names what this run used
     try:
         prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
     except InputError as exc:
@@ -156,7 +132,7 @@ def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, p
     cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks] if main else []
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
-    cbs.extend(_finetune_callbacks(prepared))
+    cbs.extend(prepared.callbacks)
     from ftstudio.core.training.trainer import Trainer  # (torch: imported while data decodes, see prepare)
 
     try:
@@ -227,14 +203,6 @@ def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, wo
     return run
 
 
-def _finetune_callbacks(prepared: Prepared) -> list[Callback]:
-    if prepared.recipe.finetune is None:
-        return []
-    from ftstudio.core.finetune import finetune_callbacks
-
-    return finetune_callbacks(prepared)
-
-
 def _with(obj, **changes):
     import dataclasses
 
@@ -255,59 +223,17 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
     return {
         "id": run.id, "name": recipe.name or _default_name(recipe), "status": "starting",
         "created": datetime.now().isoformat(timespec="seconds"), "created_ts": time.time(),
-        "data": recipe.data.name, "data_source": data.source, "model": Path(str(model_label)).stem if model_label else "custom",
+        "data": recipe.data.name, "data_source": data.source,
+        "model": Path(str(model_label)).stem if model_label else "custom",
         "classes": list(data.classes), "input_shape": list(data.input_shape),
         "mean": list(data.mean), "std": list(data.std),
         "train_size": len(data.train), "val_size": len(data.val),
         "skipped_files": [{"path": p, "reason": r} for p, r in data.skipped],
-        "warnings": list(data.warnings), "split": data.extra.get("split"), "epochs": 0, "epochs_planned": recipe.train.epochs,
+        "warnings": list(data.warnings), "split": data.extra.get("split"), "epochs": 0,
+        "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
     }
-
-
-def load_run_model(run_dir: str | Path, which: str = "best"):
-    """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
-    from ftstudio.core.training import checkpoint
-
-    ckpt_path = resolve_checkpoint(run_dir, which)
-    ckpt = checkpoint.load(ckpt_path)
-    return model_from_checkpoint(ckpt, ckpt_path), ckpt
-
-
-def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
-    """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
-    path = Path(run_dir).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
-    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
-    if path.is_dir() and not ckpt_path.exists() and which == "best":
-        ckpt_path = Run(path).checkpoint("last")
-    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
-        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
-    return ckpt_path
-
-
-def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
-    """Rebuild the network from a checkpoint's architecture and load its weights (no downloads)."""
-    from ftstudio.core.architecture import build_model, parse_model
-    from ftstudio.core.finetune import strip_pretrained
-
-    spec = strip_pretrained(parse_model(ckpt["architecture"], f"{where}: architecture"))
-    shape = tuple(ckpt["preprocess"]["input_shape"])
-    model, _ = build_model(spec, shape, len(ckpt["classes"]))
-    try:
-        state = ckpt["model"]
-        if ckpt.get("lora"):  # a LoRA run: fold the adapters into plain weights
-            from ftstudio.core.lora import merge_state_dict
-
-            state = merge_state_dict(state, ckpt["lora"])
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{where}: weights do not match the architecture "
-                         f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
-    model.eval()
-    return model
 
 
 def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, which: str = "best",
@@ -326,7 +252,9 @@ def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, 
     batches = DeviceBatches(part, tuple(pre["mean"]), tuple(pre["std"]), dev, 512)
     ev = evaluate(model, batches, len(classes))
     per_class = ev.per_class(classes)
-    return {"run": str(run_dir), "checkpoint": which, "data": spec.name, "split": _split_name(bundle, split),
+    used = resolve_checkpoint(run_dir, which)  # best falls back to last: say which one really ran
+    return {"run": str(run_dir), "checkpoint": used.stem, "checkpoint_file": str(used),
+            "data": spec.name, "split": _split_name(bundle, split),
             "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
             "per_class": per_class, **averages(per_class), "confusion": ev.confusion.tolist()}
 
@@ -356,7 +284,7 @@ def held_out(run_dir: str | Path, data: str | DatasetSpec | None = None, *, whic
 
 
 def _recipe_data(ckpt: dict[str, Any]) -> dict[str, Any]:
-    from ftstudio.core.schema import from_dict
+    from ftstudio.core.config.schema import from_dict
 
     data = (ckpt.get("recipe") or {}).get("data") or {}
     spec = from_dict(DatasetSpec, data, "checkpoint recipe.data")
