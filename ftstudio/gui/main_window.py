@@ -39,7 +39,8 @@ PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
 TITLES = {"data": "Data", "dataset": "Build data", "model": "Model", "train": "Train", "runs": "Runs",
           "export": "Export", "try": "Try"}
 PAGE_TIPS = {"data": "Choose and inspect the dataset",
-             "dataset": "Make a dataset: classes, images dropped or imported, its health", "model": "Choose the architecture",
+             "dataset": "Make a dataset: classes, images dropped or imported, its health",
+             "model": "Choose the architecture",
              "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
              "export": "Export a trained model to ONNX, safetensors…",
              "try": "Try a trained model on new images: answer, confidence, where it looked"}
@@ -160,7 +161,8 @@ class MainWindow(QMainWindow):
         self.try_page = TryPage(self.tasks)
         self.dataset_page = DatasetPage(self.tasks)
         self.dataset_page.train_requested.connect(self._train_on_built)
-        self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page, "train": self.train_page,
+        self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page,
+                      "train": self.train_page,
                       "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")

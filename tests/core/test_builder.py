@@ -80,8 +80,8 @@ def test_csv_import_names_bad_rows(tmp_path, source):
     ds = BuilderDataset.create("from-csv")
     report = ds.import_csv(table)
     assert sorted(report.added) == ["cat/cat_000.png", "dog/dog_001.png"]
-    assert [r[0] for r in report.refused] == ["labels.csv line 4: missing.png", "labels.csv line 5: mine/cat/cat_001.png",
-                                               "labels.csv line 6"]
+    assert [r[0] for r in report.refused] == ["labels.csv line 4: missing.png",
+                                               "labels.csv line 5: mine/cat/cat_001.png", "labels.csv line 6"]
 
 
 def test_edits_apply_and_revert_exactly(source):

@@ -12,11 +12,13 @@ from tests.gui.conftest import set_train
 from tests.helpers import make_color_folder
 
 
-def drop(widget, paths, at=QPoint(20, 20)) -> None:
+def drop(widget, paths, at: QPoint | None = None) -> None:
+    at = at or QPoint(20, 20)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     target = widget.viewport()
-    enter = QDragEnterEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(target, enter)
     assert target.acceptDrops() and enter.isAccepted()
     event = QDropEvent(QPointF(at), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
@@ -35,7 +37,7 @@ def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path
     qtbot.mouseClick(page.add_class_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(page.add_class_button, Qt.MouseButton.LeftButton)
     assert page.dataset.classes() == ["apples", "limes", "plums"]
-    for row, name in enumerate(("apples", "limes")):
+    for row in range(2):
         page.classes.setCurrentRow(row)
         drop(page.thumbs, sorted((photos / f"class_{row}").iterdir()))
         assert page.thumbs.count() == 8
