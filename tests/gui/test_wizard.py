@@ -133,11 +133,13 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     go_next(qtbot, w, PageId.STRATEGY)
     strategy = w.page_(PageId.STRATEGY)
     qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
-    trainable, total, _ = strategy.counted
+    trainable, total, _, norm = strategy.counted
     assert trainable == total > 100_000  # full: everything trains
+    assert "no frozen BatchNorm" in norm
     strategy.radios["head"].setChecked(True)
     qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
     assert "1,290" in strategy.count.text()
+    assert "re-estimated their running statistics" in strategy.norm.text()  # frozen BN under a shift: AdaBN
     strategy.radios["full"].setChecked(True)
     strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
     assert not strategy.isComplete() and not w.button(NEXT).isEnabled()
@@ -163,6 +165,8 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
     rows = results.comparison.rows
     assert [r.stage for r in rows] == ["finetune", "scratch"] and results.table.rowCount() == 2
+    base = Run(ft_run).read_summary()["baseline"]  # what fine-tuning bought: the source before any step
+    assert f"the base model scored {base['val_accuracy']:.1%} val acc" in results.lineage.text()
     for r, row in enumerate(rows):
         ev = evaluate_run(row.run, which="last")
         assert (row.accuracy, row.loss, row.count) == (ev["accuracy"], ev["loss"], 359)
@@ -323,3 +327,16 @@ def test_menu_entry_and_the_offer_only_on_first_launch(qtbot, make_window):
     first.close()
     second = make_window()
     assert second.wizard_offer is None
+
+
+def test_start_page_opens_the_seed_example(qtbot, make_wizard):
+    """The seed's fine-tune is offered: one click fills the wizard with resources/pipelines/seed.json."""
+    w = make_wizard()
+    start = w.page_(PageId.START)
+    qtbot.mouseClick(start.seed_button, Qt.MouseButton.LeftButton)
+    m = w.model
+    assert start.name.text() == m.name and m.name.startswith("seed")
+    assert m.pretrain.data_spec.name == "mnist5k" and m.pretrain.data_spec.classes == tuple("01234")
+    assert (m.pretrain.train.optimizer, m.pretrain.train.lr, m.pretrain.train.momentum) == ("sgd", 0.01, 0.0)
+    assert m.strategy_choice() == "head" and m.finetune.data_spec.classes is None
+    assert m.pipeline().finetune.finetune.strategy == "head" and start.radios["pretrain"].isChecked()

@@ -73,6 +73,21 @@ class WizardModel(QObject):
         if recipe.finetune is None:
             session.set_model(recipe.model)
 
+    def load_pipeline(self, p: Pipeline) -> None:
+        """Take a pipeline document's stages and settings (the Start page's "Open the seed's example")."""
+        if p.pretrain is not None:
+            self._load(self.pretrain, p.pretrain)
+        self._load(self.finetune, p.finetune)
+        plan = p.finetune.finetune
+        assert plan is not None
+        self.gradual = plan.strategy == "full" and plan.unfreeze_after is not None
+        self.plan = plan
+        self.start = "pretrain" if p.pretrain is not None else self.start
+        self.name = p.name or self.name
+        self.scratch = p.scratch is not None
+        self.export = p.export or self.export
+        self.changed.emit()
+
     # ------------------------------------------------------------------------ editing
     def set(self, **values) -> None:
         """Change plain attributes (``start``, ``backbone``, ``scratch`` …) and announce it."""

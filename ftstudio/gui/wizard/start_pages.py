@@ -78,7 +78,22 @@ class StartPage(QWizardPage):
         layout.addLayout(form)
         layout.addWidget(box)
         layout.addWidget(_hint(texts.DEFAULTS_NOTE))
+        seed = QHBoxLayout()
+        self.seed_button = QPushButton(texts.SEED_EXAMPLE)
+        self.seed_button.setToolTip(texts.SEED_EXAMPLE_TIP)
+        self.seed_button.clicked.connect(self.open_seed_example)
+        seed.addWidget(self.seed_button)
+        seed.addStretch(1)
+        layout.addLayout(seed)
         layout.addStretch(1)
+
+    def open_seed_example(self) -> None:
+        """Fill the wizard with the bundled seed pipeline (resources/pipelines/seed.json, `ftstudio run seed`)."""
+        from ftstudio.core.workflow.pipeline import bundled_pipeline, load_pipeline
+
+        self.model.load_pipeline(load_pipeline(bundled_pipeline("seed")))
+        self.name.setText(self.model.name)
+        self.radios[self.model.start].setChecked(True)
 
     def initializePage(self) -> None:  # noqa: N802 — the default name goes in after registration (see above)
         if not self.name.text():
