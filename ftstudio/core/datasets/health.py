@@ -27,7 +27,7 @@ from ftstudio.core.datasets import TINY_CLASS
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, _reason
 from ftstudio.core.datasets.folder import IGNORED_NAMES
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import Cancelled, InputError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -203,7 +203,7 @@ def _read_all(paths: list[str], progress: Progress | None, cancel: threading.Eve
     def here(indices) -> None:
         for i in indices:
             if cancel is not None and cancel.is_set():
-                raise InputError(messages.CANCELLED)
+                raise Cancelled(messages.CANCELLED)
             take(i, read_many(paths[i * chunk:(i + 1) * chunk]))
 
     if n < PROCESS_MIN or cores == 1:
@@ -219,7 +219,7 @@ def _read_all(paths: list[str], progress: Progress | None, cancel: threading.Eve
                 try:
                     for future in as_completed(futures):
                         if cancel is not None and cancel.is_set():
-                            raise InputError(messages.CANCELLED)
+                            raise Cancelled(messages.CANCELLED)
                         take(futures[future], future.result())
                 finally:
                     for future in futures:
