@@ -563,9 +563,10 @@ class MainWindow(QMainWindow):
                           "models, watch them learn, export them.</p>")
 
     def changeEvent(self, event) -> None:  # noqa: N802
-        if event.type() == event.Type.ApplicationPaletteChange:
-            QApplication.instance().setStyleSheet(theme.style_sheet())  # its disabled-text colour follows
         if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
+            app, sheet = QApplication.instance(), theme.style_sheet()
+            if app.styleSheet() != sheet:  # its disabled-text colour follows the palette (unchanged: no re-polish)
+                app.setStyleSheet(sheet)
             self.train_page.plots.restyle()
             self.runs_page.plots.restyle()
         super().changeEvent(event)
