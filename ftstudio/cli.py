@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ftstudio {__version__}")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the main window to a PNG and exit")
     parser.add_argument("--page", default="data",
-                        help="page for --screenshot: data, model, train, runs, export, try, wizard")
+                        help="page for --screenshot: data, dataset, model, train, runs, export, try, wizard")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data_commands.register(sub)
     run_commands.register(sub)
