@@ -30,7 +30,7 @@ from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.screen_fit import resize_to_fit
-from ftstudio.gui.settings import read_json, settings, write_json
+from ftstudio.gui.settings import settings
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
@@ -62,8 +62,8 @@ class MainWindow(QMainWindow):
         self.actions_ = make_actions(self)
         self._build(store)
         self._wire()
+        self._restore_window(store)  # (the pages' settings too: the model's file names the document)
         self._show_document()  # the title names the network (the platform adds the app's name)
-        self._restore_window(store)
         self._update_actions()
         self.memory_timer = QTimer(self, interval=1000)
         self.memory_timer.timeout.connect(self._update_status)
@@ -124,7 +124,6 @@ class MainWindow(QMainWindow):
         self.device = bars.device
         self.status_device, self.status_run = bars.status_device, bars.status_run
         self.status_progress, self.status_memory = bars.status_progress, bars.status_memory
-        self.train_page.log_scale.setChecked(store.value("train/log_scale", False, type=bool))
 
     def _wire(self) -> None:
         s, c = self.session, self.controller
@@ -146,7 +145,6 @@ class MainWindow(QMainWindow):
         c.finished.connect(self._run_ended)
         c.failed.connect(self._run_ended)
         self.model_page.set_model(s.model)
-        self.model_page.restore_document_path(str(settings().value("model/path") or ""))
         self.model_page.set_batch_size(s.train.batch_size)
 
     def _restore_window(self, store) -> None:
@@ -158,20 +156,17 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         page = store.value("window/page", "data")
         self.show_page(page if page in PAGES else "data")
-        formats = read_json(store, "export/formats")
-        if isinstance(formats, list):
-            self.export_page.set_selected_formats([str(f) for f in formats])
+        for page in self.pages.values():
+            page.restore_settings(store)
 
     def save_settings(self) -> None:
         store = settings()
         store.setValue("window/geometry", self.saveGeometry())
         store.setValue("window/state", self.saveState())
         store.setValue("window/page", self.current_page())
-        store.setValue("train/log_scale", self.train_page.log_scale.isChecked())
         store.setValue("wizard/offered", True)
-        if self.export_page.formats:
-            write_json(store, "export/formats", self.export_page.selected_formats())
-        store.setValue("model/path", self.model_page.document_path())
+        for page in self.pages.values():
+            page.save_settings(store)
         self.session.save(store)
         store.sync()
 
@@ -241,8 +236,7 @@ class MainWindow(QMainWindow):
 
     def settled(self) -> bool:
         """True once startup work is done (engine loaded, data and model shown): for screenshots."""
-        return (self.session.ready and not self.tasks.busy() and not self.data_page.reload_pending()
-                and not self.model_page.busy())
+        return self.session.ready and not self.tasks.busy() and not any(p.busy() for p in self.pages.values())
 
     # ---------------------------------------------------------------------------- runs
     def start_training(self, callbacks: tuple = ()) -> None:
@@ -436,8 +430,8 @@ class MainWindow(QMainWindow):
             app, sheet = QApplication.instance(), theme.style_sheet()
             if app.styleSheet() != sheet:  # its disabled-text colour follows the palette (unchanged: no re-polish)
                 app.setStyleSheet(sheet)
-            self.train_page.plots.restyle()
-            self.runs_page.plots.restyle()
+            for page in self.pages.values():
+                page.restyle()
         super().changeEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802
@@ -462,6 +456,7 @@ class MainWindow(QMainWindow):
         if self.wizard is not None:
             self.wizard.shutdown()
         self.controller.shutdown()
-        self.train_page.timer.stop()
+        for page in self.pages.values():
+            page.shutdown()
         self.memory_timer.stop()
         self.tasks.shutdown()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
 from ftstudio.core.config.recipe import AugmentSpec, DatasetSpec
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart
@@ -50,7 +51,7 @@ def augment_examples(images: np.ndarray, spec: AugmentSpec, versions: int, seed:
     return out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
-class DataPage(QWidget):
+class DataPage(Page, QWidget):
     """See the module docstring."""
 
     open_folder_requested = Signal()
@@ -272,7 +273,7 @@ class DataPage(QWidget):
             self._show_augmentation()
 
     # ------------------------------------------------------------------------- loading
-    def reload_pending(self) -> bool:
+    def busy(self) -> bool:
         """True while an edit's reload of the data is still scheduled (the window is not settled)."""
         return self._reload.isActive()
 

@@ -51,6 +51,7 @@ from ftstudio.core.datasets.builder import (
 )
 from ftstudio.core.errors import InputError
 from ftstudio.gui import dialogs
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.workers import Tasks
 
@@ -104,7 +105,7 @@ class _DropList(QListWidget):
             self.dropped.emit(paths, self.itemAt(event.position().toPoint()))
 
 
-class DatasetPage(QWidget):
+class DatasetPage(Page, QWidget):
     """See the module docstring."""
 
     train_requested = Signal(str)  # the dataset folder

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 
 from ftstudio.core.runs import Run, list_runs
 from ftstudio.gui import dialogs, theme
+from ftstudio.gui.pages.base import Page
+from ftstudio.gui.settings import read_json, write_json
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.workers import Tasks
 
@@ -57,7 +59,7 @@ def _size(path: Path) -> str:
     return "–"
 
 
-class ExportPage(QWidget):
+class ExportPage(Page, QWidget):
     """See the module docstring."""
 
     def __init__(self, tasks: Tasks, parent=None) -> None:
@@ -189,6 +191,15 @@ class ExportPage(QWidget):
     def selected_run(self) -> Path | None:
         data = self.run.currentData()
         return Path(data) if data else None
+
+    def restore_settings(self, store) -> None:
+        formats = read_json(store, "export/formats")
+        if isinstance(formats, list):
+            self.set_selected_formats([str(f) for f in formats])
+
+    def save_settings(self, store) -> None:
+        if self.formats:  # (the list of formats is known once the engine has loaded)
+            write_json(store, "export/formats", self.selected_formats())
 
     def selected_formats(self) -> list[str]:
         return [name for name, check in self.formats.items() if check.isChecked()]

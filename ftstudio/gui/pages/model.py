@@ -34,6 +34,7 @@ from ftstudio.gui.composer.graph_view import GraphView
 from ftstudio.gui.composer.palette import Palette
 from ftstudio.gui.composer.properties import PropertyEditor
 from ftstudio.gui.composer.runs import RunActions
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.toolbar import CompactToolBar
 
@@ -75,7 +76,7 @@ def dense_widths(analysis) -> str:
     return "-".join(str(v) for v in (linear[0].in_shape[-1], *(i.out_shape[-1] for i in linear)))
 
 
-class ModelPage(DocumentActions, RunActions, QWidget):
+class ModelPage(Page, DocumentActions, RunActions, QWidget):
     """See the module docstring. ``document_changed``: the file name or unsaved marker changed."""
 
     changed = Signal()  # the architecture changed (an edit, undo, a preset, a file, a run)
@@ -263,6 +264,12 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
     def title(self) -> str:
         return self.editor.title()
+
+    def restore_settings(self, store) -> None:
+        self.restore_document_path(str(store.value("model/path") or ""))
+
+    def save_settings(self, store) -> None:
+        store.setValue("model/path", self.document_path())
 
     def busy(self) -> bool:
         """True while an analysis or another background job of this page is due."""

@@ -20,6 +20,7 @@ from ftstudio.core.run_records import RunSummary
 from ftstudio.core.runs import Run, list_runs
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import format_duration
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.plots import OverlayPlots
 
@@ -45,7 +46,7 @@ def _num(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-class RunsPage(QWidget):
+class RunsPage(Page, QWidget):
     """See the module docstring."""
 
     resume_requested = Signal(object)  # Path of the run folder
@@ -120,6 +121,9 @@ class RunsPage(QWidget):
         self._selection_changed()
 
     # ------------------------------------------------------------------------- listing
+    def restyle(self) -> None:
+        self.plots.restyle()
+
     def refresh(self) -> None:
         """Re-read the runs folder, keeping the selection."""
         from ftstudio.core.paths import runs_dir

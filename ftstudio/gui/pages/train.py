@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
 from ftstudio.core.config.recipe import TrainConfig
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import LiveRun, format_duration
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import ConfusionMatrix
@@ -41,7 +42,7 @@ STATUS_WORDS = {"completed": "Completed", "stopped": "Stopped — checkpoint sav
                 "failed": "Failed"}
 
 
-class TrainPage(QWidget):
+class TrainPage(Page, QWidget):
     """See the module docstring."""
 
     def __init__(self, session: Session, actions: dict[str, QAction], parent=None) -> None:
@@ -266,6 +267,18 @@ class TrainPage(QWidget):
                   f"on each (batch size {batch} is the global batch).")
 
     # ------------------------------------------------------------------------- drawing
+    def restore_settings(self, store) -> None:
+        self.log_scale.setChecked(store.value("train/log_scale", False, type=bool))
+
+    def save_settings(self, store) -> None:
+        store.setValue("train/log_scale", self.log_scale.isChecked())
+
+    def restyle(self) -> None:
+        self.plots.restyle()
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+
     def redraw(self) -> None:
         live = self.live
         self.plots.refresh(live)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ftstudio.gui import dialogs
+from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.workers import Tasks
 
@@ -50,7 +51,7 @@ def _qimage(rgb: np.ndarray) -> QImage:
     return QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-class TryPage(QWidget):
+class TryPage(Page, QWidget):
     """See the module docstring."""
 
     busy_changed = Signal(bool)

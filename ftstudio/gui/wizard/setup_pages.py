@@ -51,7 +51,7 @@ class DataStepPage(QWizardPage):
 
     def loaded(self) -> bool:
         """The session's current data spec has loaded without error."""
-        return (self.session.bundle is not None and not self.data_page.reload_pending()
+        return (self.session.bundle is not None and not self.data_page.busy()
                 and not self.tasks.busy("data"))
 
     def isComplete(self) -> bool:  # noqa: N802 — Qt override
