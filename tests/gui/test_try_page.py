@@ -88,3 +88,26 @@ def test_an_in_memory_image_and_a_bad_model_folder(qtbot, page, source_run, tmp_
     page.open_image(np.full((1, 8, 8), 128, np.uint8), "gallery image", truth="3")
     qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
     assert page.results[0].truth == "3" and page.explain.isChecked()
+
+
+def test_mistakes_gallery_lists_per_class_metrics_and_opens_a_mistake_in_try(qtbot, page, source_run):  # noqa: F811
+    from ftstudio.gui.widgets.mistakes import MistakesPanel
+
+    panel = MistakesPanel(page.tasks)
+    qtbot.addWidget(panel)
+    panel.set_run(source_run, measure=True)
+    qtbot.waitUntil(lambda: panel.assessment is not None, timeout=60_000)
+    report = panel.assessment.report
+    assert panel.table.rowCount() == len(SOURCE_CLASSES) + 2
+    assert panel.table.item(len(SOURCE_CLASSES), 0).text() == "macro average"
+    assert panel.table.item(0, 1).text() == f"{report['per_class']['0']['precision']:.3f}"
+    mistakes = panel.mistakes()
+    assert mistakes and all(m.true != m.predicted for m in mistakes)
+    with qtbot.waitSignal(panel.open_in_try) as opened:
+        panel.gallery.itemActivated.emit(panel.gallery.item(0))
+    run, mistake = opened.args
+    page.open_mistake(run, mistake)
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
+    assert page.results[0].truth == mistake.true and page.results[0].prediction.label == mistake.predicted
+    assert page.results[0].prediction.probability == pytest.approx(mistake.confidence, abs=1e-4)
+    qtbot.waitUntil(lambda: page.method.text().startswith("Heat map"), timeout=60_000)
