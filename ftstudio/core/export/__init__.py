@@ -21,7 +21,8 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.errors import InputError
 
-FORMATS = ("onnx", "pt2", "safetensors", "state-dict")
+FORMATS = ("onnx", "pt2", "safetensors", "state-dict")  # "all": each reproduces the float logits
+OFFERED = (*FORMATS, "onnx-int8")  # int8 on request: it needs the training images and approximates
 SAMPLE_BATCHES = (3, 1)
 TOLERANCE = 1e-4  # max |difference| allowed, relative to max(1, max |logit|)
 
@@ -34,6 +35,10 @@ class ExportedFile:
     verified: bool
     max_abs_diff: float
     message: str
+    size_bytes: int = 0
+    latency_ms: float = math.nan  # one image, median of a few runs on this machine
+    accuracy: float | None = None  # int8: held-out accuracy of the file, and of the float model
+    float_accuracy: float | None = None
 
 
 @dataclass
@@ -54,8 +59,8 @@ def check_formats(formats: list[str] | tuple[str, ...] | None) -> list[str]:
     for name in chosen:
         if name == "torchscript":
             raise InputError(messages.EXPORT_TORCHSCRIPT)
-        if name not in FORMATS:
-            raise InputError(messages.EXPORT_UNKNOWN_FORMAT.format(name=name, known=", ".join(FORMATS)))
+        if name not in OFFERED:
+            raise InputError(messages.EXPORT_UNKNOWN_FORMAT.format(name=name, known=", ".join(OFFERED)))
     return chosen
 
 
@@ -81,7 +86,14 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
     run_path = Path(run_dir).expanduser()
     summary = Run(run_path).read_summary() if run_path.is_dir() else {}
     which = checkpoint if ckpt_path.stem == checkpoint else ckpt_path.stem
-    return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress)
+    quant = None
+    if "onnx-int8" in chosen:
+        from ftstudio.core.export.quantize import quant_data
+
+        if progress:
+            progress("loading training images to calibrate int8 and held-out images to measure it")
+        quant = quant_data(run_dir, checkpoint)
+    return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress, quant=quant)
 
 
 def ensure_writable(folder: Path) -> None:
@@ -95,8 +107,9 @@ def ensure_writable(folder: Path) -> None:
 
 
 def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, summary: dict[str, Any] | None = None,
-                 which: str = "best", progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata)."""
+                 which: str = "best", progress: Callable[[str], None] | None = None, quant=None) -> ExportReport:
+    """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata;
+    ``quant``: `quantize.QuantData`, needed for onnx-int8)."""
     import torch
 
     from ftstudio.core.export import card
@@ -115,7 +128,10 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
     for name in formats:
         fmt = FORMAT_TABLE[name]
         say(f"exporting {name} → {out / fmt.filename}")
-        report.files.append(_export_one(fmt, model, ckpt, samples, expected, out, say))
+        if name == "onnx-int8":
+            report.files.append(_export_int8(model, samples, out, quant, say))
+        else:
+            report.files.append(_export_one(fmt, model, ckpt, samples, expected, out, say))
     files = {f.format: f.path.name for f in report.files if f.verified}
     sig = card.signature(ckpt, files)
     report.signature_path = out / "signature.json"
@@ -156,7 +172,55 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
     ok = diff <= tol
     text = (f"reloaded with {fmt.runtime}; outputs match" if ok
             else messages.EXPORT_MISMATCH.format(format=fmt.name, diff=diff, tol=tol))
-    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text)
+    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text, path.stat().st_size,
+                        _latency(run, samples[1]))
+
+
+def _latency(run, sample) -> float:
+    from ftstudio.core.export.quantize import latency_ms
+
+    try:
+        return latency_ms(run, sample)
+    except Exception:  # noqa: BLE001 — a timing is a nicety, never a failure
+        return math.nan
+
+
+def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
+    """Quantize, reload with onnxruntime, and compare held-out accuracy with the float model."""
+    import torch
+
+    from ftstudio.core.export.formats import FORMAT_TABLE, first_line, load_onnx
+    from ftstudio.core.export.quantize import MAX_ACCURACY_DROP, accuracy, write_onnx_int8
+    from ftstudio.core.pretrained import file_sha256
+
+    fmt = FORMAT_TABLE["onnx-int8"]
+    path = out / fmt.filename
+    if quant is None:
+        return ExportedFile(fmt.name, path, "", False, math.nan, messages.EXPORT_INT8_NO_DATA)
+    try:
+        write_onnx_int8(model, samples[0], path, quant)
+    except OSError as exc:
+        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        return ExportedFile(fmt.name, path, "", False, math.nan, f"onnx-int8: quantization failed ({first_line(exc)})")
+    say(f"verifying onnx-int8 with onnxruntime on {len(quant.y)} held-out images")
+    try:
+        run = load_onnx(path, None)
+        shapes_ok = all(run(x).shape == (len(x), model(x[:1]).shape[1]) for x in samples)
+        with torch.no_grad():
+            ref = accuracy(lambda a: model(torch.from_numpy(a)).numpy(), quant.x, quant.y)
+        acc = accuracy(lambda a: run(torch.from_numpy(a)), quant.x, quant.y)
+        diff = max(float(abs(run(x) - model(x).detach().numpy()).max()) for x in samples)
+    except Exception as exc:  # noqa: BLE001
+        return ExportedFile(fmt.name, path, file_sha256(path), False, math.nan,
+                            f"onnx-int8: reloading with onnxruntime failed ({first_line(exc)})")
+    drop = ref - acc
+    ok = shapes_ok and drop <= MAX_ACCURACY_DROP
+    text = messages.EXPORT_INT8.format(acc=acc, ref=ref, drop=100 * drop, n=len(quant.y))
+    if not ok:
+        text = messages.EXPORT_INT8_DROP.format(drop=100 * drop, limit=100 * MAX_ACCURACY_DROP) + " " + text
+    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text, path.stat().st_size,
+                        _latency(run, samples[1]), acc, ref)
 
 
 def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):
