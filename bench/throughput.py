@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from bench.common import machine, seed_mlp  # noqa: E402
 from ftstudio.core.datasets.bundle import DataBundle, Split  # noqa: E402
-from ftstudio.core.recipe import TrainConfig  # noqa: E402
+from ftstudio.core.config.recipe import TrainConfig  # noqa: E402
 from ftstudio.core.training.callbacks import Callback  # noqa: E402
 from ftstudio.core.training.trainer import Trainer  # noqa: E402
 

@@ -37,7 +37,7 @@ def main() -> None:
 
     from PySide6.QtCore import QEventLoop, Qt, QTimer
 
-    from ftstudio.core.recipe import DatasetSpec, TrainConfig
+    from ftstudio.core.config.recipe import DatasetSpec, TrainConfig
     from ftstudio.gui.app import make_app
     from ftstudio.gui.main_window import MainWindow
 

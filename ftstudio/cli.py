@@ -14,7 +14,7 @@ from datetime import datetime
 
 from ftstudio import __version__
 
-COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict")
+COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `ftstudio` with no arguments to open the desktop app.")
     parser.add_argument("--version", action="version", version=f"ftstudio {__version__}")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the main window to a PNG and exit")
-    parser.add_argument("--page", default="data", help="page for --screenshot: data, model, train, runs, export, try, wizard")
+    parser.add_argument("--page", default="data",
+                        help="page for --screenshot: data, model, train, runs, export, try, wizard")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data_commands.register(sub)
     run_commands.register(sub)

@@ -25,7 +25,7 @@ SOURCE_CLASSES = ["0", "1", "2", "3", "4"]
 
 
 def recipe(data: dict, train: dict | None = None, finetune: dict | None = None, model=TINY):
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.config.recipe import Recipe
 
     doc = {"data": data, "model": model, "train": {"epochs": 2, "batch_size": 32, "device": "cpu", **(train or {})}}
     if finetune is not None:
@@ -35,7 +35,7 @@ def recipe(data: dict, train: dict | None = None, finetune: dict | None = None, 
 
 def train_source(out: Path, epochs: int = 2) -> Path:
     """A tiny CNN trained on digits 0–4 (20 images each) into ``out``."""
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     train_recipe(recipe({"name": "digits", "classes": SOURCE_CLASSES, "per_class": 20}, {"epochs": epochs}), out)
     return out

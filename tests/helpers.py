@@ -57,8 +57,27 @@ def make_color_folder(root: Path, n_per_class: int = 12, classes: int = 3, seed:
     return root
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, timeout: float = 300,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m ftstudio ARGS` as a user would; returns the completed process."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "ftstudio", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=cwd or ROOT)
+
+
+def photo(seed: int, size: tuple[int, int] = (96, 96)) -> Image.Image:
+    """A photo-like RGB image: smooth random colour blobs (distinct per seed, structured like a picture)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    return Image.fromarray(base).resize(size, Image.Resampling.BICUBIC)
+
+
+def make_photo_folder(root: Path, n_per_class: int = 12, classes: tuple[str, ...] = ("cat", "dog", "fox"),
+                      seed: int = 0) -> Path:
+    """A class-folder dataset of distinct photo-like PNGs."""
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            photo(seed * 100_000 + c * 1000 + i).save(folder / f"{name}_{i:03d}.png")
+    return root

@@ -12,6 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--download", metavar="NAME", help="download a torchvision dataset into --root")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=datasets)
+    p = sub.add_parser("data", help="work on an image folder: `data check FOLDER` reports its problems")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    c = data_sub.add_parser("check", help="duplicates, label conflicts, leakage, corrupt files, imbalance, outliers")
+    c.add_argument("folder", help="a folder with one subfolder per class (or train/ val/ folders of those)")
+    c.add_argument("--json", action="store_true", help="print one JSON document")
+    c.set_defaults(handler=data_check)
     p = sub.add_parser("presets", help="the architecture presets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=presets)
@@ -47,6 +53,39 @@ def datasets(args: argparse.Namespace) -> int:
     print(f"\ntorchvision datasets live in {root} (--root to change); fetch one with "
           f"`ftstudio datasets --download NAME` or use --download with train.\n"
           f"Any folder with one subfolder of images per class works too: ftstudio train --data PATH")
+    return 0
+
+
+def data_check(args: argparse.Namespace) -> int:
+    """Exit 0 whatever is found: the findings are the output, not a failure."""
+    import sys
+
+    from ftstudio.core import messages
+    from ftstudio.core.datasets.health import check_folder
+
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="checking", unit="img", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        report = check_folder(args.folder, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    counts = ", ".join(f"{c} {n}" for c, n in report["classes"].items())
+    print(f"{report['folder']}: {report['images']} images in {len(report['classes'])} classes ({counts})")
+    for line in report["problems"] or [messages.CHECK_HEALTHY]:
+        print(f"  {line}")
     return 0
 
 

@@ -101,7 +101,7 @@ def finetune(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from ftstudio.core.demo import run_demo, table
+    from ftstudio.core.workflow.demo import run_demo, table
 
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.exists() and any(out.iterdir()):

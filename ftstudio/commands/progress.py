@@ -7,6 +7,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from ftstudio.core.errors import Interrupted, Terminated
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, EpochStarted, FitFailed, FitStarted
 
@@ -64,10 +65,22 @@ class ConsoleProgress(Callback):
         self._close()
 
 
+class Interruption(threading.Event):
+    """Set by the first Ctrl-C or SIGTERM; ``signum`` says which (SIGTERM exits 143, Ctrl-C 130)."""
+
+    signum: int = 0
+
+    def error(self, message: str) -> Interrupted:
+        return (Terminated if self.signum == signal.SIGTERM else Interrupted)(message)
+
+
 @contextmanager
 def ctrl_c_stops(stop_event: threading.Event):
-    """First Ctrl-C asks the trainer to stop (it saves a checkpoint); a second one aborts."""
-    interrupted = threading.Event()
+    """First Ctrl-C or SIGTERM asks the trainer to stop (it saves a checkpoint); a second one aborts.
+
+    SIGTERM is what `kill`, systemd and cluster schedulers send: it used to end the process at
+    once, the summary left "running" and the partial epoch lost."""
+    interrupted = Interruption()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
         return
@@ -75,13 +88,16 @@ def ctrl_c_stops(stop_event: threading.Event):
     def handler(signum, frame):
         if interrupted.is_set():
             raise KeyboardInterrupt
+        interrupted.signum = signum
         interrupted.set()
         stop_event.set()
-        print("\nstopping after this batch and saving a checkpoint (Ctrl-C again to abort)…",
+        again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
+        print(f"\nstopping after this batch and saving a checkpoint ({again} to abort)…",
               file=sys.stderr, flush=True)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -12,6 +12,9 @@ FLAGS = {
     "data.name": "--data", "data.val_split": "--val-split", "data.classes": "--classes",
     "data.per_class": "--per-class", "data.root": "--root", "data.image_size": "--image-size",
     "data.channels": "--channels", "data.augment.crop": "--augment-crop", "data.augment.rotation": "--augment-rotation",
+    "data.augment.scale": "--augment-scale", "data.augment.color": "--augment-color",
+    "data.augment.blur": "--augment-blur", "data.augment.noise": "--augment-noise",
+    "data.augment.erase": "--augment-erase",
     "train.epochs": "--epochs", "train.batch_size": "--batch-size", "train.lr": "--lr",
     "train.optimizer": "--optimizer", "train.scheduler": "--scheduler", "train.device": "--device",
     "train.seed": "--seed", "train.weight_decay": "--weight-decay", "train.early_stopping": "--early-stopping",
@@ -35,6 +38,12 @@ def add_data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--augment-crop", type=int, metavar="PX", help="random shift by up to PX pixels")
     g.add_argument("--augment-rotation", type=float, metavar="DEG", help="random rotation up to ±DEG degrees")
     g.add_argument("--flip", action="store_true", help="random horizontal flips")
+    g.add_argument("--augment-scale", type=_pair, metavar="MIN,MAX",
+                   help="random resized crop keeping MIN–MAX of the area, e.g. 0.6,1")
+    g.add_argument("--augment-color", type=float, metavar="S", help="random brightness, contrast, saturation ±S")
+    g.add_argument("--augment-blur", type=float, metavar="SIGMA", help="Gaussian blur, random sigma up to SIGMA px")
+    g.add_argument("--augment-noise", type=float, metavar="STD", help="Gaussian pixel noise (pixels in 0–1)")
+    g.add_argument("--augment-erase", type=float, metavar="P", help="erase a random rectangle with probability P")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -71,6 +80,17 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
+def _pair(text: str) -> list[float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX like 0.6,1, got {text!r}") from None
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected two numbers MIN,MAX like 0.6,1, got {text!r}")
+    return values
+
+
 def _size(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -85,9 +105,9 @@ def _size(text: str | None) -> list[int] | None:
     return nums
 
 
-def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> "Recipe":  # noqa: F821
+def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:  # noqa: F821
     """A validated Recipe from flags (only the flags given override ``base``)."""
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.config.recipe import Recipe
 
     data = dict((base or {}).get("data") or {})
     train = dict((base or {}).get("train") or {})
@@ -107,6 +127,8 @@ def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         augment.update(crop=2, rotation=10.0)
     put(augment, "crop", getattr(args, "augment_crop", None))
     put(augment, "rotation", getattr(args, "augment_rotation", None))
+    for key in ("scale", "color", "blur", "noise", "erase"):
+        put(augment, key, getattr(args, f"augment_{key}", None))
     if getattr(args, "flip", False):
         augment["flip"] = True
     if augment:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-
+import signal
+import sys
 import threading
 from pathlib import Path
 
 from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
 from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
 from ftstudio.core import messages
-from ftstudio.core.errors import Interrupted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,20 +52,22 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
     from ftstudio.core.distributed import train_maybe_distributed
 
     stop = threading.Event()
+    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
     with ctrl_c_stops(stop) as interrupted:
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
                                              stop_event=stop, resume=resume, epochs=epochs, **options)
         except Exception as exc:
             if interrupted.is_set() and str(exc) == messages.CANCELLED:
-                raise Interrupted("interrupted before training started") from None
+                raise interrupted.error("interrupted before training started") from None
             raise
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     s = result.summary
     if interrupted.is_set():
         command = f"ftstudio train --out {result.run.path} --resume"
-        raise Interrupted(messages.INTERRUPTED.format(command=command))
+        text = messages.TERMINATED if interrupted.signum == signal.SIGTERM else messages.INTERRUPTED
+        raise interrupted.error(text.format(command=command))
     acc = s.get("val_accuracy")
     best = s.get("best_val_accuracy")
     status = s.get("status")
@@ -76,6 +78,22 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
     return 0
 
 
+def _warn_about_data(then, prefix: str = ""):
+    """Print the data's warnings (skipped files, under-represented classes, the grouped split) on
+    the terminal before training, not only into summary.json."""
+    import os
+    import sys
+
+    def on_prepared(prepared) -> None:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            for line in prepared.data.warnings:
+                print(f"{prefix}warning: {line}", file=sys.stderr, flush=True)
+        if then is not None:
+            then(prepared)
+
+    return on_prepared
+
+
 def train(args: argparse.Namespace) -> int:
     if args.resume:  # the run's own recipe; only --epochs may change its length
         return execute(None, args.out, resume=True, epochs=args.epochs)
@@ -83,8 +101,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline_recipe import is_pipeline_document, load_pipeline
-    from ftstudio.core.recipe import load_recipe, read_json
+    from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
+    from ftstudio.core.config.recipe import load_recipe, read_json
 
     if is_pipeline_document(read_json(args.recipe, "recipe")):
         return run_pipeline_file(load_pipeline(args.recipe), args.out)
@@ -94,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 def run_pipeline_file(pipeline, out: str | None) -> int:
     """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
     from ftstudio.core.errors import InputError
-    from ftstudio.core.pipeline_run import run_pipeline
+    from ftstudio.core.workflow.runner import run_pipeline
 
     folder = Path(out).expanduser() if out else None
     if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -107,7 +125,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
                                   callbacks=lambda stage: [ConsoleProgress(prefix=f"{stage} ")])
         except Exception as exc:
             if interrupted.is_set():
-                raise Interrupted(f"interrupted: {exc}") from None
+                raise interrupted.error(f"interrupted: {exc}") from None
             raise
     print()
     print(result.comparison.table())
@@ -123,7 +141,7 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     report = evaluate_run(args.run_dir, args.data, which=args.checkpoint, split=args.split, device=args.device)
     if args.json:
@@ -144,7 +162,8 @@ def class_table(report: dict) -> str:
     for i, (name, r) in enumerate(rows):
         if i == len(report["per_class"]):
             lines.append("")
-        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  {r['support']:>7}")
+        lines.append(f"  {name:<{width}}  {r['precision']:>9.3f}  {r['recall']:>6.3f}  {r['f1']:>6.3f}  "
+                     f"{r['support']:>7}")
     return "\n".join(lines)
 
 
@@ -153,7 +172,9 @@ def runs(args: argparse.Namespace) -> int:
 
     rows = []
     for r in list_runs(args.dir):
-        s = r.read_summary()
+        s = r.summary()
+        for problem in s.problems:  # junk in one run's summary never hides the others
+            print(f"warning: {r.summary_path}: {problem}", file=sys.stderr)
         rows.append({"id": r.id, "path": str(r.path), "name": s.get("name"), "created": s.get("created"),
                      "status": s.get("status"), "data": s.get("data"), "model": s.get("model"),
                      "epochs": s.get("epochs"), "val_accuracy": s.get("val_accuracy"),

@@ -49,7 +49,7 @@ def largest_fitting_batch(recipe, start: int) -> tuple[int, str]:
     """(batch size, how it was found) for a recipe: a real trial on a GPU, an estimate on the CPU."""
     from ftstudio.core.architecture import analyze
     from ftstudio.core.devices import resolve_device
-    from ftstudio.core.pipeline import prepare
+    from ftstudio.core.engine import prepare
 
     prepared = prepare(recipe)
     device = resolve_device(recipe.train.device)

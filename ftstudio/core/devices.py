@@ -33,7 +33,7 @@ def list_devices() -> list[DeviceInfo]:
     return out
 
 
-def resolve_device(name: str) -> "torch.device":  # noqa: F821
+def resolve_device(name: str) -> torch.device:  # noqa: F821
     """``auto`` → CUDA, then MPS, then CPU; anything else is checked against what exists."""
     import torch
 

@@ -70,7 +70,7 @@ def train_maybe_distributed(recipe, out=None, *, callbacks=(), **kwargs):
     """``train_recipe`` in this process, or as one rank of a torchrun job.
 
     Returns the RunResult on rank 0 (and in a plain run), None on the other ranks."""
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     ctx = init_from_env()
     if ctx is None:

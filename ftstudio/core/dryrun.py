@@ -44,7 +44,7 @@ class CheckReport:
                 f"({self.memory_kind}), loss {self.loss:.3f}")
 
 
-def _batch(data: "DataBundle", batch_size: int, input_shape: tuple[int, int, int]):
+def _batch(data: DataBundle, batch_size: int, input_shape: tuple[int, int, int]):
     """The first ``batch_size`` training images as the network sees them: resized like `load_data`, normalised."""
     import numpy as np
     import torch
@@ -68,7 +68,7 @@ def _batch(data: "DataBundle", batch_size: int, input_shape: tuple[int, int, int
 class _Tracer:
     """Which layer is running (pre/post forward hooks), and the bytes autograd keeps for backward."""
 
-    def __init__(self, model: "torch.nn.Module", spec: ModelSpec) -> None:
+    def __init__(self, model: torch.nn.Module, spec: ModelSpec) -> None:
         from ftstudio.core.architecture import module_at
 
         self.stack: list[str] = []
@@ -102,14 +102,14 @@ class _Tracer:
 def _failure(message: str, layer: str, spec: ModelSpec, device: str, batch_size: int) -> CheckReport:
     kind = ""
     if layer:
-        from ftstudio.core.composer import get_layer
+        from ftstudio.core.architecture.composer import get_layer
 
         kind = get_layer(spec, layer).type
     where = f"layer {layer} ({kind}): " if layer and not message.startswith("layer ") else ""
     return CheckReport(False, where + message, layer, device=device, batch_size=batch_size)
 
 
-def check_one_batch(spec: ModelSpec, data: "DataBundle", batch_size: int, device: str = "auto",
+def check_one_batch(spec: ModelSpec, data: DataBundle, batch_size: int, device: str = "auto",
                     input_shape: tuple[int, int, int] | None = None) -> CheckReport:
     """Build ``spec`` for ``data``, run one training step on its first batch, and report.
 

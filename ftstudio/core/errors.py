@@ -28,3 +28,9 @@ class Interrupted(FtError):
     """The user interrupted (Ctrl-C) after a checkpoint was saved. Exit code 130."""
 
     exit_code = 130
+
+
+class Terminated(Interrupted):
+    """Stopped by SIGTERM (a service manager, ``kill``) after a checkpoint was saved. Exit code 143."""
+
+    exit_code = 143

@@ -2,11 +2,12 @@
 
 Reads never trust ``st_size`` alone (it is 0 for /dev/zero and FIFOs): a file must be a regular
 file, and at most ``limit`` bytes are ever read. Writes go to a temp file that is renamed into
-place, so a crash or a full disk never leaves a half-written file.
+place, so a crash or a full disk never leaves a half-written file. `file_sha256` digests checkpoints.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -104,3 +105,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import atomic_write_text
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.config.recipe import Recipe
 
 TEMPLATE = """#!/usr/bin/env bash
 # Train {name} with PyTorch DDP (torchrun) — written by ftstudio.

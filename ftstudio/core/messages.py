@@ -17,6 +17,20 @@ UNKNOWN_CLASSES = "unknown class(es) {names} in --classes; this dataset has: {kn
 TOO_FEW_CLASSES = "--classes must name at least two classes (got {count})"
 NOT_ENOUGH_FOR_SPLIT = ("class {name!r} has only {count} image(s): too few to hold out a validation "
                         "split; add images or set --val-split 0")
+UNDER_REPRESENTED = ("under-represented class(es) with fewer than {least} training images: {classes}; "
+                     "add images to them")
+GROUPED_SPLIT = ("{duplicate_groups} group(s) of near-duplicate images ({images_in_groups} images) kept on one "
+                 "side of the validation split; see them with `ftstudio data check {folder}`")
+CHECK_CONFLICT = ("label conflict: the same picture ({kind} duplicate) is labelled {classes}: {files}; "
+                  "keep it in one class")
+CHECK_LEAKAGE = ("{count} duplicate group(s) span the train/validation folders (leakage: validation "
+                 "scores look better than they are), e.g. {files}")
+CHECK_DUPLICATES = ("{groups} duplicate group(s) ({exact} exact, {near} near) in {files} files, e.g. {example}; "
+                    "training keeps each group on one side of the validation split")
+CHECK_TINY_CLASS = "class {name!r} has only {count} image(s); {least} or more learn and validate better"
+CHECK_SIZE_OUTLIERS = "{count} image(s) far from the typical size {typical}: {examples}"
+CHECK_MODE_OUTLIERS = "{count} image(s) in a rare colour mode (most are {typical}): {examples}"
+CHECK_HEALTHY = "no problems found"
 CANCELLED = "cancelled"
 DATASET_OFFLINE = ("{name}: not found in {root} and cannot download it (offline or no access). "
                    "Place these files there: {files} — or download them on a connected machine "
@@ -35,6 +49,12 @@ INTERRUPTED = "interrupted; checkpoint saved — continue with: {command}"
 OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller}, or "
                  "--batch-size auto to find the largest that fits")
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
+RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
+            "or choose another --out")
+RUN_UNWRITABLE = "{path}: cannot write this run folder ({detail}); choose another --out or fix its permissions"
+RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({detail}); undo the edit to "
+                 "recipe.json, or start a new run from it with `ftstudio run {path} --out NEW_FOLDER`")
+TERMINATED = "terminated (SIGTERM); checkpoint saved — continue with: {command}"
 RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
 
 # checkpoints
@@ -57,6 +77,10 @@ NO_LORA_TARGET = ("lora: the model has no Linear or Conv2d layer outside its hea
 
 # export
 EXPORT_NOT_WRITABLE = "{path}: cannot write the export there ({reason}); choose a folder you can write to with --out"
+EXPORT_FOREIGN = ("{path}: holds files that are not an export ({name}…); an export replaces its whole folder, "
+                  "so choose a new or empty folder with --out")
+EXPORT_NAN = ("the model's weights contain NaN or infinity (first in {name}): the run diverged; export an earlier "
+              "checkpoint (--checkpoint best) or train again with a lower learning rate")
 EXPORT_UNKNOWN_FORMAT = "--format {name}: unknown format; choose from {known}"
 EXPORT_TORCHSCRIPT = ("--format torchscript: torch.jit is deprecated in this PyTorch and its warnings would reach "
                       "whoever loads the file; export pt2 instead (torch.export, loads with torch.export.load)")

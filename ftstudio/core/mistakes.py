@@ -41,7 +41,7 @@ def assess(run_dir: str | Path, which: str = "best", split: str = "auto", limit:
     """Evaluate ``run_dir`` and collect up to ``limit`` misclassified images, most confident first."""
     import torch
 
-    from ftstudio.core.pipeline import evaluate_run, held_out
+    from ftstudio.core.engine import evaluate_run, held_out
     from ftstudio.core.predict import softmax
     from ftstudio.core.training.loader import normalize
 

@@ -93,7 +93,7 @@ def load_predictor(source: str | Path, checkpoint: str = "best") -> Predictor:
 def _from_checkpoint(path: Path, which: str) -> Predictor:
     import torch
 
-    from ftstudio.core.pipeline import load_run_model
+    from ftstudio.core.runs import load_run_model
 
     model, ckpt = load_run_model(path, which)
     pre = ckpt["preprocess"]
@@ -109,7 +109,7 @@ def _from_checkpoint(path: Path, which: str) -> Predictor:
 
 def read_signature(folder: Path) -> dict[str, Any]:
     """signature.json, every field the predictor uses checked (InputError names the field)."""
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     where = folder / "signature.json"
     sig = read_json(where, "signature")
@@ -134,7 +134,8 @@ def read_signature(folder: Path) -> dict[str, Any]:
         if (not isinstance(values, list) or len(values) != shape[0]
                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
                 or (key == "std" and not all(v > 0 for v in values))):
-            raise bad(f"preprocessing.{key}", f"must be {shape[0]} finite number(s)" + (", all > 0" if key == "std" else ""))
+            raise bad(f"preprocessing.{key}",
+                      f"must be {shape[0]} finite number(s)" + (", all > 0" if key == "std" else ""))
     files = sig.get("files")
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise bad("files", "must map format names to file names")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe, load_recipe
+from ftstudio.core.config.recipe import Recipe, load_recipe
 from ftstudio.core.runs import Run, list_runs
 
 MAX_NAME = 80

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,8 @@ from typing import Any
 
 from ftstudio.core import paths
 from ftstudio.core.errors import InputError
-from ftstudio.core.fileio import atomic_write_text
+from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, read_bounded
+from ftstudio.core.run_records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
 
@@ -83,18 +85,26 @@ class Run:
     def write_json(self, name: str, data: Any) -> None:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def read_summary(self) -> dict[str, Any]:
+    def summary(self) -> RunSummary:
+        """summary.json through the one tolerant reader: junk fields are dropped and listed in
+        ``problems``, an unreadable file is an empty summary with one problem."""
         try:
-            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+            raw = read_bounded(self.summary_path, MAX_JSON_BYTES, "summary")
+            data = json.loads(raw.decode("utf-8"))
+        except FileNotFoundError:
+            return RunSummary()
+        except (OSError, ValueError, RecursionError) as exc:  # ReadRefused, bad UTF-8/JSON, huge numbers
+            return RunSummary(problems=(f"unreadable ({str(exc)[:100]}); ignored",))
+        return RunSummary.parse(data)
+
+    def read_summary(self) -> dict[str, Any]:
+        """The summary as a plain dict whose known fields have their documented types."""
+        return self.summary().to_dict()
 
     def update_summary(self, **fields: Any) -> dict[str, Any]:
-        summary = self.read_summary()
-        summary.update(fields)
-        self.write_json("summary.json", summary)
-        return summary
+        summary = self.summary().updated(**fields)
+        self.write_json("summary.json", summary.to_dict())
+        return summary.to_dict()
 
     def append_metrics(self, row: dict[str, Any], sync: bool = False) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
@@ -105,19 +115,27 @@ class Run:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every complete row (a torn last line from a crash is ignored)."""
-        rows = []
+        return self.metrics_with_problems()[0]
+
+    def metrics_with_problems(self) -> tuple[list[dict[str, Any]], int]:
+        """(every readable row, how many lines were skipped): torn, not JSON, or fields of the wrong type."""
+        rows, skipped = [], 0
         try:
-            with open(self.metrics_path, encoding="utf-8") as f:
+            with open(self.metrics_path, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return [], 0
                 for line in f:
                     try:
-                        row = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(row, dict):
+                        row = clean_metrics_row(json.loads(line.decode("utf-8")))
+                    except (ValueError, RecursionError):
+                        row = None
+                    if row is None:
+                        skipped += line.strip() != b""
+                    else:
                         rows.append(row)
         except OSError:
             pass
-        return rows
+        return rows, skipped
 
     def epochs(self) -> list[dict[str, Any]]:
         return [r for r in self.read_metrics() if r.get("kind") == "epoch"]
@@ -148,9 +166,56 @@ def list_runs(parent: str | Path | None = None) -> list[Run]:
     runs = [Run(p) for p in parent.iterdir() if p.is_dir() and (p / "recipe.json").is_file()]
 
     def created(run: Run) -> float:
-        return float(run.read_summary().get("created_ts") or run.recipe_path.stat().st_mtime)
+        try:
+            return float(run.summary().created_ts or run.recipe_path.stat().st_mtime)
+        except OSError:
+            return 0.0
 
     return sorted(runs, key=created, reverse=True)
+
+
+# ------------------------------------------------------------------ checkpoints and models of a run
+def load_run_model(run_dir: str | Path, which: str = "best"):
+    """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
+    from ftstudio.core.training import checkpoint
+
+    ckpt_path = resolve_checkpoint(run_dir, which)
+    ckpt = checkpoint.load(ckpt_path)
+    return model_from_checkpoint(ckpt, ckpt_path), ckpt
+
+
+def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
+    path = Path(run_dir).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
+    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
+    if path.is_dir() and not ckpt_path.exists() and which == "best":
+        ckpt_path = Run(path).checkpoint("last")
+    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
+        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
+    return ckpt_path
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
+    """Rebuild the network from a checkpoint's architecture and load its weights (no downloads)."""
+    from ftstudio.core.architecture import build_model, parse_model, strip_pretrained
+
+    spec = strip_pretrained(parse_model(ckpt["architecture"], f"{where}: architecture"))
+    shape = tuple(ckpt["preprocess"]["input_shape"])
+    model, _ = build_model(spec, shape, len(ckpt["classes"]))
+    try:
+        state = ckpt["model"]
+        if ckpt.get("lora"):  # a LoRA run: fold the adapters into plain weights
+            from ftstudio.core.architecture.lora import merge_state_dict
+
+            state = merge_state_dict(state, ckpt["lora"])
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{where}: weights do not match the architecture "
+                         f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+    model.eval()
+    return model
 
 
 class RunLogger(Callback):
@@ -181,25 +246,25 @@ class RunLogger(Callback):
                "seconds": round(event.seconds, 4), "samples_per_s": round(event.samples_per_s, 1),
                "best": event.best, "time": time.time()}
         self.run.append_metrics(row, sync=True)
-        summary = self.run.read_summary()
+        summary = self.run.summary()
         fields = {"epochs": event.epoch, "val_accuracy": event.val_accuracy, "val_loss": event.val_loss,
                   "train_loss": event.train_loss, "train_accuracy": event.train_accuracy,
                   "samples_per_s": round(event.samples_per_s, 1),
-                  "duration_s": round(float(summary.get("duration_s_before", 0.0)) + time.time() - self.started, 2)}
+                  "duration_s": round(float(summary.duration_s_before or 0.0) + time.time() - self.started, 2)}
         if event.best:
             fields.update(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss, best_epoch=event.epoch)
         self.run.update_summary(**fields)
 
     def on_fit_finished(self, event: FitFinished) -> None:
-        summary = self.run.read_summary()
-        duration = float(summary.get("duration_s_before", 0.0)) + time.time() - self.started
+        summary = self.run.summary()
+        duration = float(summary.duration_s_before or 0.0) + time.time() - self.started
         self.run.update_summary(status=event.reason if event.reason != "completed" else "completed",
                                 finished=datetime.now().isoformat(timespec="seconds"),
                                 duration_s=round(duration, 2), duration_s_before=round(duration, 2), error=None)
 
     def on_fit_failed(self, event: FitFailed) -> None:
-        summary = self.run.read_summary()
-        duration = float(summary.get("duration_s_before", 0.0)) + time.time() - self.started
+        summary = self.run.summary()
+        duration = float(summary.duration_s_before or 0.0) + time.time() - self.started
         self.run.update_summary(status="failed", error=event.message, failed_kind=event.kind,
                                 finished=datetime.now().isoformat(timespec="seconds"),
                                 duration_s=round(duration, 2), duration_s_before=round(duration, 2))

@@ -76,7 +76,8 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def inputs_from_paths(paths: list[str | Path], classes: tuple[str, ...]) -> tuple[list[TryInput], list[tuple[str, str]]]:
+def inputs_from_paths(paths: list[str | Path],
+                      classes: tuple[str, ...]) -> tuple[list[TryInput], list[tuple[str, str]]]:
     """Files and folders (recursive) as inputs; a file's truth is its parent folder when that names a class."""
     from ftstudio.core.predict import image_paths
 
@@ -126,7 +127,8 @@ def try_inputs(predictor: Predictor, inputs: list[TryInput], top_k: int = 5, bat
                     item = replace(item, truth=folder_truth(item.path, predictor.classes))
                 if len(results) < MAX_SHOWN:
                     thumb = thumbnail(item.open())
-                    results.append(Tried(item, top_prediction(item.path or item.name, row, predictor.classes, k), thumb))
+                    top = top_prediction(item.path or item.name, row, predictor.classes, k)
+                    results.append(Tried(item, top, thumb))
         if report is not None:
             report(f"predicted {min(start + batch_size, len(inputs))} of {len(inputs)} image(s)")
     return TryBatch(tuple(results), tuple(skipped), total, any(r.truth is not None for r in results))

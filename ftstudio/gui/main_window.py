@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QLi
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import load_recipe
+from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.data import DataPage
@@ -29,6 +29,7 @@ from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.pages.try_page import TryPage
+from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import read_json, settings, write_json
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
@@ -269,7 +270,7 @@ class MainWindow(QMainWindow):
     def _restore_window(self, store) -> None:
         geometry = store.value("window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+            resize_to_fit(self, (1280, 800))
         state = store.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -557,6 +558,8 @@ class MainWindow(QMainWindow):
                           "models, watch them learn, export them.</p>")
 
     def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() == event.Type.ApplicationPaletteChange:
+            QApplication.instance().setStyleSheet(theme.style_sheet())  # its disabled-text colour follows
         if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
             self.train_page.plots.restyle()
             self.runs_page.plots.restyle()

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec, FinetunePlan, Recipe, TrainConfig
+from ftstudio.core.config.recipe import DatasetSpec, FinetunePlan, Recipe, TrainConfig
 from ftstudio.gui.settings import read_json, write_json
 
 
@@ -112,7 +112,7 @@ class Session(QObject):
 
     def model_input(self) -> tuple[tuple[int, int, int], int] | None:
         """(input shape, number of classes) the model will see, once the data is loaded."""
-        from ftstudio.core.pipeline import input_wishes
+        from ftstudio.core.engine import input_wishes
 
         if self.bundle is None:
             return None

@@ -75,13 +75,22 @@ def style_plot(widget) -> None:
             plot.legend.setLabelTextColor(fg)
 
 
+def disabled_text() -> QColor:
+    """Text of a disabled control: halfway to the background. Dark GTK themes give disabled tool
+    buttons a colour so close to the normal one that Pause and Stop looked clickable."""
+    fg, bg = palette().color(QPalette.ColorRole.WindowText), palette().color(QPalette.ColorRole.Window)
+    return QColor((fg.red() + bg.red()) // 2, (fg.green() + bg.green()) // 2, (fg.blue() + bg.blue()) // 2)
+
+
 def style_sheet() -> str:
-    """The app's small style sheet (spacing only: colours come from the palette)."""
+    """The app's small style sheet (spacing only; colours come from the palette, and the one rule
+    that needs a colour is computed from it: re-apply it when the palette changes)."""
     path = resources_dir() / "styles" / "app.qss"
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError:
-        return ""
+        text = ""
+    return text + f"\nQToolBar QToolButton:disabled {{ color: {disabled_text().name()}; }}\n"
 
 
 def icon(name: str) -> QIcon:

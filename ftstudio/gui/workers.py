@@ -2,7 +2,7 @@
 
 `Tasks` runs short jobs (importing torch, loading data, analysing a model, exporting) on a QThread
 each and reports ``done(result)`` / ``failed(message)`` on the GUI thread. `RunController` runs
-one training run at a time: a worker object on its own QThread calls `pipeline.train_recipe`, and a
+one training run at a time: a worker object on its own QThread calls `engine.train_recipe`, and a
 `SignalBridge` callback turns the trainer's events into at most ~10 Qt signals a second. Stop and
 pause are `threading.Event`s the trainer checks between batches; exactly one of ``finished`` /
 ``failed`` fires per run; ``shutdown`` stops and joins everything before the window goes away.
@@ -161,7 +161,7 @@ class Tasks(QObject):
 
         Afterwards ``start`` runs nothing: late timers of a closing window cannot start threads."""
         self.closed = True
-        for thread, (_, task) in list(self._running.items()):
+        for _, task in list(self._running.values()):
             task.cancel.set()
         for thread, (_, task) in list(self._running.items()):
             thread.wait()
@@ -190,7 +190,7 @@ class _TrainJob(QObject):
 
         run_path = self.out
         try:
-            from ftstudio.core.pipeline import train_recipe
+            from ftstudio.core.engine import train_recipe
             from ftstudio.core.runs import new_run_dir
 
             if run_path is None:  # created here so the window knows the folder from the start

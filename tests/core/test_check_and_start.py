@@ -9,12 +9,12 @@ import torch
 
 from ftstudio.core.architecture import parse_model
 from ftstudio.core.architecture.presets import load_preset
-from ftstudio.core.composer import Change, Insert, new_layer
+from ftstudio.core.architecture.composer import Change, Insert, new_layer
 from ftstudio.core.datasets import load_data
 from ftstudio.core.dryrun import check_one_batch
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import DatasetSpec, Recipe, TrainConfig
-from ftstudio.core.start_from import open_run, plan_for
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
+from ftstudio.core.finetune.start_from import open_run, plan_for
 from ftstudio.core.training import checkpoint
 from tests.ft_helpers import HEAD, SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 

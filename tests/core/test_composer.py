@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from ftstudio.core.architecture import analyze, parse_model
 from ftstudio.core.architecture.presets import load_preset
-from ftstudio.core.composer import Change, EditHistory, Insert, Move, Remove, ReplaceAll, get_layer, new_layer
+from ftstudio.core.architecture.composer import (Change, EditHistory, Insert, Move, Remove, ReplaceAll, get_layer,
+                                                 new_layer)
 from ftstudio.core.errors import InputError
 
 

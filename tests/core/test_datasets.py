@@ -12,7 +12,7 @@ from ftstudio.core.datasets import cap_per_class, load_data, stratified_split
 from ftstudio.core.datasets.catalog import find
 from ftstudio.core.datasets.sources import load_torchvision
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec
+from ftstudio.core.config.recipe import DatasetSpec
 from tests.helpers import make_color_folder, make_digit_folder
 
 
@@ -90,7 +90,7 @@ def test_every_image_mode_decodes(tmp_path):
     images = {
         "L": Image.fromarray(rgb[..., 0]), "RGB": Image.fromarray(rgb), "RGBA": Image.fromarray(rgb).convert("RGBA"),
         "P": Image.fromarray(rgb).convert("P"), "CMYK": Image.fromarray(rgb).convert("CMYK"),
-        "I16": Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)),
+        "I16": Image.fromarray(rgb[..., 0].astype(np.uint16) * 257),
     }
     for i, (mode, img) in enumerate(images.items()):
         folder = root / ("a" if i % 2 else "b")
@@ -228,8 +228,8 @@ def test_folders_too_large_for_memory_stream_from_disk(tmp_path, monkeypatch):
     """Over the in-memory limit, images stay on disk and are decoded batch by batch (same labels,
     same statistics within sampling, and training works)."""
     from ftstudio.core.datasets import StreamSplit
-    from ftstudio.core.pipeline import train_recipe
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.config.recipe import Recipe
 
     root = make_digit_folder(tmp_path / "d", n_per_class=10, classes=range(3))
     memory = load_data(DatasetSpec(name=str(root)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftstudio.core import demo
+from ftstudio.core.workflow import demo
 
 
 def test_held_out_images_were_never_pretrained_on():

@@ -12,7 +12,7 @@ import torch
 from ftstudio.core.errors import InputError
 from ftstudio.core.export import FORMATS, export_model, export_run
 from ftstudio.core.export import formats as fmt_module
-from ftstudio.core.pipeline import load_run_model
+from ftstudio.core.runs import load_run_model
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 
 
@@ -90,7 +90,7 @@ def test_a_mismatch_makes_the_report_fail(source_run, tmp_path, monkeypatch):
 
 
 def test_lora_run_exports_merged_weights(source_run, tmp_path):
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
     from tests.ft_helpers import recipe
 
     r = recipe({"name": "digits", "classes": SOURCE_CLASSES, "per_class": 4}, {"epochs": 2},

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.finetune import prepare_finetune
-from ftstudio.core.pipeline import evaluate_run, load_run_model, train_recipe
+from ftstudio.core.finetune.strategies import prepare_finetune
+from ftstudio.core.engine import evaluate_run, train_recipe
+from ftstudio.core.runs import load_run_model
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from tests.ft_helpers import HEAD, SOURCE_CLASSES, recipe, save_payload, source_run  # noqa: F401  (fixture)
@@ -72,7 +73,7 @@ def test_full_strategy_uses_a_lower_backbone_rate(source_run):
 
 
 def test_lora_trains_only_adapters_and_merges_exactly(source_run, tmp_path):
-    from ftstudio.core.lora import LoRAConv2d, LoRALinear, merge_lora
+    from ftstudio.core.architecture.lora import LoRAConv2d, LoRALinear, merge_lora
 
     r = plan_recipe(source_run, train={"epochs": 3}, strategy="lora", lora_rank=2, lora_alpha=4.0, min_steps=0)
     prepared = prepare_finetune(r)
@@ -103,7 +104,7 @@ def test_lora_trains_only_adapters_and_merges_exactly(source_run, tmp_path):
 
 
 def test_lora_merge_is_exact_for_nonzero_adapters():
-    from ftstudio.core.lora import add_lora, merge_lora, merge_state_dict
+    from ftstudio.core.architecture.lora import add_lora, merge_lora, merge_state_dict
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
@@ -251,7 +252,7 @@ def test_none_strategy_trains_as_is(source_run):
 
 
 def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
-    from ftstudio.core.recipe import Recipe, read_json
+    from ftstudio.core.config.recipe import Recipe, read_json
 
     r = plan_recipe(source_run, strategy="lora", min_steps=0)
     first = train_recipe(r, tmp_path / "a").run.path
@@ -263,7 +264,7 @@ def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
 
 
 def test_a_malformed_lora_entry_is_a_clear_error(source_run, tmp_path):
-    from ftstudio.core.pipeline import model_from_checkpoint
+    from ftstudio.core.runs import model_from_checkpoint
 
     ckpt = checkpoint.load(source_run / "checkpoints" / "best.pt")
     for bad in ({"rank": 0, "alpha": 1.0}, {"rank": "4"}, {"rank": 2, "alpha": 4.0, "layers": []}):

@@ -13,7 +13,6 @@ from ftstudio.core.architecture.dag import GraphNet
 from ftstudio.core.architecture.graph import connect, disconnect, wiring
 from ftstudio.core.architecture.presets import load_preset, preset_names, presets_dir
 from ftstudio.core.errors import InputError
-from tests.helpers import cli
 
 
 def two_branch(**add) -> dict:
@@ -159,7 +158,7 @@ def test_connect_and_disconnect_rewire_and_name_layers():
 
 
 def test_freeze_and_layer_lr_by_node_id():
-    from ftstudio.core.finetune import layer_multipliers
+    from ftstudio.core.architecture import layer_multipliers
 
     doc = two_branch()
     doc["layers"][1].update(freeze=True)
@@ -175,25 +174,25 @@ def test_freeze_and_layer_lr_by_node_id():
 
 @pytest.mark.slow
 def test_graph_trains_exports_to_onnx_and_finetunes_from_the_cli(tmp_path):
+    """In-process `ftstudio` commands (the presets' subprocess runs are in tests/e2e/test_presets_cli.py)."""
     import onnxruntime as ort
+
+    from ftstudio.cli import main
 
     net = tmp_path / "branch.json"
     net.write_text(json.dumps(two_branch()))
-    env = {"FTSTUDIO_HOME": str(tmp_path)}
     run = tmp_path / "run"
-    out = cli("train", "--data", "digits", "--per-class", "8", "--model", str(net), "--epochs", "1",
-              "--device", "cpu", "--out", str(run), env=env)
-    assert out.returncode == 0, out.stderr
-    out = cli("export", str(run), "--format", "onnx", env=env)
-    assert out.returncode == 0, out.stderr
+    assert main(["train", "--data", "digits", "--per-class", "8", "--model", str(net), "--epochs", "1",
+                 "--device", "cpu", "--out", str(run)]) == 0
+    assert main(["export", str(run), "--format", "onnx"]) == 0  # verified against PyTorch by the command
     session = ort.InferenceSession(str(next((run / "export").glob("*.onnx"))))
     x = np.random.default_rng(0).normal(size=(3, 1, 8, 8)).astype(np.float32)
     logits = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert logits.shape == (3, 10) and np.isfinite(logits).all()
-    out = cli("finetune", "--from", str(run), "--data", "digits", "--classes", "0,1,2", "--per-class", "8",
-              "--strategy", "lora", "--freeze", "b3", "--epochs", "1", "--device", "cpu",
-              "--out", str(tmp_path / "ft"), env=env)
-    assert out.returncode == 0, out.stderr
+    assert main(["finetune", "--from", str(run), "--data", "digits", "--classes", "0,1,2", "--per-class", "8",
+                 "--strategy", "lora", "--freeze", "b3", "--epochs", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "ft")]) == 0
+    assert json.loads((tmp_path / "ft" / "summary.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.parametrize("change, words", [
@@ -202,7 +201,7 @@ def test_graph_trains_exports_to_onnx_and_finetunes_from_the_cli(tmp_path):
     ({"inputs": ["cat", "head"]}, "'skip' (Add): input 'head' is a layer below it"),
 ])
 def test_cli_refuses_bad_wiring_with_exit_2(tmp_path, capsys, change, words):
-    from ftstudio.cli import main  # in-process: the subprocess path is covered by the test above
+    from ftstudio.cli import main  # in-process; the subprocess front door is tests/e2e/test_presets_cli.py
 
     net = tmp_path / "bad.json"
     net.write_text(json.dumps(two_branch(**change)))
@@ -211,3 +210,45 @@ def test_cli_refuses_bad_wiring_with_exit_2(tmp_path, capsys, change, words):
     err = capsys.readouterr().err
     assert words in err.strip().splitlines()[-1] and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("preset, shape", [("cnn", (1, 8, 8)), (None, (1, 8, 8))])
+def test_a_residual_block_expands_to_the_same_network_with_an_add(preset, shape):
+    from ftstudio.core.architecture.graph import expand_residual
+
+    spec = load_preset(preset) if preset else parse_model({"layers": [  # a block that halves and widens
+        {"type": "Conv2d", "params": {"out_channels": 8, "padding": 1}},
+        {"type": "Residual", "freeze": True, "layers": [
+            {"type": "Conv2d", "params": {"out_channels": 16, "padding": 1, "stride": 2}}, {"type": "ReLU"}]},
+        {"type": "Flatten"}, {"type": "Linear"}]})
+    index = next(i for i, layer in enumerate(spec.layers) if layer.type == "Residual")
+    before = analyze(spec, shape, 10)
+    block = before.layers[[i.path for i in before.layers].index(str(index))]
+    expanded = expand_residual(spec, index, block.in_shape, block.out_shape)
+    after = analyze(expanded, shape, 10)
+    assert after.ok, after.error
+    assert (after.params, after.trainable, after.output_shape) == (before.params, before.trainable, before.output_shape)
+    assert "Residual" not in [layer.type for layer in expanded.layers]
+    add = next(layer for layer in expanded.layers if layer.type == "Add")
+    assert len(add.inputs) == 2
+    # same function: copy the weights across in order and compare outputs
+    torch.manual_seed(0)
+    old, _ = build_model(spec, shape, 10)
+    new, _ = build_model(expanded, shape, 10)
+    src = list(old.state_dict().values())  # body, then shortcut: the graph's order too (projection last)
+    assert len(src) == len(new.state_dict())
+    new.load_state_dict(dict(zip(new.state_dict(), src)))
+    x = torch.randn(2, *shape)
+    torch.testing.assert_close(new.eval()(x), old.eval()(x))
+
+
+def test_rename_moves_the_wires_and_refuses_clashes():
+    from ftstudio.core.architecture.graph import rename
+
+    spec = parse_model(two_branch())
+    renamed = rename(spec, 0, "trunk")
+    assert renamed.layers[2].inputs == ("trunk",) and renamed.layers[4].inputs == ("cat", "trunk")
+    assert analyze(renamed, (1, 8, 8), 10).params == HAND_COUNT
+    for bad, words in (("b1", "already used"), ("input", "letters"), ("", "by its id")):
+        with pytest.raises(InputError, match=words):
+            rename(spec, 0, bad)

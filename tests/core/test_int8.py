@@ -20,7 +20,7 @@ SMALL = {"name": "small cnn", "layers": [
 
 @pytest.mark.slow
 def test_int8_export_is_verified_with_its_accuracy_drop_sizes_and_latency(tmp_path):
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     run = tmp_path / "run"  # a model that learned something (~97%), so an accuracy drop would show
     train_recipe(recipe({"name": "digits", "classes": ["0", "1", "2", "3", "4"], "per_class": 60},
@@ -48,7 +48,7 @@ def test_int8_export_is_verified_with_its_accuracy_drop_sizes_and_latency(tmp_pa
 
 
 def test_int8_without_calibration_images_is_not_verified(source_run, tmp_path):  # noqa: F811
-    from ftstudio.core.pipeline import load_run_model
+    from ftstudio.core.engine import load_run_model
 
     model, ckpt = load_run_model(source_run)
     report = export_model(model, ckpt, ["onnx-int8"], tmp_path)

@@ -9,7 +9,7 @@ import pytest
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.launch import write_launch_script
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.config.recipe import Recipe
 from tests.helpers import ROOT
 
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.pipeline_recipe import (FINETUNE_REF, PRETRAIN_REF, Pipeline, default_pipeline,
-                                           is_pipeline_document, load_pipeline, resolve_finetune, resolve_scratch,
-                                           save_pipeline)
-from ftstudio.core.pipeline_run import COMPARISON_FILE, run_pipeline
+from ftstudio.core.workflow.demo import default_pipeline
+from ftstudio.core.workflow.pipeline import (FINETUNE_REF, PRETRAIN_REF, Pipeline, is_pipeline_document,
+                                             load_pipeline, resolve_finetune, resolve_scratch, save_pipeline)
+from ftstudio.core.workflow.runner import COMPARISON_FILE, run_pipeline
 from tests.helpers import cli
 
 
@@ -28,7 +28,7 @@ def tiny(pipeline: Pipeline | None = None, steps: int = 3) -> Pipeline:
 
 
 def test_the_default_pipeline_is_the_demo_and_round_trips(tmp_path):
-    from ftstudio.core import demo
+    from ftstudio.core.workflow import demo
 
     p = default_pipeline()
     assert p.pretrain.data == demo.pretrain_recipe().data and p.pretrain.model == "cnn"
@@ -71,7 +71,7 @@ def test_bad_documents_name_the_field(tmp_path, change, words):
 
 
 def test_stage_references_resolve_to_the_runs(tmp_path):
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     p = tiny()
     pre = train_recipe(p.pretrain, tmp_path / "pre").run.path
@@ -87,7 +87,7 @@ def test_stage_references_resolve_to_the_runs(tmp_path):
 
 
 def test_headless_replay_repeats_the_same_numbers(tmp_path):
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     p = tiny()
     first = run_pipeline(p, tmp_path / "a", say=lambda line: None)
@@ -148,3 +148,17 @@ def test_any_mangled_pipeline_only_raises_input_error(data, value):
         Pipeline.from_dict(doc)
     except InputError:
         pass
+
+
+def test_the_verdict_reads_in_the_tables_unit():
+    """The wizard's headline said "+0.251" while its table said 74.7 % and 49.6 %."""
+    from pathlib import Path
+
+    from ftstudio.core.workflow.runner import Comparison, ComparisonRow
+
+    rows = [ComparisonRow("finetune", "fine-tuned", Path("a"), 0.747, 0.8, 359, 10, 10, 1.0),
+            ComparisonRow("scratch", "from scratch", Path("b"), 0.496, 1.5, 359, 10, 10, 1.0)]
+    comparison = Comparison(rows)
+    assert comparison.verdict() == ("fine-tuning beats training from scratch by 25.1 points "
+                                    "(74.7% vs 49.6% held-out accuracy)")
+    assert "74.7%" in comparison.table() and "49.6%" in comparison.table()

@@ -43,7 +43,7 @@ def _accuracy(result, classes) -> float:
 
 
 def test_predicting_a_labelled_folder_reproduces_evaluate(source_run, labelled):  # noqa: F811
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
 
     report = evaluate_run(source_run, str(labelled))
     result = predict(source_run, [labelled], batch_size=7)  # batches that do not divide the folder

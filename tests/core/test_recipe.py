@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe, TrainConfig, load_recipe, read_json
+from ftstudio.core.config.recipe import Recipe, TrainConfig, load_recipe, read_json
 
 
 def test_defaults_round_trip():

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe, TrainConfig
+from ftstudio.core.config.recipe import Recipe, TrainConfig
 from ftstudio.core.run_names import differences, distinct_name, rename_run
 from ftstudio.core.runs import Run, new_run_dir
 

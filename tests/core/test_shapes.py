@@ -14,7 +14,8 @@ CASES = [
     (nn.ReLU(), (3, 8, 8)), (nn.LeakyReLU(0.1), (5,)), (nn.GELU(), (4, 2, 2)), (nn.Tanh(), (7,)),
     (nn.Dropout(0.3), (6,)), (nn.BatchNorm2d(3), (3, 5, 5)), (nn.BatchNorm1d(6), (6,)),
     (nn.LayerNorm(5), (2, 5)), (nn.LayerNorm(5), (5,)), (nn.AdaptiveAvgPool2d(1), (3, 9, 7)),
-    (nn.AdaptiveAvgPool2d((2, 3)), (3, 9, 7)), (nn.Conv2d(3, 4, 3), (3, 8, 8)), (nn.Linear(5, 2), (5,)), (nn.Linear(5, 2), (3, 5)),
+    (nn.AdaptiveAvgPool2d((2, 3)), (3, 9, 7)), (nn.Conv2d(3, 4, 3), (3, 8, 8)), (nn.Linear(5, 2), (5,)),
+    (nn.Linear(5, 2), (3, 5)),
 ]
 
 

@@ -30,17 +30,22 @@ def section(title: str) -> str:
     return match.group(1)
 
 
+def readme_test_command() -> str:
+    """The README's "Install and test" line: the first bash block that installs the test extra."""
+    return next(c.strip() for c in blocks("bash") if "pip install -e '.[test]'" in c)
+
+
 def test_ci_runs_the_readme_test_command():
-    commands = blocks("bash")
-    assert len(commands) >= 2
-    test_command = commands[1].strip()
+    test_command = readme_test_command()
     assert "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_command in ci
 
 
 def test_readme_first_command_installs_like_ci_and_opens_the_app():
-    install_and_run, install_and_test = (c.strip() for c in blocks("bash")[:2])
+    install_and_run, install_and_test = blocks("bash")[0].strip(), readme_test_command()
+    cpu_only = next(c for c in blocks("bash") if "download.pytorch.org/whl/cpu" in c)  # no 5.9 GB CUDA build
+    assert blocks("bash").index(cpu_only) < 3 and "torch torchvision --index-url" in cpu_only
     assert install_and_run.startswith("python3 -m venv .venv && .venv/bin/pip install -e . && ")
     assert install_and_run.endswith("&& .venv/bin/ftstudio")  # no subcommand: the desktop app
     assert install_and_test.startswith("python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && ")
@@ -62,7 +67,7 @@ def test_command_line_reference_names_real_commands_and_flags():
     commands = {name for name, _ in rows}
     assert commands >= {"datasets", "presets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", ""}
     helps = {name: cli(*([name] if name else []), "--help") for name in commands}
-    for name, out in helps.items():
+    for out in helps.values():
         assert out.returncode == 0, out.stderr
     for name, flags in rows:
         for flag in re.findall(r"--[a-z][a-z-]*", flags):
@@ -72,8 +77,8 @@ def test_command_line_reference_names_real_commands_and_flags():
 
 
 def test_readme_recipe_and_pipeline_examples_load():
-    from ftstudio.core.pipeline_recipe import Pipeline
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.workflow.pipeline import Pipeline
+    from ftstudio.core.config.recipe import Recipe
 
     docs = [json.loads(b) for b in blocks("json")]
     recipes = [d for d in docs if "format" not in d]
@@ -122,3 +127,19 @@ def test_readme_screenshots_exist_and_are_small(name):
     with Image.open(path) as image:
         assert image.size == (1280, 800)
     assert path.stat().st_size < 300_000
+
+
+def test_readme_architecture_example_is_the_two_branch_graph():
+    from ftstudio.core.architecture import analyze, parse_model
+
+    text = section("Composing a network")
+    (doc,) = [json.loads(b) for b in blocks("json") if b in text]
+    a = analyze(parse_model(doc), (1, 8, 8), 10)
+    assert a.ok and a.params == 5538  # the hand count of tests/core/test_graph.py
+    bad = dict(doc, layers=[*doc["layers"][:4], {"id": "skip", "type": "Add", "inputs": ["cat", "b1"]},
+                            *doc["layers"][5:]])
+    assert analyze(parse_model(bad), (1, 8, 8), 10).error.startswith(
+        "layer 'skip' (Add): Add needs inputs of the same shape but gets [8, 8, 8] from layer 'cat', [4, 8, 8] from "
+        "layer 'b1'")
+    assert "layer 'skip' (Add): Add needs inputs of the same shape but gets [8, 8, 8] from layer 'cat', " \
+           "[4, 8, 8] from layer 'b1'" in " ".join(text.split())

@@ -21,6 +21,22 @@ def settle(qtbot, page, timeout: int = 60_000) -> None:
     qtbot.waitUntil(page.is_analysed, timeout=timeout)
 
 
+def open_page(qtbot, value=None, data=((1, 8, 8), 10)):
+    """A shown Model page analysed on ``data`` (8×8 digits), showing ``value`` (a preset, dict…) if given."""
+    from ftstudio.gui.pages.model import ModelPage
+
+    page = ModelPage()
+    qtbot.addWidget(page)
+    page.resize(1150, 760)
+    page.show()
+    page.set_input(*data)
+    settle(qtbot, page)  # first: the page settles its preset list before a model is set
+    if value is not None:
+        page.set_model(value)
+        settle(qtbot, page)
+    return page
+
+
 def palette_mime(page, kind: str):
     """The mime data the palette itself hands to a drag of ``kind``."""
     item = page.palette.items()[kind]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
 from tests.gui.test_training import start_long_run
 from tests.helpers import make_digit_folder
 
@@ -93,3 +93,19 @@ def test_the_app_starts_when_it_remembers_a_model_file_that_is_a_device(qtbot, m
     store.sync()
     window = make_window()  # once read /dev/zero until the memory ran out
     assert window.isVisible() and window.session.model == "mlp"
+
+
+def test_runs_page_shows_runs_with_junk_files_and_flags_them(qtbot, make_window):
+    from ftstudio.core.paths import runs_dir
+    from tests.robustness.test_run_records import JUNK_SUMMARIES, make_junk_runs
+
+    runs = make_junk_runs(runs_dir())
+    window = make_window()  # once: the app did not start ("created_ts": "yesterday")
+    window.show_page("runs")
+    page = window.runs_page
+    assert set(page.run_paths()) == {r.path for r in runs} and len(runs) == len(JUNK_SUMMARIES) + 1
+    flagged = [p for p in page.run_paths() if "⚠" in page.row_texts(p)["Name"]]
+    assert runs_dir() / "yesterday" in flagged and runs_dir() / "dict-epochs" in flagged
+    for run in runs:  # every row's details and curves draw
+        page.select(run.path)
+    page.table.selectAll()

@@ -14,8 +14,7 @@ from ftstudio.core.architecture.presets import load_preset, preset_names
 from ftstudio.core.errors import InputError
 from ftstudio.gui.composer.cards import PATH_MIME, Card
 from ftstudio.gui.composer.palette import type_mime
-from ftstudio.gui.pages.model import ModelPage
-from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, dump, engine_shapes,
+from tests.gui.composer_helpers import (above, below, card_shapes, click_card, drop, dump, engine_shapes, open_page,
                                         palette_mime, set_param, settle)
 
 DIGITS = ((1, 8, 8), 10)
@@ -24,13 +23,7 @@ MNIST = ((1, 28, 28), 10)
 
 @pytest.fixture
 def page(qtbot):
-    page = ModelPage()
-    qtbot.addWidget(page)
-    page.resize(1150, 760)
-    page.show()
-    page.set_input(*DIGITS)
-    settle(qtbot, page)
-    return page
+    return open_page(qtbot, data=DIGITS)
 
 
 def types(page) -> list[str]:
@@ -267,6 +260,9 @@ def test_every_preset_loads_and_the_cards_show_the_engines_shapes(qtbot, page):
         assert card_shapes(page) == engine_shapes(spec, shape, 10), name
         assert not any(c.error_text() for c in page.canvas.layer_cards().values()), name
         assert page.canvas.output_card.shape.text() == "10"
+    page.presets.setCurrentRow(preset_names().index("resnet18"))
+    page.set_input((3, 32, 32), 10)
+    settle(qtbot, page)
     stages = page.canvas.cards["0"].children_box  # the backbone's stages are nested in its card
     rows = [stages.itemAt(i).widget().text() for i in range(stages.count())]
     assert any(r.startswith("layer4") and "512×1×1" in r for r in rows)

@@ -11,8 +11,8 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QPalette
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QListWidget,
                                QTableWidget, QToolButton)
 
-from ftstudio.core.recipe import DatasetSpec, Recipe, TrainConfig
-from ftstudio.core.schema import field_help
+from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
+from ftstudio.core.config.schema import field_help
 from tests.gui.conftest import set_train
 from tests.helpers import make_digit_folder
 
@@ -25,7 +25,7 @@ def _colours(image: QImage, step: int = 7) -> int:
 
 def _train_tiny_runs(n: int) -> list:
     """Real past runs in the (temporary) runs folder."""
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.engine import train_recipe
 
     recipe = Recipe(name="past", data=DatasetSpec(per_class=20), train=TrainConfig(epochs=2, batch_size=32))
     return [train_recipe(recipe.replace(name=f"past-{i}")).run for i in range(n)]

@@ -204,7 +204,7 @@ def test_a_failed_run_shows_why_and_keeps_its_checkpoint(qtbot, window, outcomes
 def test_train_page_writes_a_cluster_launch_script(window, answers, tmp_path):
     import json
 
-    from ftstudio.core.recipe import Recipe
+    from ftstudio.core.config.recipe import Recipe
 
     answers.folder = str(tmp_path / "job")
     window.show_page("train")

@@ -14,10 +14,10 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
-from ftstudio.core.pipeline import evaluate_run
-from ftstudio.core.pipeline_recipe import PRETRAIN_REF, load_pipeline
-from ftstudio.core.pipeline_run import COMPARISON_FILE
-from ftstudio.core.pretrained import file_sha256
+from ftstudio.core.engine import evaluate_run
+from ftstudio.core.workflow.pipeline import PRETRAIN_REF, load_pipeline
+from ftstudio.core.workflow.runner import COMPARISON_FILE
+from ftstudio.core.fileio import file_sha256
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs
 from ftstudio.gui.wizard import PageId, PipelineWizard, texts
@@ -231,8 +231,8 @@ def test_cancel_and_back_during_training_stop_and_join(qtbot, make_wizard, answe
 
 
 def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
-    from ftstudio.core.demo import pretrain_recipe
-    from ftstudio.core.pipeline import train_recipe
+    from ftstudio.core.workflow.demo import pretrain_recipe
+    from ftstudio.core.engine import train_recipe
 
     earlier = train_recipe(pretrain_recipe(1)).run.path  # an ordinary run in the history
     w = make_wizard()

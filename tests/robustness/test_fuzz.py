@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ftstudio.core.architecture import LAYERS, analyze, parse_model
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.config.recipe import Recipe
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=20),

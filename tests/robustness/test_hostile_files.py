@@ -13,7 +13,7 @@ import pytest
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import ReadRefused, read_bounded
-from ftstudio.core.recipe import Recipe, load_recipe, read_json
+from ftstudio.core.config.recipe import Recipe, load_recipe, read_json
 from tests.helpers import cli
 
 

@@ -13,8 +13,8 @@ import torch
 from ftstudio.core import fileio
 from ftstudio.core.batch_search import find_batch_size
 from ftstudio.core.errors import FtError
-from ftstudio.core.pipeline import train_recipe
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from ftstudio.core.architecture.dag import GraphNet
-from ftstudio.core.architecture.graph import Wiring, merge_shape, source_name, uses_graph, wiring
+from ftstudio.core.architecture.graph import Wiring, merge_shape, source_name, wiring
 from ftstudio.core.architecture.modules import Residual
 from ftstudio.core.architecture.registry import AUTO, CLASSES, LAYERS
 from ftstudio.core.architecture.shapes import probe_shape
-from ftstudio.core.architecture.spec import LayerSpec, ModelSpec, iter_layers
+from ftstudio.core.architecture.spec import LayerSpec, ModelSpec, iter_layers, uses_graph
 from ftstudio.core.errors import InputError
 
 MAX_PARAMS = 2_000_000_000
@@ -291,3 +291,13 @@ def module_at(model: nn.Module, path: str) -> nn.Module:
             module = module.body
         module = module[int(part)]
     return module
+
+
+def layer_multipliers(model: nn.Module, spec: ModelSpec) -> dict[int, float]:
+    """``id(param) → lr multiplier`` from each layer's ``lr_mult`` (inner layers override blocks)."""
+    out: dict[int, float] = {}
+    for path, layer in iter_layers(spec.layers):  # parents come before children: children win
+        if layer.lr_mult != 1.0 or path in out:
+            for p in module_at(model, path).parameters():
+                out[id(p)] = layer.lr_mult
+    return out

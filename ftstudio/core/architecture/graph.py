@@ -14,22 +14,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from ftstudio.core.architecture.registry import LAYERS
-from ftstudio.core.architecture.spec import LayerSpec, ModelSpec
+from ftstudio.core.architecture.spec import ID_PATTERN, INPUT, LayerSpec, ModelSpec, is_merge
 
-INPUT = "input"  # the network's input, as an entry of ``inputs``
-ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-MAX_INPUTS = 16
 Shape = tuple[int, ...]
-
-
-def is_merge(layer: LayerSpec) -> bool:
-    return LAYERS[layer.type].merge if layer.type in LAYERS else False
-
-
-def uses_graph(layers: tuple[LayerSpec, ...]) -> bool:
-    """True when the layers need format version 2 (an id, explicit inputs or a merge layer)."""
-    return any(layer.id or layer.inputs or is_merge(layer) for layer in layers)
 
 
 def label(path: str, layer: LayerSpec) -> str:
@@ -176,4 +163,69 @@ def disconnect(spec: ModelSpec, src: int, dst: int) -> ModelSpec:
     rest = [i for i in current if i != src]
     names = [_named(layers, i) for i in rest]
     layers[dst] = dataclasses.replace(layers[dst], inputs=tuple(names) if rest and rest != [dst - 1] else ())
+    return spec.replace(layers=tuple(layers))
+
+
+def ranks(layers: tuple[LayerSpec, ...]) -> list[int]:
+    """Each layer's row in a top-to-bottom drawing: one below the lowest of its inputs (the input is row 0)."""
+    sources = wiring(layers).sources
+    rank: list[int] = []
+    for src in sources:
+        rank.append(1 + max((rank[s] if s >= 0 else 0 for s in src), default=0))
+    return rank
+
+
+def expand_residual(spec: ModelSpec, index: int, in_shape: Shape, out_shape: Shape) -> ModelSpec:
+    """Replace the Residual block at ``index`` by its layers and an Add around them (the same function,
+    and the same parameter count: a 1×1 projection without bias joins the skip when the shape changes).
+
+    ``in_shape`` / ``out_shape`` are the block's, from the analysis. The Add takes the block's id, so
+    wires to the block still hold. Weights get new names: a trained block's weights do not carry over."""
+    from ftstudio.core.errors import InputError
+
+    layers = list(spec.layers)
+    block = layers[index] if 0 <= index < len(layers) else None
+    if block is None or block.type != "Residual" or not block.layers:
+        raise InputError("only a Residual block with layers inside expands into a graph")
+    (src,) = wiring(spec.layers).sources[index] or (index - 1,)
+    src_name = _named(layers, src)
+    inner = [dataclasses.replace(c, freeze=c.freeze or block.freeze,
+                                 lr_mult=c.lr_mult if c.lr_mult != 1.0 else block.lr_mult) for c in block.layers]
+    inner[0] = dataclasses.replace(inner[0], inputs=(src_name,))
+    extra: list[LayerSpec] = []
+    if tuple(in_shape) != tuple(out_shape):
+        if not block.params.get("projection", True):
+            raise InputError("the block changes the shape and its projection is off; turn it on first")
+        from ftstudio.core.architecture.composer import new_layer
+
+        if len(in_shape) == 1:
+            proj = new_layer("Linear", out_features=out_shape[0], bias=False)
+        else:
+            proj = new_layer("Conv2d", out_channels=out_shape[0], kernel_size=1, bias=False,
+                             stride=max(1, in_shape[1] // out_shape[1]))
+        extra = [dataclasses.replace(proj, inputs=(src_name,), freeze=block.freeze, lr_mult=block.lr_mult)]
+    merged = layers[:index] + inner + extra + layers[index + 1:]
+    last = index + len(inner) - 1
+    names = (_named(merged, last), _named(merged, last + 1) if extra else src_name)
+    merged[index + len(inner) + len(extra):index + len(inner) + len(extra)] = [LayerSpec(
+        "Add", params={}, id=block.id or fresh_id(tuple(merged), "Add"), inputs=names)]
+    return spec.replace(layers=tuple(merged))
+
+
+def rename(spec: ModelSpec, index: int, new_id: str) -> ModelSpec:
+    """Give layer ``index`` the id ``new_id`` ("" removes it); wires that name the old id follow."""
+    from ftstudio.core.errors import InputError
+
+    layers = list(spec.layers)
+    old = layers[index].id
+    if new_id and (not ID_PATTERN.fullmatch(new_id) or new_id == INPUT):
+        raise InputError(f"id {new_id!r}: use letters, digits, _ or -, starting with a letter (not {INPUT!r})")
+    if new_id and any(layer.id == new_id for j, layer in enumerate(layers) if j != index):
+        raise InputError(f"id {new_id!r} is already used by another layer")
+    if not new_id and old and any(old in layer.inputs for layer in layers):
+        raise InputError(f"layers below take {old!r} by its id; give it another id instead of none")
+    layers[index] = dataclasses.replace(layers[index], id=new_id)
+    if old:
+        layers = [dataclasses.replace(layer, inputs=tuple(new_id if x == old else x for x in layer.inputs))
+                  if old in layer.inputs else layer for layer in layers]
     return spec.replace(layers=tuple(layers))

@@ -21,14 +21,14 @@ def preset_names() -> list[str]:
 
 
 def preset_description(name: str) -> str:
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     data = read_json(presets_dir() / f"{name}.json", "preset")
     return str(data.get("description", ""))
 
 
 def load_preset(name: str) -> ModelSpec:
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     path = presets_dir() / f"{name}.json"
     return parse_model(read_json(path, "preset"), f"preset {name}")
@@ -36,7 +36,7 @@ def load_preset(name: str) -> ModelSpec:
 
 def resolve_model(model: Any) -> ModelSpec:
     """A ModelSpec from a preset name, a path to architecture JSON, or the architecture itself."""
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     if isinstance(model, ModelSpec):
         return model

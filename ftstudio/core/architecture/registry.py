@@ -124,7 +124,8 @@ for _layer in (
               {"name": Param("choice", "resnet18", "Which torchvision model",
                              choices=("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
                                       "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0")),
-               "weights": Param("choice", "none", "Start from ImageNet weights, or random", choices=("none", "imagenet")),
+               "weights": Param("choice", "none", "Start from ImageNet weights, or random",
+                                choices=("none", "imagenet")),
                "weights_file": Param("str", "", "A local .pth/.safetensors file with the weights (optional)")},
               None),
 ):

@@ -8,15 +8,21 @@ before anything is allocated.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ftstudio.core.architecture.registry import AUTO, LAYERS, Param
 from ftstudio.core.errors import InputError
 
 FORMAT = "ftstudio.architecture"
 VERSION = 2  # 2: layers may carry "id" and "inputs" (a graph); files without them are written as 1
+# the wiring vocabulary of version 2 (`graph` resolves the wires; the spec checks their form)
+INPUT = "input"  # the network's input, as an entry of ``inputs``
+ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+MAX_INPUTS = 16
 MAX_LAYERS = 500
 MAX_DEPTH = 8
 
@@ -27,14 +33,14 @@ class LayerSpec:
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    layers: tuple["LayerSpec", ...] = ()
+    layers: tuple[LayerSpec, ...] = ()
     name: str = ""
     freeze: bool = False
     lr_mult: float = 1.0
     id: str = ""  # version 2: a name other layers' inputs refer to
     inputs: tuple[str, ...] = ()  # version 2: ids of layers above (or "input"); empty: the previous layer
 
-    def with_params(self, **changes: Any) -> "LayerSpec":
+    def with_params(self, **changes: Any) -> LayerSpec:
         return dataclasses.replace(self, params=MappingProxyType({**self.params, **changes}))
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,17 +69,15 @@ class ModelSpec:
     name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        from ftstudio.core.architecture.graph import uses_graph
-
         version = VERSION if uses_graph(self.layers) else 1  # a chain stays readable by older ftstudio
         return {"format": FORMAT, "version": version, "name": self.name,
                 "input_shape": list(self.input_shape), "layers": [layer.to_dict() for layer in self.layers]}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelSpec":
+    def from_dict(cls, data: Any) -> ModelSpec:
         return parse_model(data)
 
-    def replace(self, **changes: Any) -> "ModelSpec":
+    def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
 
@@ -125,7 +129,8 @@ def parse_layer(data: Any, where: str, depth: int = 0, counter: list[int] | None
     if depth > MAX_DEPTH:
         raise InputError(f"{where}: blocks nested more than {MAX_DEPTH} deep")
     if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a layer object like {{\"type\": \"Linear\", \"params\": {{}}}}, got {_kind(data)}")
+        raise InputError(f"{where}: expected a layer object like {{\"type\": \"Linear\", \"params\": {{}}}}, "
+                         f"got {_kind(data)}")
     unknown = sorted(set(data) - {"type", "params", "layers", "name", "freeze", "lr_mult", "id", "inputs"})
     if unknown:
         raise InputError(f"{where}: unknown field {unknown[0]!r}")
@@ -164,8 +169,6 @@ def parse_layer(data: Any, where: str, depth: int = 0, counter: list[int] | None
 
 def _parse_wiring(data: dict[str, Any], where: str, depth: int) -> tuple[str, tuple[str, ...]]:
     """Check the form of "id" and "inputs" (what they refer to is checked by the analysis, per layer)."""
-    from ftstudio.core.architecture.graph import ID_PATTERN, INPUT, MAX_INPUTS
-
     if depth > 0 and ("id" in data or "inputs" in data):
         raise InputError(f"{where}: layers inside a block form a chain and take no \"id\" or \"inputs\"")
     layer_id = data.get("id", "")
@@ -216,3 +219,27 @@ def iter_layers(layers: tuple[LayerSpec, ...], prefix: str = ""):
         path = f"{prefix}{i}"
         yield path, layer
         yield from iter_layers(layer.layers, f"{path}.")
+
+
+def strip_pretrained(spec: ModelSpec) -> ModelSpec:
+    """The same architecture with backbones set to random init (weights come from a checkpoint)."""
+
+    def strip(layers):
+        out = []
+        for layer in layers:
+            if layer.type == "Backbone" and layer.params.get("weights") != "none":
+                layer = dataclasses.replace(layer, params=MappingProxyType({**layer.params, "weights": "none",
+                                                                           "weights_file": ""}))
+            out.append(dataclasses.replace(layer, layers=tuple(strip(layer.layers))))
+        return out
+
+    return spec.replace(layers=tuple(strip(spec.layers)))
+
+
+def is_merge(layer: LayerSpec) -> bool:
+    return LAYERS[layer.type].merge if layer.type in LAYERS else False
+
+
+def uses_graph(layers: tuple[LayerSpec, ...]) -> bool:
+    """True when the layers need format version 2 (an id, explicit inputs or a merge layer)."""
+    return any(layer.id or layer.inputs or is_merge(layer) for layer in layers)

@@ -17,11 +17,12 @@ from ftstudio.core import messages, paths
 from ftstudio.core.datasets.bundle import DataBundle, Split, StreamSplit, channel_stats
 from ftstudio.core.datasets.catalog import CATALOG, CatalogEntry, find, is_available
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec
+from ftstudio.core.config.recipe import DatasetSpec
 
 __all__ = ["CATALOG", "CatalogEntry", "DataBundle", "Split", "StreamSplit", "load_data", "find",
-           "is_available", "stratified_split"]
+           "is_available", "stratified_split", "grouped_split"]
 
+TINY_CLASS = 10  # training images: fewer are named as under-represented
 IN_MEMORY_LIMIT = 2_000_000_000  # decoded bytes; above this a folder streams from disk
 Progress = Callable[[int, int], None]
 
@@ -90,6 +91,29 @@ def stratified_split(labels: np.ndarray, val_split: float, seed: int) -> tuple[n
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def grouped_split(labels: np.ndarray, groups: np.ndarray, val_split: float, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The stratified split, then every near-duplicate group moved whole to the side most of it
+    is on (ties: training), so no picture is validated on a copy of itself. Without duplicates
+    it is exactly `stratified_split`. Returns (train, val, facts for the summary)."""
+    tr, va = stratified_split(labels, val_split, seed)
+    side = np.zeros(len(labels), dtype=bool)  # True = validation
+    side[va] = True
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    in_group = sizes[inverse] > 1
+    facts = {"grouped": True, "duplicate_groups": int((sizes > 1).sum()), "images_in_groups": int(in_group.sum()),
+             "moved": 0}
+    if not in_group.any():
+        return tr, va, facts
+    val_share = np.bincount(inverse, weights=side.astype(np.float64)) / sizes
+    wanted = val_share[inverse] > 0.5
+    moved = in_group & (wanted != side)
+    side[moved] = wanted[moved]
+    facts["moved"] = int(moved.sum())
+    return np.flatnonzero(~side), np.flatnonzero(side), facts
+
+
 def cap_per_class(labels: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     """Indices keeping at most ``cap`` samples of each class (a seeded choice)."""
     if not cap:
@@ -137,11 +161,18 @@ def _from_arrays(spec: DatasetSpec, raw, name: str, size, chans) -> DataBundle:
                      raw.augment_default)
 
 
-def _assemble(spec, name, images, labels, classes, source, test, skipped, warnings, augment_default) -> DataBundle:
+def _assemble(spec, name, images, labels, classes, source, test, skipped, warnings, augment_default,
+              grouped: bool = False) -> DataBundle:
     import torch
 
     _check_enough(labels, classes, spec.val_split)
-    tr, va = stratified_split(labels, spec.val_split, spec.split_seed)
+    split_facts = None
+    if grouped and spec.val_split > 0:  # user folders: near-duplicates stay on one side
+        from ftstudio.core.datasets.hashing import near_duplicate_groups
+
+        tr, va, split_facts = grouped_split(labels, near_duplicate_groups(images), spec.val_split, spec.split_seed)
+    else:
+        tr, va = stratified_split(labels, spec.val_split, spec.split_seed)
     tr = tr[cap_per_class(labels[tr], spec.per_class, spec.split_seed)]
     as_split = lambda idx: Split(torch.from_numpy(np.ascontiguousarray(images[idx])),  # noqa: E731
                                  torch.from_numpy(labels[idx].astype(np.int64)))
@@ -150,7 +181,12 @@ def _assemble(spec, name, images, labels, classes, source, test, skipped, warnin
     mean, std = channel_stats(train.x)
     bundle = DataBundle(name, train, val, classes, tuple(images.shape[1:]), mean, std, test_split,
                         source, tuple(skipped), (), augment_default)
-    bundle.warnings = tuple(list(warnings) + _warnings(bundle))
+    notes = []
+    if split_facts is not None:
+        bundle.extra["split"] = split_facts
+        if split_facts["duplicate_groups"]:
+            notes.append(messages.GROUPED_SPLIT.format(**split_facts, folder=name))
+    bundle.warnings = tuple(list(warnings) + _warnings(bundle) + notes)
     return bundle
 
 
@@ -176,6 +212,9 @@ def _warnings(bundle: DataBundle) -> list[str]:
         big, small = int(np.argmax(counts)), int(np.argmin(counts))
         out.append(messages.IMBALANCED.format(big=bundle.classes[big], most=counts[big],
                                               small=bundle.classes[small], least=counts[small]))
+    few = [f"{name} ({n})" for name, n in zip(bundle.classes, counts) if 0 < n < TINY_CLASS]
+    if few:
+        out.append(messages.UNDER_REPRESENTED.format(classes=", ".join(few), least=TINY_CLASS))
     return out
 
 
@@ -204,7 +243,7 @@ def _load_folder(spec, folder: Path, size, chans, progress, cancel, in_memory_li
         images, labels, bad = decode_folder(scan, size, chans, progress=progress, cancel=cancel,
                                             cache=paths.cache_dir() / "decoded", meanwhile=_warm_up_torch)
         return _assemble(spec, str(folder), images, labels, scan.classes, source, None,
-                         scan.skipped + bad, scan.warnings, True)
+                         scan.skipped + bad, scan.warnings, True, grouped=True)
     # too large for memory: keep paths, decode per batch
     import torch
 

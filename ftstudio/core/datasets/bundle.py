@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 class Split:
     """Images held in memory as a uint8 tensor ``[N, C, H, W]`` and int64 labels ``[N]``."""
 
-    x: "torch.Tensor"
-    y: "torch.Tensor"
+    x: torch.Tensor
+    y: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -31,10 +31,10 @@ class Split:
         """uint8 ``[n, C, H, W]`` arrays of the chosen samples (for previews)."""
         return self.x[list(indices)].numpy()
 
-    def relabel(self, y: "torch.Tensor") -> "Split":
+    def relabel(self, y: torch.Tensor) -> Split:
         return Split(self.x, y)
 
-    def subset(self, indices: np.ndarray) -> "Split":
+    def subset(self, indices: np.ndarray) -> Split:
         import torch
 
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
@@ -46,7 +46,7 @@ class StreamSplit:
     """Images left on disk (too large to decode into memory), decoded per batch."""
 
     paths: list[str]
-    y: "torch.Tensor"
+    y: torch.Tensor
     size: tuple[int, int]
     channels: int
 
@@ -58,10 +58,10 @@ class StreamSplit:
 
         return np.stack([decode(self.paths[i], self.size, self.channels) for i in indices])
 
-    def relabel(self, y: "torch.Tensor") -> "StreamSplit":
+    def relabel(self, y: torch.Tensor) -> StreamSplit:
         return StreamSplit(self.paths, y, self.size, self.channels)
 
-    def subset(self, indices: np.ndarray) -> "StreamSplit":
+    def subset(self, indices: np.ndarray) -> StreamSplit:
         import torch
 
         idx = np.asarray(indices, dtype=np.int64)
@@ -117,10 +117,11 @@ class DataBundle:
             "mean": list(self.mean),
             "std": list(self.std),
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "split": self.extra.get("split"),
         }
 
 
-def channel_stats(x: "torch.Tensor", limit: int = 20_000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(x: torch.Tensor, limit: int = 20_000) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images scaled to [0, 1] (on at most ``limit`` images)."""
     import torch
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ftstudio.core import messages
-from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, decode, probe
+from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, probe
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import atomic_write
 

@@ -79,7 +79,8 @@ def load_torchvision(entry: CatalogEntry, root: str | None, download: bool) -> R
     files = ", ".join(f"{base}/{f}" for f in entry.files)
     if not is_available(entry, base):
         if not download:
-            raise InputError(messages.DATASET_NOT_LOCAL.format(name=entry.name, root=base, size=entry.size, files=files))
+            raise InputError(messages.DATASET_NOT_LOCAL.format(name=entry.name, root=base, size=entry.size,
+                                                               files=files))
         if not _online(entry):
             raise InputError(messages.DATASET_OFFLINE.format(name=entry.name, root=base, files=files))
         base.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,8 @@ def _read_batch(path: Path) -> dict:
 def _load_cifar(entry: CatalogEntry, base: Path) -> RawData:
     folder = base / entry.folder
     if entry.name == "cifar10":
-        names, label_key, meta, meta_key = [f"data_batch_{i}" for i in range(1, 6)], "labels", "batches.meta", "label_names"
+        names = [f"data_batch_{i}" for i in range(1, 6)]
+        label_key, meta, meta_key = "labels", "batches.meta", "label_names"
     else:
         names, label_key, meta, meta_key = ["train"], "fine_labels", "meta", "fine_label_names"
 

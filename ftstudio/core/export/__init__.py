@@ -10,6 +10,7 @@ Importing this package is cheap; torch loads when an export starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -73,8 +74,7 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
                out_dir: str | Path | None = None, checkpoint: str = "best",
                progress: Callable[[str], None] | None = None) -> ExportReport:
     """Export a run folder (or checkpoint file) to ``formats``; see the module docstring."""
-    from ftstudio.core.pipeline import model_from_checkpoint, resolve_checkpoint
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs import Run, model_from_checkpoint, resolve_checkpoint
     from ftstudio.core.training import checkpoint as ckpt_io
 
     chosen = check_formats(formats)
@@ -110,15 +110,40 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
                  which: str = "best", progress: Callable[[str], None] | None = None, quant=None) -> ExportReport:
     """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata;
     ``quant``: `quantize.QuantData`, needed for onnx-int8)."""
+    from ftstudio.core.export.formats import FORMAT_TABLE
+    from ftstudio.core.export.staging import check_target, staged
+
+    say = progress or (lambda message: None)
+    ensure_writable(out)
+    model = model.cpu().eval()
+    _check_finite(model)
+    check_target(out, {f.filename for f in FORMAT_TABLE.values()})
+    with staged(out) as stage:  # the previous export stays whole until this one is complete
+        report = _write_all(model, ckpt, formats, stage, summary, which,
+                            lambda text: say(text.replace(str(stage), str(out))), quant)
+    files = [dataclasses.replace(f, path=out / f.path.name) for f in report.files]
+    done = ExportReport(out, files, out / "signature.json", out / "model_card.md")
+    say(f"{'all files verified' if done.ok else 'SOME FILES FAILED'}; signature and model card in {out}")
+    return done
+
+
+def _check_finite(model) -> None:
+    """NaN weights once made every format "disagree" with the model; say what is really wrong."""
+    import torch
+
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(messages.EXPORT_NAN.format(name=name))
+
+
+def _write_all(model, ckpt: dict[str, Any], formats: list[str], out: Path, summary: dict[str, Any] | None,
+               which: str, say: Callable[[str], None], quant=None) -> ExportReport:
     import torch
 
     from ftstudio.core.export import card
     from ftstudio.core.export.formats import FORMAT_TABLE
     from ftstudio.core.fileio import atomic_write_text
 
-    say = progress or (lambda message: None)
-    ensure_writable(out)
-    model = model.cpu().eval()
     shape = tuple(int(v) for v in ckpt["preprocess"]["input_shape"])
     gen = torch.Generator().manual_seed(0)
     samples = [torch.randn((n, *shape), generator=gen) for n in SAMPLE_BATCHES]
@@ -141,13 +166,12 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
     report.card_path = out / "model_card.md"
     atomic_write_text(report.card_path, card.model_card(ckpt, summary or {}, which, sig, report.files,
                                                                sum(p.numel() for p in model.parameters())))
-    say(f"{'all files verified' if report.ok else 'SOME FILES FAILED'}; signature and model card in {out}")
     return report
 
 
 def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> ExportedFile:
     from ftstudio.core.export.formats import blocking_layer, first_line
-    from ftstudio.core.pretrained import file_sha256
+    from ftstudio.core.fileio import file_sha256
 
     path = out / fmt.filename
     try:
@@ -191,7 +215,7 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
 
     from ftstudio.core.export.formats import FORMAT_TABLE, first_line, load_onnx
     from ftstudio.core.export.quantize import MAX_ACCURACY_DROP, accuracy, write_onnx_int8
-    from ftstudio.core.pretrained import file_sha256
+    from ftstudio.core.fileio import file_sha256
 
     fmt = FORMAT_TABLE["onnx-int8"]
     path = out / fmt.filename
@@ -224,6 +248,6 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
 
 
 def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):
-    from ftstudio.core.pipeline import model_from_checkpoint
+    from ftstudio.core.runs import model_from_checkpoint
 
     return model_from_checkpoint({**ckpt, "model": state, "lora": None}, "export")

@@ -36,7 +36,7 @@ class QuantData:
 
 def quant_data(run_dir: str | Path, which: str = "best") -> QuantData:
     """Calibration and evaluation images of a run, preprocessed as its checkpoint says."""
-    from ftstudio.core.pipeline import held_out
+    from ftstudio.core.engine import held_out
 
     _model, ckpt, _spec, bundle, part = held_out(run_dir, which=which)
     pre = ckpt["preprocess"]

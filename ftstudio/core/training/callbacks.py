@@ -31,7 +31,7 @@ class Callback:
     def key(self) -> str:
         return type(self).__name__
 
-    def setup(self, trainer: "Trainer") -> None:
+    def setup(self, trainer: Trainer) -> None:
         self.trainer = trainer
 
     def on_fit_started(self, event: FitStarted) -> None: ...

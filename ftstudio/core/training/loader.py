@@ -9,10 +9,12 @@ import os
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from ftstudio.core.datasets.bundle import Split, StreamSplit
-from ftstudio.core.recipe import AugmentSpec
+from ftstudio.core.config.recipe import AugmentSpec
+from ftstudio.core.training.augment import augment_batch
+
+__all__ = ["DeviceBatches", "augment_batch", "normalize"]
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -63,7 +65,7 @@ class DeviceBatches:
                     idx = self._piece(order_dev, start)
                     xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
                 if self.augment is not None:
-                    xb = augment_batch(xb, self.augment, augment_gen)
+                    xb = augment_batch(xb, self.augment, augment_gen, self.mean, self.std)
                 yield xb, yb
             return
         yield from self._stream(order, augment_gen, skip)
@@ -77,13 +79,14 @@ class DeviceBatches:
     def _stream(self, order, augment_gen, skip):
         from torch.utils.data import DataLoader
 
-        chunks = [self._piece(order, s).tolist() for s in range(skip * self.batch_size, len(self.split), self.batch_size)]
+        starts = range(skip * self.batch_size, len(self.split), self.batch_size)
+        chunks = [self._piece(order, s).tolist() for s in starts]
         loader = DataLoader(_Decoded(self.split), batch_sampler=chunks, num_workers=min(4, os.cpu_count() or 1),
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for xb, yb in loader:
             xb = normalize(xb.to(self.device, non_blocking=True), self.mean, self.std)
             if self.augment is not None:
-                xb = augment_batch(xb, self.augment, augment_gen)
+                xb = augment_batch(xb, self.augment, augment_gen, self.mean, self.std)
             yield xb.contiguous(memory_format=self.memory_format), yb.to(self.device, non_blocking=True)
 
 
@@ -102,17 +105,3 @@ class _Decoded(torch.utils.data.Dataset):
         except DecodeError:  # vanished or broken since the scan: a blank image keeps the batch shape
             x = torch.zeros((self.split.channels, *self.split.size), dtype=torch.uint8).numpy()
         return torch.from_numpy(x), self.split.y[i]
-
-
-def augment_batch(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator | None) -> torch.Tensor:
-    """Random shift, flip and rotation for a whole batch in one ``grid_sample`` call."""
-    b, _, h, w = x.shape
-    r = torch.rand((b, 4), generator=gen).to(x.device, non_blocking=True)
-    angle = (r[:, 0] * 2 - 1) * (spec.rotation * math.pi / 180)
-    flip = torch.where(r[:, 1] < 0.5, -1.0, 1.0) if spec.flip else torch.ones_like(angle)
-    tx = (r[:, 2] * 2 - 1) * (2 * spec.crop / w)
-    ty = (r[:, 3] * 2 - 1) * (2 * spec.crop / h)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ftstudio.core.recipe import TrainConfig
+from ftstudio.core.config.recipe import TrainConfig
 
 
 def param_groups(model: torch.nn.Module, multipliers: dict[int, float] | None = None) -> list[dict[str, Any]]:

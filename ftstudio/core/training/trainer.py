@@ -21,7 +21,7 @@ from ftstudio.core import messages
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
-from ftstudio.core.recipe import AugmentSpec, TrainConfig
+from ftstudio.core.config.recipe import AugmentSpec, TrainConfig
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
@@ -412,7 +412,7 @@ class Trainer:
             return True
         return False
 
-    def _account(self, window: "_Window") -> list[float]:
+    def _account(self, window: _Window) -> list[float]:
         """Add a window of steps to the epoch's running sums; returns its per-step losses."""
         losses, correct = window.read()
         self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))

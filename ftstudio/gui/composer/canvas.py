@@ -248,7 +248,8 @@ class Canvas(QWidget):
                 if t.group == group:
                     action: QAction = sub.addAction(t.name)
                     action.setToolTip(t.help)
-                    action.triggered.connect(lambda _=False, k=t.name: self._guarded(lambda: self.editor.insert(k, slot)))
+                    action.triggered.connect(
+                        lambda _=False, k=t.name: self._guarded(lambda: self.editor.insert(k, slot)))
 
     def _guarded(self, fn) -> None:
         try:
@@ -257,7 +258,7 @@ class Canvas(QWidget):
             self.report(str(exc))
 
     def _layer(self, path: str):
-        from ftstudio.core.composer import get_layer
+        from ftstudio.core.architecture.composer import get_layer
 
         return get_layer(self.editor.spec, path)
 
@@ -309,7 +310,7 @@ class Canvas(QWidget):
             else:
                 x0, y0, x1, y1 = box_rect
                 slots.append(Slot(f"{prefix}0", (y0 + y1) // 2, x0, x1, depth))
-            for i, card in enumerate(cards):
+            for card in cards:
                 if isinstance(card, LayerCard) and LAYERS[card.layer.type].container:
                     inner = [self.cards[f"{card.path}.{j}"] for j in range(len(card.layer.layers))]
                     add(f"{card.path}.", inner, rect(card.body), depth + 1)

@@ -9,7 +9,7 @@ from PySide6.QtGui import QDrag, QMouseEvent
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ftstudio.core.architecture import AUTO, CLASSES, LAYERS, LayerSpec
-from ftstudio.core.start_from import WEIGHTED
+from ftstudio.core.finetune.start_from import WEIGHTED
 
 PATH_MIME = "application/x-ftstudio-layer-path"  # a card being dragged to another place
 SHORT = {"out_features": "out", "out_channels": "out", "kernel_size": "k", "stride": "stride", "padding": "pad",

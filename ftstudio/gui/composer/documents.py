@@ -73,7 +73,7 @@ class DocumentActions:
         return self._write(path if path.suffix else path.with_suffix(".json"))
 
     def _write(self, path: Path) -> bool:
-        from ftstudio.core.recipe import save_json
+        from ftstudio.core.config.recipe import save_json
 
         if not self.editor.spec.layers:
             self.banner.show_message("error", "The network is empty: add at least one layer before saving it")

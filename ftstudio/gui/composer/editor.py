@@ -1,6 +1,6 @@
 """The composer's document: the architecture being edited, its undo stack, file and selection.
 
-Every gesture (drop, key, menu, property edit) becomes one core command (`ftstudio.core.composer`)
+Every gesture (drop, key, menu, property edit) becomes one core command (`ftstudio.core.architecture.composer`)
 wrapped in a thin `QUndoCommand`, so undo/redo restores exactly the same JSON. Loading a preset,
 a file or a run is undoable too: a `Load` swaps the whole document state (network, file, preset,
 run it starts from). The widgets only call methods here and redraw on ``changed``.
@@ -18,9 +18,9 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QApplication
 
 from ftstudio.core.architecture import LAYERS, LayerSpec, ModelSpec, parse_layer
-from ftstudio.core.composer import Change, Command, Insert, Move, Remove, get_layer, new_layer
+from ftstudio.core.architecture.composer import Change, Command, Insert, Move, Remove, get_layer, new_layer
 from ftstudio.core.errors import InputError
-from ftstudio.core.start_from import RunStart
+from ftstudio.core.finetune.start_from import RunStart
 
 INPUT = "input"  # the selection path of the input card
 
@@ -58,7 +58,7 @@ def after_removal(src: str, slot: str) -> str | None:
 class Edit(QUndoCommand):
     """One core command on the undo stack; consecutive changes of one parameter merge into one step."""
 
-    def __init__(self, editor: "Editor", command: Command, select: str | None) -> None:
+    def __init__(self, editor: Editor, command: Command, select: str | None) -> None:
         super().__init__(command.label)
         self.editor, self.command, self.select = editor, command, select
         self.before = editor.selected
@@ -85,7 +85,7 @@ class Edit(QUndoCommand):
 class Load(QUndoCommand):
     """Replace the whole document (new, open, preset, run)."""
 
-    def __init__(self, editor: "Editor", new: DocState, label: str) -> None:
+    def __init__(self, editor: Editor, new: DocState, label: str) -> None:
         super().__init__(label)
         self.editor, self.old, self.new = editor, editor.state, new
 
@@ -255,16 +255,66 @@ class Editor(QObject):
             self.push(Change.fields(self.spec, path, **changes), path)
 
     def set_input_shape(self, shape: tuple) -> None:
-        from ftstudio.core.composer import ReplaceAll
+        from ftstudio.core.architecture.composer import ReplaceAll
 
         if tuple(shape) != tuple(self.spec.input_shape):
             self.push(ReplaceAll(self.spec, self.spec.replace(input_shape=tuple(shape)), "Set input size"), INPUT)
 
     def set_name(self, name: str) -> None:
-        from ftstudio.core.composer import ReplaceAll
+        from ftstudio.core.architecture.composer import ReplaceAll
 
         if name != self.spec.name:
             self.push(ReplaceAll(self.spec, self.spec.replace(name=name), "Rename network"), self.selected)
+
+    # --------------------------------------------------------------------------- wiring
+    def wire(self, src: int, dst: int) -> None:
+        """Wire layer ``src`` (-1: the input) into layer ``dst`` as one undoable step (InputError if refused)."""
+        from ftstudio.core.architecture.graph import connect
+
+        self._rewire(connect(self.spec, src, dst), "Wire", src, dst)
+
+    def unwire(self, src: int, dst: int) -> None:
+        from ftstudio.core.architecture.graph import disconnect
+
+        self._rewire(disconnect(self.spec, src, dst), "Remove wire", src, dst)
+
+    def _rewire(self, new: ModelSpec, verb: str, src: int, dst: int) -> None:
+        from ftstudio.core.architecture.composer import ReplaceAll
+
+        def name(i: int) -> str:
+            return "input" if i < 0 else (new.layers[i].id or new.layers[i].type)
+
+        if new != self.spec:
+            self.push(ReplaceAll(self.spec, new, f"{verb} {name(src)} → {name(dst)}"), str(dst))
+
+    def set_id(self, path: str, new_id: str) -> None:
+        """Rename a top-level layer's id (wires follow); InputError for a bad or taken id."""
+        from ftstudio.core.architecture.graph import rename
+        from ftstudio.core.architecture.composer import ReplaceAll
+
+        new = rename(self.spec, int(path), new_id)
+        if new != self.spec:
+            self.push(ReplaceAll(self.spec, new, "Rename id"), path)
+
+    def expand_block(self, path: str, in_shape: tuple, out_shape: tuple) -> None:
+        """Replace a Residual block by its layers and an Add (one undoable step)."""
+        from ftstudio.core.architecture.graph import expand_residual
+        from ftstudio.core.architecture.composer import ReplaceAll
+
+        new = expand_residual(self.spec, int(path), in_shape, out_shape)
+        self.push(ReplaceAll(self.spec, new, "Expand block into a graph"), path)
+
+    def remove_many(self, paths: list[str]) -> None:
+        """Delete several top-level layers as one undoable step (bottom first, so positions hold)."""
+        paths = sorted({p for p in paths if p and p != INPUT}, key=_split, reverse=True)
+        if not paths:
+            return
+        self.stack.beginMacro(f"Delete {len(paths)} layers" if len(paths) > 1 else "Delete layer")
+        try:
+            for path in paths:
+                self.push(Remove.at(self.spec, path), path)
+        finally:
+            self.stack.endMacro()
 
     # ------------------------------------------------------------------------ clipboard
     def copy(self, path: str | None = None) -> bool:

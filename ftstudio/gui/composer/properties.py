@@ -27,7 +27,10 @@ INPUT_PARAM = {0: Param("int", AUTO, "Channels of the images the network takes (
                         (), (AUTO,)),
                2: Param("int", AUTO, "Image width the network takes (auto: the data's; set it to resize)", 1, 4096,
                         (), (AUTO,))}
-HOW_TO = ("Click a card to edit its parameters.<br><br><b>Add</b>: drag a layer from the palette to where it goes, "
+HOW_TO = ("Click a node or a card to edit its parameters.<br><br><b>Wire</b> (branches, skips): drag from a node's "
+          "blue output port onto a layer below; join branches with Add or Concat (palette: Merge). Select a wire "
+          "and press Del to remove it; Ctrl+wheel zooms, 0 fits.<br><b>Add</b>: drag a layer from the palette to "
+          "where it goes, "
           "double-click it, or type in the search box and press Enter (it goes after the selected card)."
           "<br><b>Move</b>: drag a card, or Alt+↑ / Alt+↓.<br><b>Delete</b>: Del.<br><b>Copy / paste / duplicate"
           "</b>: Ctrl+C / Ctrl+V / Ctrl+D.<br><b>Freeze</b>: the ❄ on a card, or F.<br><b>Undo / redo</b>: Ctrl+Z / "
@@ -143,7 +146,17 @@ class PropertyEditor(QWidget):
         self.lr_mult = make_widget(LR_PARAM)
         self.lr_mult.setToolTip(LR_PARAM.help)
         self.lr_mult.valueChanged.connect(lambda v: self._commit_fields(lr_mult=float(v)))
+        self.node_id = QLineEdit()
+        self.node_id.setPlaceholderText("none (wiring gives one)")
+        self.node_id.setToolTip("The id other layers' inputs name this layer by (letters, digits, _ or -); "
+                                "wires follow a rename")
+        self.node_id.editingFinished.connect(self._id_edited)
+        self.inputs = QLabel()
+        self.inputs.setWordWrap(True)
+        self.inputs.setToolTip("Where this layer takes its input from; wire on the graph to change it")
         t.addRow("Name", self.name)
+        t.addRow("Id", self.node_id)
+        t.addRow("Inputs", self.inputs)
         t.addRow("", self.freeze)
         t.addRow("LR multiplier", self.lr_mult)
         layout = QVBoxLayout(self)
@@ -177,7 +190,30 @@ class PropertyEditor(QWidget):
             set_value(self.name, Param("str", "", ""), layer.name)
             set_value(self.freeze, Param("bool", False, ""), layer.freeze)
             set_value(self.lr_mult, LR_PARAM, layer.lr_mult)
+            self._show_wiring(path, layer)
         self._show_resolved()
+
+    def _show_wiring(self, path: str, layer) -> None:
+        from ftstudio.core.architecture.graph import wiring
+
+        top = "." not in path
+        for widget in (self.node_id, self.inputs):
+            widget.setVisible(top)
+            self.training.layout().labelForField(widget).setVisible(top)
+        if not top:
+            return
+        set_value(self.node_id, Param("str", "", ""), layer.id)
+        index = int(path)
+        sources = wiring(self.editor.spec.layers).sources[index]
+        names = ["the input" if s < 0 else (self.editor.spec.layers[s].id or f"layer {s}") for s in sources]
+        self.inputs.setText(", ".join(names) + ("" if layer.inputs else " (the previous layer)"))
+
+    def _id_edited(self) -> None:
+        if self.path and self.kind not in (None, INPUT) and "." not in self.path:
+            try:
+                self.editor.set_id(self.path, self.node_id.text().strip())
+            except InputError as exc:
+                self._show_error(self.node_id, str(exc))
 
     def _build(self, path: str, kind: str | None) -> None:
         self.path, self.kind = path, kind
@@ -199,6 +235,9 @@ class PropertyEditor(QWidget):
             self.freeze.hide()
             self.lr_mult.hide()
             self.training.layout().labelForField(self.lr_mult).hide()
+            for widget in (self.node_id, self.inputs):
+                widget.hide()
+                self.training.layout().labelForField(widget).hide()
             self.training.layout().labelForField(self.name).setText("Network name")
             for i, label in enumerate(("Channels", "Height", "Width")):
                 self._add_row(str(i), label, INPUT_PARAM[i])

@@ -29,7 +29,7 @@ class RunActions:
 
     def load_run(self, folder: str | Path, checkpoint: str = "best") -> None:
         """Read the run in the background, then show its network (offering a new head if needed)."""
-        from ftstudio.core.start_from import open_run
+        from ftstudio.core.finetune.start_from import open_run
 
         self.banner.show_message("info", f"Reading {folder}…")
         self._run("run", lambda: open_run(folder, checkpoint), self._use_run,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ftstudio.core.datasets.catalog import CATALOG, find, is_available
-from ftstudio.core.recipe import AugmentSpec, DatasetSpec
+from ftstudio.core.config.recipe import AugmentSpec, DatasetSpec
 from ftstudio.gui.state import Session
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.charts import BarChart
@@ -124,7 +124,17 @@ class DataPage(QWidget):
 
         box = QGroupBox("Augmentation (training only)")
         v = QVBoxLayout(box)
-        self.augment_form = DataclassForm(AugmentSpec, ["crop", "flip", "rotation"], float_steps={"rotation": 5.0})
+        self.augment_form = DataclassForm(AugmentSpec, ["crop", "flip", "rotation", "color", "blur", "noise", "erase"],
+                                          float_steps={"rotation": 5.0, "color": 0.1, "blur": 0.5, "noise": 0.01,
+                                                       "erase": 0.1})
+        self.crop_area = QDoubleSpinBox()
+        self.crop_area.setObjectName("field_scale")
+        self.crop_area.setRange(0.05, 1.0)
+        self.crop_area.setSingleStep(0.05)
+        self.crop_area.setDecimals(2)
+        self.crop_area.setToolTip("Random resized crop: each training image is a random part keeping at least "
+                                  "this fraction of its area, stretched back to full size (1.00 = off)")
+        self.augment_form.layout_.insertRow(3, "Random crop (min area)", self.crop_area)
         v.addWidget(self.augment_form)
         col.addWidget(box)
         col.addStretch(1)
@@ -159,6 +169,7 @@ class DataPage(QWidget):
         self.size.valueChanged.connect(self._edited)
         self.channels.currentIndexChanged.connect(self._edited)
         self.augment_form.changed.connect(self._edited)
+        self.crop_area.valueChanged.connect(self._edited)
 
     # ---------------------------------------------------------------------- spec <-> view
     def _fill_datasets(self, current: str) -> None:
@@ -181,7 +192,7 @@ class DataPage(QWidget):
     def show_spec(self) -> None:
         """Put the session's DatasetSpec into the controls (without echoing it back)."""
         spec = self.session.data_spec
-        for w in (self.download, self.size, self.channels):
+        for w in (self.download, self.size, self.channels, self.crop_area):
             w.blockSignals(True)
         self._fill_datasets(spec.name)
         self.download.setChecked(spec.download)
@@ -189,7 +200,8 @@ class DataPage(QWidget):
         self.size.setValue(spec.image_size[0] if spec.image_size else 0)
         self.channels.setCurrentIndex(max(self.channels.findData(spec.channels), 0))
         self.augment_form.set_values(spec.augment)
-        for w in (self.download, self.size, self.channels):
+        self.crop_area.setValue(spec.augment.scale[0])
+        for w in (self.download, self.size, self.channels, self.crop_area):
             w.blockSignals(False)
         entry = find(spec.name)
         self.description.setText(entry.description if entry else f"Image folder: {spec.name}")
@@ -220,7 +232,11 @@ class DataPage(QWidget):
             old, name=name, download=self.download.isChecked(), val_split=values["val_split"],
             split_seed=values["split_seed"], per_class=values["per_class"],
             classes=old.classes if same_data else None, image_size=(size, size) if size else None,
-            channels=self.channels.currentData(), augment=AugmentSpec(**self.augment_form.values()))
+            channels=self.channels.currentData(), augment=self._augment_from_controls(old.augment))
+
+    def _augment_from_controls(self, old: AugmentSpec) -> AugmentSpec:
+        low = round(self.crop_area.value(), 4)
+        return dataclasses.replace(old, **self.augment_form.values(), scale=(low, max(low, old.scale[1])))
 
     def _edited(self, *_) -> None:
         self.session.set_data_spec(self.spec_from_controls())
@@ -313,8 +329,8 @@ class DataPage(QWidget):
             self.preview.clear("")
             return
         if not spec.enabled:
-            self.preview.clear("Augmentation is off. Turn on a random shift, flip or rotation on the left "
-                               "to see here what training will see.")
+            self.preview.clear("Augmentation is off. Turn on a random shift, flip, rotation, crop, colour, "
+                               "blur, noise or erasing on the left to see here what training will see.")
             return
         labels = bundle.train.y.numpy()
         idx = pick_samples(labels, bundle.num_classes, AUGMENT_IMAGES)[:AUGMENT_IMAGES]

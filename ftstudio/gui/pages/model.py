@@ -21,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSplitter,
-                               QStyle, QToolBar, QVBoxLayout, QWidget)
+                               QStyle, QVBoxLayout, QWidget)
 
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import load_preset, preset_description, preset_names, resolve_model
@@ -30,10 +30,12 @@ from ftstudio.gui.composer.canvas import Canvas, scrolling
 from ftstudio.gui.composer.cards import shape_text
 from ftstudio.gui.composer.documents import DocumentActions
 from ftstudio.gui.composer.editor import DocState, Editor
+from ftstudio.gui.composer.graph_view import GraphView
 from ftstudio.gui.composer.palette import Palette
 from ftstudio.gui.composer.properties import PropertyEditor
 from ftstudio.gui.composer.runs import RunActions
 from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.widgets.toolbar import CompactToolBar
 
 Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
 ANALYSE_DELAY_MS = 120  # edits in quick succession are analysed once
@@ -168,12 +170,11 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             QVBoxLayout(box).addWidget(widget)
             lv.addWidget(box, stretch)
 
-        self.toolbar = QToolBar("Architecture")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # undo/redo: their text names the edit, too long for the bar (it is the tooltip); Check keeps its label
+        self.toolbar = CompactToolBar("Architecture", keep_text=(self.actions_["check"],),
+                                      icon_only=(self.actions_["undo"], self.actions_["redo"]))
         for key in ("new", "open", "save", "save_as", None, "undo", "redo", None, "start_from", "check"):
             self.toolbar.addSeparator() if key is None else self.toolbar.addAction(self.actions_[key])
-        for key in ("undo", "redo"):  # their text names the edit: too long for the bar (it is the tooltip)
-            self.toolbar.widgetForAction(self.actions_[key]).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.header = header_label("Load data to see shapes and parameter counts")
         self.banner = Banner()
         self.source_note = QLabel()
@@ -181,11 +182,18 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         self.source_note.setWordWrap(True)
         self.source_note.hide()
         self.canvas = Canvas(self.editor, lambda text: self.banner.show_message("error", text))
+        self.graph = GraphView(self.editor, lambda text: self.banner.show_message("error", text))
+        self.views = QSplitter(Qt.Orientation.Vertical)  # the graph, and the card list as its outline
+        self.views.addWidget(self.graph)
+        self.views.addWidget(scrolling(self.canvas))
+        self.views.setStretchFactor(0, 3)
+        self.views.setStretchFactor(1, 2)
+        self.views.setChildrenCollapsible(False)
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 0, 0, 0)
         for w, stretch in ((self.toolbar, 0), (self.header, 0), (self.banner, 0), (self.source_note, 0),
-                           (scrolling(self.canvas), 1)):
+                           (self.views, 1)):
             cv.addWidget(w, stretch)
 
         self.properties = PropertyEditor(self.editor)
@@ -194,9 +202,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
         right.setWidgetResizable(True)
         right.setMinimumWidth(250)
         splitter = QSplitter()
-        for w, size in ((left, 230), (center, 620), (right, 290)):
+        for w in (left, center, right):
             splitter.addWidget(w)
-        splitter.setSizes([230, 620, 290])
+        splitter.setSizes([210, 620, 250])  # at 1024 px the composer column keeps its tool bar labelled
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
         layout = QHBoxLayout(self)
@@ -230,7 +238,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
     def finetune_plan(self):
         """The fine-tune plan when the network starts from a trained run's weights, else None."""
-        from ftstudio.core.start_from import plan_for
+        from ftstudio.core.finetune.start_from import plan_for
 
         start = self.editor.state.start
         return plan_for(start, self.editor.spec) if start is not None else None
@@ -353,6 +361,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
             if data_shape != tuple(analysis.input_shape):
                 note += f", images {shape_text(data_shape)} resized to {shape_text(analysis.input_shape)}"
         self.canvas.show_analysis(analysis, stages, note)
+        self.graph.show_analysis(analysis, spec)
         problem = analysis.error if analysis is not None and spec.layers else ""
         quiet = not self.banner.text() or self.banner.kind == "warning"  # never hide what the user just did
         if problem and quiet:  # said above the cards too: the red card may be scrolled out of view

@@ -15,6 +15,8 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
                                QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
+from ftstudio.core.run_lock import is_locked
+from ftstudio.core.run_records import RunSummary
 from ftstudio.core.runs import Run, list_runs
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import format_duration
@@ -137,7 +139,7 @@ class RunsPage(QWidget):
         self._filling = True
         self.table.setRowCount(len(runs))
         for r, run in enumerate(runs):
-            self._fill_row(r, run, run.read_summary())
+            self._fill_row(r, run, run.summary())
         self._filling = False
         self.table.setSortingEnabled(True)
         rows = [r for r in range(self.table.rowCount()) if self.path_at(r) in keep]
@@ -146,12 +148,12 @@ class RunsPage(QWidget):
                             f"No runs yet in {runs_dir()}. Train one on the Train page (Ctrl+R).")
         self._selection_changed()
 
-    def _fill_row(self, r: int, run: Run, s: dict) -> None:
+    def _fill_row(self, r: int, run: Run, s: RunSummary) -> None:
         acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
         duration = _num(s.get("duration_s"))
         status = str(s.get("status") or "unknown")
-        if status == "running" and run.path != self.busy_run:
-            status = "interrupted"  # the process that ran it is gone
+        if status == "running" and run.path != self.busy_run and not is_locked(run.path):
+            status = "interrupted"  # the process that ran it is gone (a live one holds the folder's lock)
         cells = [
             (s.get("name") or run.id, (s.get("name") or run.id).lower()),
             (str(s.get("created") or "").replace("T", " "), float(s.get("created_ts") or 0.0)),
@@ -171,8 +173,11 @@ class RunsPage(QWidget):
             if c == 4 and best is not None:
                 item.setToolTip(f"best validation accuracy {best:.2%} at epoch {s.get('best_epoch')}"
                                 + (f"; last epoch {acc:.2%}" if acc is not None else ""))
-            if c == 7 and s.get("error"):
-                item.setToolTip(str(s["error"]))
+            if c == 7 and s.error:
+                item.setToolTip(s.error)
+            if c == 0 and s.problems:  # junk in summary.json: shown, not fatal
+                item.setToolTip("summary.json: " + "; ".join(s.problems))
+                item.setText(f"{text} ⚠")
             self.table.setItem(r, c, item)
 
     def path_at(self, row: int) -> Path:

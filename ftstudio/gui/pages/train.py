@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from ftstudio.core.recipe import TrainConfig
+from ftstudio.core.config.recipe import TrainConfig
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import LiveRun, format_duration
 from ftstudio.gui.state import Session
@@ -31,8 +31,8 @@ from ftstudio.gui.workers import DataPreview, Outcome, Packet
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
           "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
 REDRAW_MS = 66  # ~15 Hz
-VALIDATION_REDRAW_S = 0.5
-TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running  # confusion matrix and prediction grid: at most twice a second while running
+VALIDATION_REDRAW_S = 0.5  # confusion matrix and prediction grid: at most twice a second while running
+TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running
 SHORT_WORDS = {"running": "Training", "paused": "Paused", "stopping": "Stopping…", "completed": "Completed",
                "stopped": "Stopped", "early_stopping": "Stopped early", "cancelled": "Cancelled", "failed": "Failed"}
 VAL_GRID = 40
@@ -91,14 +91,19 @@ class TrainPage(QWidget):
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             self.buttons[key] = b
             buttons.addWidget(b, i // 2, i % 2)
-        col.addLayout(buttons)
         self.launch = QPushButton("Cluster launch script…")
         self.launch.setToolTip("Write this recipe and a torchrun script that trains it on several GPUs or "
                                "machines (PyTorch DDP) into a folder")
         self.launch.clicked.connect(self.export_launch_script)
         col.addWidget(self.launch)
         col.addStretch(1)
-        scroll = side_panel(controls)
+        panel = side_panel(controls)
+        scroll = QWidget()  # the run buttons stay in view below the scrolling form (they were cut off at 640 px)
+        sv = QVBoxLayout(scroll)
+        sv.setContentsMargins(0, 0, 0, 0)
+        sv.addWidget(panel, 1)
+        sv.addLayout(buttons)
+        scroll.setFixedWidth(panel.width())
 
         self.banner = Banner()
         self.progress = QProgressBar()
@@ -133,7 +138,7 @@ class TrainPage(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plots)
         split.addWidget(bottom)
-        split.setSizes([420, 300])
+        split.setSizes([460, 260])  # the curves first: at 1024×640 they are what is watched
         self.splitter = split
         right = QVBoxLayout()
         right.addWidget(self.banner)

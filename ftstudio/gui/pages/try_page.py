@@ -47,7 +47,8 @@ from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.workers import Tasks
 
 TOP_K = 5
-FILTERS = (("all", "All images"), ("uncertain", "Uncertain (top class under 60%)"), ("wrong", "Wrong (subfolder ≠ label)"))
+FILTERS = (("all", "All images"), ("uncertain", "Uncertain (top class under 60%)"),
+           ("wrong", "Wrong (subfolder ≠ label)"))
 SORTS = (("order", "In order"), ("low", "Least confident first"), ("high", "Most confident first"))
 ITEM_ROLE = Qt.ItemDataRole.UserRole
 
@@ -387,7 +388,8 @@ class TryPage(QWidget):
             more = f" and {len(batch.skipped) - 3} more" if len(batch.skipped) > 3 else ""
             self.banner.show_message("warning", f"{len(batch.skipped)} file(s) skipped as unreadable: {names}{more}")
         if batch.total > len(batch.results):
-            self.banner.show_message("info", f"{batch.total} images predicted; the first {len(batch.results)} are shown")
+            self.banner.show_message("info",
+                                     f"{batch.total} images predicted; the first {len(batch.results)} are shown")
         self._update_controls()
         self._fill_grid()
 

@@ -78,7 +78,7 @@ class ConfusionMatrix(QWidget):
         self.title = ""
         self.placeholder = placeholder
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(140, 120)
         self.setMouseTracking(True)
 
     def set_matrix(self, matrix: np.ndarray | None, classes: list[str] | tuple[str, ...], title: str = "") -> None:
@@ -90,13 +90,26 @@ class ConfusionMatrix(QWidget):
         return QSize(300, 300)
 
     def _geometry(self, fm) -> tuple[float, float, float, bool]:
+        left, top, cell, show_labels, _ = self._layout(fm)
+        return left, top, cell, show_labels
+
+    def _layout(self, fm) -> tuple[float, float, float, bool, float]:
+        """left, top, cell size, whether classes are named, and the height of rotated column labels
+        (0: they fit under their cells). Names wider than a cell are turned upright, not cut to "squ…"."""
         n = len(self.matrix)
         label_w = max((fm.horizontalAdvance(c) for c in self.classes), default=0) + 8
         show_labels = n <= 30
         left = (label_w if show_labels else 4) + fm.height()
         top = fm.height() * 2 + 4
-        cell = max(min((self.width() - left - 4) / n, (self.height() - top - fm.height() - 8) / n), 1.0)
-        return left, top, cell, show_labels
+
+        def size(bottom: float) -> float:
+            return max(min((self.width() - left - 4) / n, (self.height() - top - bottom - 8) / n), 1.0)
+
+        cell, rotated = size(fm.height()), 0.0
+        if show_labels and label_w - 8 > cell:
+            rotated = min(float(label_w), self.height() * 0.3)
+            cell = size(rotated)
+        return left, top, cell, show_labels, rotated
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         if self.matrix is None or not len(self.matrix):
@@ -118,7 +131,7 @@ class ConfusionMatrix(QWidget):
         fm = p.fontMetrics()
         m = self.matrix
         n = len(m)
-        left, top, cell, show_labels = self._geometry(fm)
+        left, top, cell, show_labels, rotated = self._layout(fm)
         rows = m.sum(axis=1, keepdims=True).clip(min=1)
         share = m / rows
         base, hot, fg = theme.base(), theme.accent(), theme.text()
@@ -154,6 +167,15 @@ class ConfusionMatrix(QWidget):
         if show_labels and cell >= fm.height() * 0.7:
             p.setPen(fg)
             for c in range(n):
+                if rotated:  # upright, reading up to the matrix
+                    text = fm.elidedText(self.classes[c], Qt.TextElideMode.ElideRight, int(rotated - 4))
+                    p.save()
+                    p.translate(left + (c + 0.5) * cell, top + n * cell + 2 + rotated)
+                    p.rotate(-90)
+                    p.drawText(QRectF(0, -fm.height() / 2, rotated - 2, fm.height()),
+                               Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+                    p.restore()
+                    continue
                 text = fm.elidedText(self.classes[c], Qt.TextElideMode.ElideRight, int(cell))
                 p.drawText(QRectF(left + c * cell, top + n * cell + 2, cell, fm.height()),
                            Qt.AlignmentFlag.AlignHCenter, text)

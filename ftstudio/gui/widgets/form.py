@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QScrollArea, QSpinBox, QWidget
 
-from ftstudio.core.schema import field_help
+from ftstudio.core.config.schema import field_help
 
 LABELS = {
     "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "optimizer": "Optimizer",
@@ -26,6 +26,7 @@ LABELS = {
     "grad_clip": "Gradient clipping", "amp": "Mixed precision", "seed": "Seed",
     "early_stopping": "Early stopping (patience)", "label_smoothing": "Label smoothing",
     "crop": "Random shift (px)", "flip": "Horizontal flip", "rotation": "Random rotation (°)",
+    "color": "Colour jitter (±)", "blur": "Blur (max sigma px)", "noise": "Noise (std)", "erase": "Random erasing (p)",
     "val_split": "Validation split", "split_seed": "Split seed", "per_class": "Max images per class",
     "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×", "head_lr_mult": "Head rate ×",
     "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "unfreeze_after": "Unfreeze after (epochs)",
@@ -199,11 +200,16 @@ def _default_step(lo: float | None, hi: float | None) -> float:
     return 1.0
 
 
-def side_panel(controls: QWidget, width: int = 310) -> QScrollArea:
-    """A page's left column of controls: fixed width, scrolls vertically when the window is short."""
+def side_panel(controls: QWidget, width: int = 310, most: int = 420) -> QScrollArea:
+    """A page's left column of controls: fixed width, scrolls vertically when the window is short.
+
+    At least as wide as the controls need plus the vertical scroll bar (up to ``most``): with a
+    fixed 310 px, GTK's wider spin boxes and combo boxes lost their arrows under the scroll bar."""
     scroll = QScrollArea()
     scroll.setWidget(controls)
     scroll.setWidgetResizable(True)
-    scroll.setFixedWidth(width)
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    need = controls.minimumSizeHint().width() + bar + 2 * scroll.frameWidth()
+    scroll.setFixedWidth(min(max(width, need), most))
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return scroll

@@ -44,8 +44,22 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
         # axes keep their rendering between frames (text is the costly part of a repaint); pyqtgraph
         # invalidates the cache itself when the range or the labels change
         item.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-    w.setMinimumSize(200, 140)
+    w.setMinimumSize(180, 110)  # three of them and the confusion matrix fit a 1024×640 window
     return w
+
+
+def _legend_on_top(plot: pg.PlotWidget, columns: int) -> pg.LegendItem:
+    """The legend in the title's row, above the curves and never over them (at 1024×640 a legend in
+    the plot area hid the curves it named — the wizard's from-scratch validation curve behind it).
+    The title goes: the y axis's label names the plot, and the window keeps its height."""
+    pg = load_pyqtgraph()
+    item = plot.getPlotItem()
+    item.setTitle(None)
+    item.layout.removeItem(item.titleLabel)  # its cell is the legend's now
+    legend = pg.LegendItem(colCount=columns, labelTextSize="8pt", verSpacing=-8, horSpacing=10)  # laid out
+    item.layout.addItem(legend, 0, 1)
+    item.legend = legend  # curves with a name add themselves, as with addLegend()
+    return legend
 
 
 def _curve(plot: pg.PlotWidget, name: str, color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine,
@@ -115,10 +129,8 @@ class TrainingPlots(QWidget):
         self.acc_plot = _plot("Accuracy", "epoch", "accuracy")
         self.lr_plot = _plot("Learning rate", "step", "lr")
         self.lr_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
-        self.loss_plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
-        # accuracy climbs to the top: its legend is one row at the bottom
-        self.acc_plot.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt",
-                                             colCount=3 if len(runs) == 1 else 2)
+        _legend_on_top(self.loss_plot, 4 if len(runs) == 1 else 2)
+        _legend_on_top(self.acc_plot, 3 if len(runs) == 1 else 2)
         self.run_curves = [self._curves(label, i, len(runs) > 1) for i, label in enumerate(runs)]
         self.curves = self.run_curves[0]
         self.acc_plot.setYRange(0, 1, padding=0.02)
@@ -131,6 +143,8 @@ class TrainingPlots(QWidget):
         grid.addWidget(self.lr_plot, 1, 1)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
+        grid.setColumnStretch(0, 3)  # accuracy (with its legend) wider than the learning rate
+        grid.setColumnStretch(1, 2)
         self.stack.addWidget(charts)
         self.loss_plot.setToolTip("Training loss per step (faint), smoothed (bold), and validation loss per epoch "
                                   "(dots); the dashed line marks the best epoch")
@@ -243,8 +257,7 @@ class OverlayPlots(QWidget):
         self.acc_plot = _plot("Validation accuracy", "epoch", "accuracy")
         self.loss_plot = _plot("Loss (solid: validation, dashed: train)", "epoch", "loss")
         self.acc_plot.setYRange(0, 1, padding=0.02)
-        for w in (self.acc_plot, self.loss_plot):
-            w.getPlotItem().addLegend(offset=(-8, -8), labelTextSize="8pt")
+        _legend_on_top(self.acc_plot, 4)  # the loss plot's curves have the same colours: one legend is enough
         self.layout_.addWidget(self.acc_plot)
         self.layout_.addWidget(self.loss_plot)
         self.acc_plot.setToolTip("Validation accuracy per epoch of the selected runs")
@@ -275,16 +288,15 @@ class OverlayPlots(QWidget):
                 legend.clear()
         for i, (label, rows) in enumerate(self._runs):
             color = theme.series_color(i)
-            epochs = [r["epoch"] for r in rows]
+            train = [(r["epoch"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
             val = [(r["epoch"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
             vloss = [(r["epoch"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
             if val:
                 _curve(self.acc_plot, label, color, 2.0, symbol="o").setData(*zip(*val))
             if vloss:
                 _curve(self.loss_plot, label, color, 2.0).setData(*zip(*vloss))
-            if epochs:
-                _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(
-                    epochs, [r.get("train_loss") for r in rows])
+            if train:
+                _curve(self.loss_plot, "", color, 1.2, Qt.PenStyle.DashLine).setData(*zip(*train))
 
     def restyle(self) -> None:
         if self._built:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ftstudio.core.pipeline_recipe import (FINETUNE_REF, PRETRAIN_REF, ExportPlan, Pipeline, default_pipeline,
-                                           resolve_scratch)
-from ftstudio.core.recipe import FinetunePlan, Recipe
+from ftstudio.core.workflow.demo import default_pipeline
+from ftstudio.core.workflow.pipeline import FINETUNE_REF, PRETRAIN_REF, ExportPlan, Pipeline, resolve_scratch
+from ftstudio.core.config.recipe import FinetunePlan, Recipe
 from ftstudio.gui.state import Session
 
 TORCHVISION_WEIGHTS = ("cache", "file", "none")  # ImageNet weights from torch's cache, a chosen file, random init
@@ -98,7 +98,7 @@ class WizardModel(QObject):
         plan = dataclasses.replace(self.plan, **changes)
         if plan != self.plan:
             if plan.min_steps != self.plan.min_steps:
-                from ftstudio.core.demo import finetune_epochs
+                from ftstudio.core.workflow.demo import finetune_epochs
 
                 train = self.finetune.train
                 self.finetune.train = dataclasses.replace(train, epochs=finetune_epochs(plan.min_steps))

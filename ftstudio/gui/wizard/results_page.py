@@ -1,6 +1,6 @@
 """The Results page: fine-tuned vs from scratch on the same held-out images, exports, and "Save recipe".
 
-The numbers come from `pipeline_run.compare` — `pipeline.evaluate_run`, the function behind
+The numbers come from `workflow.runner.compare` — `engine.evaluate_run`, the function behind
 `ftstudio evaluate` — on each run's last checkpoint and its own held-out split, so the page, the
 command line and a headless replay of the saved recipe agree.
 """
@@ -148,7 +148,7 @@ class ResultsPage(QWizardPage):
 
     # ------------------------------------------------------------------------- measuring
     def initializePage(self) -> None:  # noqa: N802
-        from ftstudio.core.pipeline_run import compare, write_comparison
+        from ftstudio.core.workflow.runner import compare, write_comparison
 
         runs, model = dict(self.model.runs), self.model
         self.comparison = None
@@ -262,7 +262,7 @@ class ResultsPage(QWizardPage):
         import torch
 
         from ftstudio.core.errors import InputError
-        from ftstudio.core.pipeline_recipe import save_pipeline
+        from ftstudio.core.workflow.pipeline import save_pipeline
 
         path = dialogs.choose_save_file(self, "Save the pipeline recipe", "pipeline.json", "Pipeline recipe (*.json)")
         if not path:

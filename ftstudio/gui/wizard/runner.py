@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ftstudio.core.errors import FtError
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.config.recipe import Recipe
 from ftstudio.gui.live import LiveRun
 from ftstudio.gui.workers import DataPreview, Outcome, Packet, RunController, describe_unexpected
 

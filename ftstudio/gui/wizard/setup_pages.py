@@ -3,7 +3,7 @@
 The Data and Model pages are embedded through their public API, each on its own `Session`, so
 whatever those pages learn (the composer included) shows up here unchanged. The Strategy page
 counts the trainable parameters the plan really gives by preparing the fine-tune in the
-background (`pipeline.prepare`: data, source weights, new head, strategy).
+background (`engine.prepare`: data, source weights, new head, strategy).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QVBoxLayout, QWizardPage
 
-from ftstudio.core.recipe import FinetunePlan, TrainConfig
+from ftstudio.core.config.recipe import FinetunePlan, TrainConfig
 from ftstudio.gui import dialogs
 from ftstudio.gui.pages.data import DataPage
 from ftstudio.gui.pages.model import ModelPage
@@ -94,7 +94,8 @@ class BaseModelPage(QWizardPage):
         row.addWidget(header_label("The defaults train the cnn preset on clean digits for 10 epochs, with random "
                                    "rotations (set on the previous page) so the features it learns hold up on "
                                    "tilted digits. Other settings (Adam, no learning-rate schedule) keep their "
-                                   "defaults; the saved recipe records them all.", "hint"), 1, Qt.AlignmentFlag.AlignTop)
+                                   "defaults; the saved recipe records them all.", "hint"), 1,
+                          Qt.AlignmentFlag.AlignTop)
         bottom = QHBoxLayout()
         bottom.setContentsMargins(9, 0, 9, 0)
         bottom.addWidget(box)
@@ -198,7 +199,7 @@ class StrategyPage(QWizardPage):
             return
 
         def work(cancel):
-            from ftstudio.core.pipeline import prepare
+            from ftstudio.core.engine import prepare
 
             prepared = prepare(recipe, cancel=cancel)
             params = list(prepared.model.parameters())

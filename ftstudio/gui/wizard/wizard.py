@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QWidget, QWizard
 
 from ftstudio.gui import dialogs, theme
+from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.wizard import texts
 from ftstudio.gui.wizard.model import PageId, WizardModel
 from ftstudio.gui.wizard.results_page import ResultsPage
@@ -64,7 +65,7 @@ class PipelineWizard(QWizard):
         for page_id, page in self.pages_.items():
             self.setPage(int(page_id), page)
         self.setStartId(int(PageId.START))
-        self.resize(*SIZE)
+        resize_to_fit(self, SIZE, parent)  # Next and Cancel stay on a 1024×640 screen
         self._load_engine(devices)
 
     def page_(self, page_id: PageId):

@@ -7,7 +7,7 @@ torchrun all call; `evaluate_run` is `ftstudio evaluate`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,25 +17,11 @@ from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.datasets import DataBundle, load_data
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import DatasetSpec, Recipe, read_json
-from ftstudio.core.runs import Run, RunLogger, new_run_dir
+from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
+from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
-
-
-@dataclass
-class Prepared:
-    """What a recipe resolves to before training: data, model and its concrete architecture."""
-
-    recipe: Recipe
-    data: DataBundle
-    model: Any  # torch.nn.Module
-    architecture: ModelSpec  # every "auto" resolved
-    lr_multipliers: dict[int, float]
-    lineage: dict[str, Any] | None = None
-    notes: tuple[str, ...] = ()
-    lora: dict[str, Any] | None = None  # {rank, alpha, layers} when the model carries LoRA adapters
-    deferred: list[Any] = field(default_factory=list)  # parameters that join training later (gradual unfreezing)
+from ftstudio.core.training.prepared import Prepared, seed_everything
 
 
 @dataclass
@@ -43,17 +29,6 @@ class RunResult:
     run: Run
     summary: dict[str, Any]
     finished: FitFinished
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def input_wishes(spec: ModelSpec) -> tuple[tuple[int, int] | None, int | None]:
@@ -66,14 +41,13 @@ def input_wishes(spec: ModelSpec) -> tuple[tuple[int, int] | None, int | None]:
 def prepare(recipe: Recipe, *, progress=None, cancel: threading.Event | None = None) -> Prepared:
     """Load the data and build the model a recipe describes (fine-tune plans included)."""
     if recipe.finetune is not None:
-        from ftstudio.core.finetune import prepare_finetune
+        from ftstudio.core.finetune.strategies import prepare_finetune
 
         return prepare_finetune(recipe, progress=progress, cancel=cancel)
     spec = resolve_model(recipe.model)
     size, channels = input_wishes(spec)
     data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
-    from ftstudio.core.architecture import build_model
-    from ftstudio.core.finetune import layer_multipliers
+    from ftstudio.core.architecture import build_model, layer_multipliers
 
     seed_everything(recipe.train.seed)
     model, concrete = build_model(spec, data.input_shape, data.num_classes)
@@ -93,6 +67,22 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
 
     ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
     ``epochs`` then changes its length."""
+    import contextlib
+
+    from ftstudio.core.run_lock import RunLock
+
+    with contextlib.ExitStack() as locks:
+        if out is not None and (dist is None or dist.is_main):
+            locks.enter_context(RunLock(Path(out)))  # a second writer is refused, never mixed in
+        return _train_locked(recipe, out, locks, callbacks=callbacks, stop_event=stop_event,
+                             pause_event=pause_event, resume=resume, epochs=epochs, progress=progress,
+                             prepared=prepared, on_prepared=on_prepared, dist=dist)
+
+
+def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, pause_event, resume, epochs,
+                  progress, prepared, on_prepared, dist) -> RunResult:
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.run_lock import RunLock
     from ftstudio.core.training import checkpoint
 
     run, ckpt = None, None
@@ -106,7 +96,7 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
         if not last.exists():
             raise InputError(messages.RESUME_NOTHING.format(path=out))
         ckpt = checkpoint.load(last)
-        recipe = Recipe.from_dict(read_json(run.recipe_path, "recipe"))
+        recipe = load_validated(run.recipe_path, "recipe", Recipe.from_dict)
         if epochs is not None:
             if epochs < int(ckpt["epoch"]):
                 raise InputError(f"--epochs {epochs}: this run has already finished {ckpt['epoch']} epochs")
@@ -114,13 +104,24 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
-    prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    try:
+        prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    except InputError as exc:
+        if ckpt is None or str(exc) == messages.CANCELLED:
+            raise
+        raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
     if on_prepared is not None:
         on_prepared(prepared)
+    resolve_device(recipe.train.device)  # before any file is written: `--device tpu` leaves no folder
+    if ckpt is not None:
+        _check_resumable(run, prepared, ckpt)
     main = dist is None or dist.is_main  # under torchrun, rank 0 alone writes the run folder
+    fresh = run is None
     if main:
         run = _open_run(run, out, recipe, prepared, ckpt, dist.world if dist else 1)
+        if fresh and out is None:
+            locks.enter_context(RunLock(run.path))
     state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
              "architecture": prepared.architecture.to_dict(), "classes": list(prepared.data.classes),
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
@@ -129,16 +130,51 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks] if main else []
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
-    cbs.extend(_finetune_callbacks(prepared))
+    cbs.extend(prepared.callbacks)
     from ftstudio.core.training.trainer import Trainer  # (torch: imported while data decodes, see prepare)
 
-    trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
-                      pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
-                      augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
+    try:
+        trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
+                          pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
+                          augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
+    except BaseException:
+        if main and fresh:
+            _discard_unstarted(run)  # nothing trained: leave no run "starting" forever
+        raise
     finished = trainer.fit(resume=ckpt)
     if not main:
         return RunResult(Run(Path(out or ".")), {}, finished)
     return RunResult(run, run.read_summary(), finished)
+
+
+def _discard_unstarted(run: Run) -> None:
+    """Remove the files a new run wrote before its trainer could start (the folder and lock stay)."""
+    import shutil
+
+    for name in ("recipe.json", "model.json", "summary.json", "metrics.jsonl"):
+        (run.path / name).unlink(missing_ok=True)
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
+
+
+def _check_resumable(run: Run | None, prepared: Prepared, ckpt: dict[str, Any]) -> None:
+    """An edited recipe.json that no longer fits the checkpoint is named, before anything is touched.
+
+    (It used to surface as a RuntimeError from load_state_dict, exit 1, and the run marked failed.)"""
+    import torch
+
+    where = run.recipe_path if run is not None else "recipe.json"
+    if list(ckpt["classes"]) != list(prepared.data.classes):
+        raise InputError(messages.RESUME_RECIPE.format(
+            path=where, detail=f"the data now has classes {', '.join(prepared.data.classes)[:80]}, the checkpoint "
+                               f"{', '.join(map(str, ckpt['classes']))[:80]}"))
+    own = prepared.model.state_dict()
+    theirs = ckpt["model"]
+    bad = [k for k, t in own.items() if k not in theirs or not isinstance(theirs[k], torch.Tensor)
+           or tuple(theirs[k].shape) != tuple(t.shape)]
+    if not prepared.lora and (bad or set(theirs) - set(own)):
+        name = (bad or sorted(set(theirs) - set(own)))[0]
+        raise InputError(messages.RESUME_RECIPE.format(
+            path=where, detail=f"the model's weights differ from the checkpoint's, first at {name}"))
 
 
 def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, world: int) -> Run:
@@ -165,14 +201,6 @@ def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, wo
     return run
 
 
-def _finetune_callbacks(prepared: Prepared) -> list[Callback]:
-    if prepared.recipe.finetune is None:
-        return []
-    from ftstudio.core.finetune import finetune_callbacks
-
-    return finetune_callbacks(prepared)
-
-
 def _with(obj, **changes):
     import dataclasses
 
@@ -193,59 +221,17 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
     return {
         "id": run.id, "name": recipe.name or _default_name(recipe), "status": "starting",
         "created": datetime.now().isoformat(timespec="seconds"), "created_ts": time.time(),
-        "data": recipe.data.name, "data_source": data.source, "model": Path(str(model_label)).stem if model_label else "custom",
+        "data": recipe.data.name, "data_source": data.source,
+        "model": Path(str(model_label)).stem if model_label else "custom",
         "classes": list(data.classes), "input_shape": list(data.input_shape),
         "mean": list(data.mean), "std": list(data.std),
         "train_size": len(data.train), "val_size": len(data.val),
         "skipped_files": [{"path": p, "reason": r} for p, r in data.skipped],
-        "warnings": list(data.warnings), "epochs": 0, "epochs_planned": recipe.train.epochs,
+        "warnings": list(data.warnings), "split": data.extra.get("split"), "epochs": 0,
+        "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
     }
-
-
-def load_run_model(run_dir: str | Path, which: str = "best"):
-    """(model on the CPU in eval mode, checkpoint dict) of a run folder or a checkpoint file."""
-    from ftstudio.core.training import checkpoint
-
-    ckpt_path = resolve_checkpoint(run_dir, which)
-    ckpt = checkpoint.load(ckpt_path)
-    return model_from_checkpoint(ckpt, ckpt_path), ckpt
-
-
-def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
-    """The checkpoint file a run folder (``which``; best falls back to last) or a file path names."""
-    path = Path(run_dir).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
-    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
-    if path.is_dir() and not ckpt_path.exists() and which == "best":
-        ckpt_path = Run(path).checkpoint("last")
-    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
-        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
-    return ckpt_path
-
-
-def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"):
-    """Rebuild the network from a checkpoint's architecture and load its weights (no downloads)."""
-    from ftstudio.core.architecture import build_model, parse_model
-    from ftstudio.core.finetune import strip_pretrained
-
-    spec = strip_pretrained(parse_model(ckpt["architecture"], f"{where}: architecture"))
-    shape = tuple(ckpt["preprocess"]["input_shape"])
-    model, _ = build_model(spec, shape, len(ckpt["classes"]))
-    try:
-        state = ckpt["model"]
-        if ckpt.get("lora"):  # a LoRA run: fold the adapters into plain weights
-            from ftstudio.core.lora import merge_state_dict
-
-            state = merge_state_dict(state, ckpt["lora"])
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{where}: weights do not match the architecture "
-                         f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
-    model.eval()
-    return model
 
 
 def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, which: str = "best",
@@ -294,7 +280,7 @@ def held_out(run_dir: str | Path, data: str | DatasetSpec | None = None, *, whic
 
 
 def _recipe_data(ckpt: dict[str, Any]) -> dict[str, Any]:
-    from ftstudio.core.schema import from_dict
+    from ftstudio.core.config.schema import from_dict
 
     data = (ckpt.get("recipe") or {}).get("data") or {}
     spec = from_dict(DatasetSpec, data, "checkpoint recipe.data")

@@ -8,7 +8,6 @@ come from torch's cache or a file the user picked — nothing is downloaded here
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.architecture import LAYERS, ModelSpec, parse_model
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import FinetunePlan
+from ftstudio.core.fileio import file_sha256
+from ftstudio.core.config.recipe import FinetunePlan
 
 TORCHVISION = "torchvision:"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -46,9 +46,8 @@ def load_source(plan: FinetunePlan) -> Source:
 
 
 def _checkpoint(source: str, which: str) -> Source:
-    from ftstudio.core.lora import merge_state_dict
-    from ftstudio.core.pipeline import resolve_checkpoint
-    from ftstudio.core.runs import Run
+    from ftstudio.core.architecture.lora import merge_state_dict
+    from ftstudio.core.runs import Run, resolve_checkpoint
     from ftstudio.core.training import checkpoint
 
     path = Path(source).expanduser()
@@ -124,11 +123,3 @@ def find_head(spec: ModelSpec, where: str = "source") -> int:
             break
     raise InputError(f"{where}: the model does not end with a Linear layer (its classifier head), so there is "
                      "no head to replace; fine-tune a model whose last weighted layer is Linear")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

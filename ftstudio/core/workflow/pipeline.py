@@ -1,6 +1,6 @@
 """A pipeline recipe: pretrain → fine-tune (→ a from-scratch baseline) → compare → export, as one JSON file.
 
-The wizard saves one; `ftstudio run pipeline.json` replays it headless (`pipeline_run`). Each
+The wizard saves one; `ftstudio run pipeline.json` replays it headless (`workflow.runner`). Each
 stage is an ordinary `Recipe`; two references tie them together and are resolved when the stage
 runs: ``"@pretrain"`` as the fine-tune plan's ``source`` (the pretrain stage's run folder) and
 ``"@finetune"`` as the baseline's ``model`` (the fine-tuned architecture, from random weights).
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.recipe import Recipe, load_validated, read_json, save_json
-from ftstudio.core.schema import from_dict, spec, to_dict
+from ftstudio.core.config.recipe import Recipe, load_validated, read_json, save_json
+from ftstudio.core.config.schema import from_dict, spec, to_dict
 
 PIPELINE_FORMAT = "ftstudio.pipeline"
 PIPELINE_VERSION = 1
@@ -69,14 +69,14 @@ class Pipeline:
     cpu_threads: int | None = spec(None, min=1, max=4096, help="torch CPU threads to train with (results depend "
                                                                "on it in the last digits)")
 
-    def replace(self, **changes: Any) -> "Pipeline":
+    def replace(self, **changes: Any) -> Pipeline:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Pipeline":
+    def from_dict(cls, data: Any) -> Pipeline:
         """Validate a pipeline document; InputError names the field (``finetune.finetune.source: …``)."""
         if isinstance(data, dict) and data.get("format") != PIPELINE_FORMAT:
             raise InputError(f"format: must be {PIPELINE_FORMAT!r} (got {data.get('format')!r})")
@@ -155,22 +155,10 @@ def resolve_scratch(p: Pipeline, finetune_run: str | Path) -> Recipe | None:
     ran = Recipe.from_dict(read_json(Path(finetune_run) / "recipe.json", "recipe"))
     recipe = p.scratch
     if recipe.model == FINETUNE_REF:
-        from ftstudio.core.architecture import parse_model
-        from ftstudio.core.finetune import strip_pretrained
+        from ftstudio.core.architecture import parse_model, strip_pretrained
 
         arch = strip_pretrained(parse_model(ran.model, f"{finetune_run}: architecture"))
         recipe = recipe.replace(model=arch.replace(name=arch.name or "fine-tuned architecture").to_dict())
     if p.match_steps:
         recipe = recipe.replace(train=dataclasses.replace(recipe.train, epochs=ran.train.epochs))
     return recipe
-
-
-def default_pipeline(prefix: str = "wizard", strategy: str = "full") -> Pipeline:
-    """The demo's story as a pipeline (`ftstudio demo`'s recipes): the wizard's defaults."""
-    from ftstudio.core import demo
-
-    pretrain = demo.pretrain_recipe().replace(name=f"{prefix}-pretrain-digits")
-    finetune = demo.finetune_recipe(PRETRAIN_REF, strategy).replace(name=f"{prefix}-finetune-{strategy}")
-    scratch = Recipe(name=f"{prefix}-scratch", model=FINETUNE_REF, data=finetune.data, train=finetune.train)
-    return Pipeline(name=f"{prefix}: digits → shifted digits", pretrain=pretrain, finetune=finetune,
-                    scratch=scratch, export=ExportPlan())

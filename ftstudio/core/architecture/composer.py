@@ -123,7 +123,7 @@ class Remove(Command):
     layer: LayerSpec  # what was there, to put back
 
     @classmethod
-    def at(cls, spec: ModelSpec, path: str) -> "Remove":
+    def at(cls, spec: ModelSpec, path: str) -> Remove:
         return cls(path, get_layer(spec, path))
 
     @property
@@ -164,7 +164,7 @@ class Change(Command):
     label: str = "Change layer"
 
     @classmethod
-    def param(cls, spec: ModelSpec, path: str, name: str, value: Any) -> "Change":
+    def param(cls, spec: ModelSpec, path: str, name: str, value: Any) -> Change:
         old = get_layer(spec, path)
         schema = LAYERS[old.type].params
         if name not in schema:
@@ -173,13 +173,14 @@ class Change(Command):
         return cls(path, old, old.with_params(**{name: checked}), f"Set {name}")
 
     @classmethod
-    def fields(cls, spec: ModelSpec, path: str, **changes: Any) -> "Change":
+    def fields(cls, spec: ModelSpec, path: str, **changes: Any) -> Change:
         """Change ``freeze``, ``lr_mult`` or ``name``."""
         old = get_layer(spec, path)
         bad = set(changes) - {"freeze", "lr_mult", "name"}
         if bad:
             raise InputError(f"cannot change {', '.join(sorted(bad))} this way")
-        if "lr_mult" in changes and not (isinstance(changes["lr_mult"], (int, float)) and 0 <= changes["lr_mult"] <= 1000):
+        lr_mult = changes.get("lr_mult")
+        if "lr_mult" in changes and not (isinstance(lr_mult, (int, float)) and 0 <= lr_mult <= 1000):
             raise InputError("lr_mult: expected a number from 0 to 1000")
         label = "Freeze" if changes.get("freeze") else "Unfreeze" if "freeze" in changes else "Change layer"
         return cls(path, old, dataclasses.replace(old, **changes), label)

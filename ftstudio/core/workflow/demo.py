@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftstudio.core.pipeline_recipe import ComparePlan
-from ftstudio.core.pipeline_run import Comparison, ComparisonRow, measure
-from ftstudio.core.recipe import Recipe, TrainConfig
+from ftstudio.core.workflow.pipeline import FINETUNE_REF, PRETRAIN_REF, ComparePlan, ExportPlan, Pipeline
+from ftstudio.core.workflow.runner import Comparison, ComparisonRow, measure, run_stage
+from ftstudio.core.config.recipe import Recipe, TrainConfig
 
 SPLIT = {"val_split": 0.2, "split_seed": 0}
 SHOTS = 5
@@ -61,6 +61,15 @@ def scratch_recipe(epochs: int) -> Recipe:
     return Recipe.from_dict({"name": "demo-scratch", "model": "cnn", "data": _few_shot(), "train": {"epochs": epochs}})
 
 
+def default_pipeline(prefix: str = "wizard", strategy: str = "full") -> Pipeline:
+    """The demo's story as a pipeline (`ftstudio demo`'s recipes): the wizard's defaults."""
+    pretrain = pretrain_recipe().replace(name=f"{prefix}-pretrain-digits")
+    finetune = finetune_recipe(PRETRAIN_REF, strategy).replace(name=f"{prefix}-finetune-{strategy}")
+    scratch = Recipe(name=f"{prefix}-scratch", model=FINETUNE_REF, data=finetune.data, train=finetune.train)
+    return Pipeline(name=f"{prefix}: digits → shifted digits", pretrain=pretrain, finetune=finetune,
+                    scratch=scratch, export=ExportPlan())
+
+
 def held_out_is_unseen() -> bool:
     """True when the held-out shifted images' clean originals are outside the pretraining's training split."""
     from ftstudio.core.datasets import sources, stratified_split
@@ -93,7 +102,6 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
     The runs go into folder ``out`` (``out/pretrain``, … ``out/export``), or, without one, into the
     runs folder as ordinary runs (the history lists them) with the export in the winner's folder."""
     from ftstudio.core.export import export_run
-    from ftstudio.core.pipeline import train_recipe
     from ftstudio.core.runs import new_run_dir
 
     folder = Path(out) if out is not None else None
@@ -102,13 +110,8 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
 
     def train(stage: str, recipe: Recipe, label: str) -> ComparisonRow:
         path = folder / stage if folder is not None else new_run_dir(None, f"demo-{stage}")
-        result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
-                              on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
-        if result.finished.reason == "stopped":
-            from ftstudio.core.errors import Interrupted
-
-            raise Interrupted(f"demo stopped during {stage}; its last run is {path}")
-        return measure(result.run.path, stage, label, LAST)
+        run = run_stage("demo", stage, recipe, path, say=say, callbacks=callbacks, stop_event=stop_event)
+        return measure(run, stage, label, LAST)
 
     say(f"1/4 pretraining the cnn preset on clean digits ({pretrain_epochs} epochs, random rotations up to "
         f"±{ROTATION:g}°)")
@@ -131,7 +134,7 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
 
 
 def _read(path: Path) -> dict:
-    from ftstudio.core.recipe import read_json
+    from ftstudio.core.config.recipe import read_json
 
     return read_json(path)
 

@@ -12,57 +12,30 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ftstudio.core import messages
-from ftstudio.core.architecture import CLASSES, ModelSpec, iter_layers, module_at
+from ftstudio.core.architecture import CLASSES, ModelSpec, iter_layers, layer_multipliers, module_at, strip_pretrained
 from ftstudio.core.errors import InputError
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import EpochFinished
+from ftstudio.core.training.prepared import Prepared, seed_everything
 
 if TYPE_CHECKING:
     from ftstudio.core.datasets import DataBundle
-    from ftstudio.core.pipeline import Prepared
-    from ftstudio.core.pretrained import Source
-    from ftstudio.core.recipe import FinetunePlan, Recipe
+    from ftstudio.core.finetune.sources import Source
+    from ftstudio.core.config.recipe import FinetunePlan, Recipe
 
 MAX_EPOCHS = 100_000
 
 
-def layer_multipliers(model: nn.Module, spec: ModelSpec) -> dict[int, float]:
-    """``id(param) → lr multiplier`` from each layer's ``lr_mult`` (inner layers override blocks)."""
-    out: dict[int, float] = {}
-    for path, layer in iter_layers(spec.layers):  # parents come before children: children win
-        if layer.lr_mult != 1.0 or path in out:
-            for p in module_at(model, path).parameters():
-                out[id(p)] = layer.lr_mult
-    return out
-
-
-def strip_pretrained(spec: ModelSpec) -> ModelSpec:
-    """The same architecture with backbones set to random init (weights come from a checkpoint)."""
-
-    def strip(layers):
-        out = []
-        for layer in layers:
-            if layer.type == "Backbone" and layer.params.get("weights") != "none":
-                layer = dataclasses.replace(layer, params=MappingProxyType({**layer.params, "weights": "none",
-                                                                           "weights_file": ""}))
-            out.append(dataclasses.replace(layer, layers=tuple(strip(layer.layers))))
-        return out
-
-    return spec.replace(layers=tuple(strip(spec.layers)))
-
-
-def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> "Prepared":
+def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     """Load the source and the new data, build the model with its new head, apply the plan."""
     from ftstudio.core.datasets import load_data
-    from ftstudio.core.pipeline import Prepared, seed_everything
-    from ftstudio.core.pretrained import load_source
+    from ftstudio.core.finetune.sources import load_source
 
     plan = recipe.finetune
     assert plan is not None
@@ -82,16 +55,10 @@ def prepare_finetune(recipe: "Recipe", *, progress=None, cancel=None) -> "Prepar
     recipe = recipe.replace(name=name, model=arch.to_dict())
     lineage = {**source.lineage, "strategy": plan.strategy, "head_layer": str(source.head),
                "kept_classes": kept, "new_classes": fresh}
+    unfreeze = plan.unfreeze_after and result.deferred
+    callbacks: list[Callback] = [GradualUnfreeze(result.deferred, plan.unfreeze_after)] if unfreeze else []
     return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
-                    deferred=result.deferred)
-
-
-def finetune_callbacks(prepared: "Prepared") -> list[Callback]:
-    """Gradual unfreezing, when the plan asks for it."""
-    plan = prepared.recipe.finetune
-    if plan is None or not plan.unfreeze_after or not prepared.deferred:
-        return []
-    return [GradualUnfreeze(prepared.deferred, plan.unfreeze_after)]
+                    deferred=result.deferred, callbacks=callbacks)
 
 
 class GradualUnfreeze(Callback):
@@ -123,7 +90,7 @@ class GradualUnfreeze(Callback):
 
 
 # --------------------------------------------------------------------------------------------- head
-def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes: tuple[str, ...],
+def build_with_new_head(source: Source, input_shape: tuple[int, ...], classes: tuple[str, ...],
                         keep_known: bool = True) -> tuple[nn.Module, ModelSpec, list[str], list[str]]:
     """The source network with a head for ``classes``: (model, concrete spec, kept classes, fresh classes)."""
     from ftstudio.core.architecture import build_model
@@ -159,7 +126,7 @@ def build_with_new_head(source: "Source", input_shape: tuple[int, ...], classes:
     return model, concrete, kept, [c for c in classes if c not in kept]
 
 
-def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
+def _head_note(source: Source, arch: ModelSpec, classes: tuple[str, ...], kept: list[str], fresh: list[str]) -> str:
     features = arch.layers[source.head].params["in_features"]
     where = f"head (layer {source.head}, {features} features → {len(classes)} classes)"
     if not kept:
@@ -170,7 +137,7 @@ def _head_note(source: "Source", arch: ModelSpec, classes: tuple[str, ...], kept
             f"{', '.join(fresh[:8])}{' …' if len(fresh) > 8 else ''}")
 
 
-def _normalisation(data: "DataBundle", source: "Source") -> tuple["DataBundle", list[str]]:
+def _normalisation(data: DataBundle, source: Source) -> tuple[DataBundle, list[str]]:
     """Feed the network inputs scaled the way it learned them: the source's mean/std when they fit."""
     if source.mean is None or len(source.mean) != data.input_shape[0]:
         return data, [f"normalising with the new data's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
@@ -182,7 +149,7 @@ def _fmt(values: tuple[float, ...]) -> str:
     return "[" + ", ".join(f"{v:.3f}" for v in values) + "]"
 
 
-def _enough_steps(recipe: "Recipe", train_size: int) -> tuple["Recipe", str]:
+def _enough_steps(recipe: Recipe, train_size: int) -> tuple[Recipe, str]:
     """Raise the epochs so that at least ``min_steps`` optimizer steps happen (tiny data: 1 step/epoch)."""
     plan, cfg = recipe.finetune, recipe.train
     per_epoch = max(1, math.ceil(train_size / cfg.batch_size))
@@ -203,9 +170,9 @@ class StrategyResult:
     note: str
 
 
-def apply_strategy(model: nn.Module, spec: ModelSpec, plan: "FinetunePlan", head_index: int) -> StrategyResult:
+def apply_strategy(model: nn.Module, spec: ModelSpec, plan: FinetunePlan, head_index: int) -> StrategyResult:
     """Set ``requires_grad`` and learning-rate multipliers for ``plan.strategy``, then per-layer overrides."""
-    from ftstudio.core.lora import add_lora, adapter_parameters
+    from ftstudio.core.architecture.lora import add_lora, adapter_parameters
 
     head = model[head_index]
     lora = None
@@ -259,7 +226,7 @@ def _apply_overrides(model, spec, plan, multipliers, backbone) -> None:
                 multipliers[id(p)] = override.lr_mult
 
 
-def _strategy_note(model: nn.Module, plan: "FinetunePlan", lora: dict | None, deferred: list) -> str:
+def _strategy_note(model: nn.Module, plan: FinetunePlan, lora: dict | None, deferred: list) -> str:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     what = {"head": "only the new head trains",

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from ftstudio.core.errors import InputError
+from ftstudio.core.config.schema import from_dict, spec, to_dict
 from ftstudio.core.fileio import MAX_JSON_BYTES, ReadRefused, read_bounded
-from ftstudio.core.schema import from_dict, spec, to_dict
 
 T = TypeVar("T")
 RECIPE_VERSION = 1
@@ -30,15 +30,34 @@ Strategy = Literal["head", "full", "lora", "none"]
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Light, label-preserving augmentation applied to training batches only."""
+    """Label-preserving augmentation applied to training batches only, on the device."""
 
     crop: int = spec(0, min=0, max=64, help="Random shift by up to this many pixels (0 = off)")
     flip: bool = spec(False, help="Random horizontal flip (not for digits or text)")
     rotation: float = spec(0.0, min=0, max=180, help="Random rotation up to ± this many degrees")
+    scale: tuple[float, float] = spec((1.0, 1.0), min=0.05, max=1.0, help="Random resized crop: keep this "
+                                      "fraction [min, max] of the image's area, stretched back to full size "
+                                      "(1, 1 = off)")
+    color: float = spec(0.0, min=0.0, max=1.0, help="Random brightness, contrast and saturation, each "
+                                                   "scaled by up to ± this fraction (0 = off)")
+    blur: float = spec(0.0, min=0.0, max=10.0, help="Gaussian blur with a random sigma up to this many "
+                                                   "pixels (0 = off)")
+    noise: float = spec(0.0, min=0.0, max=1.0, help="Gaussian pixel noise of this standard deviation, "
+                                                   "pixels in 0–1 (0 = off)")
+    erase: float = spec(0.0, min=0.0, max=1.0, help="Probability of erasing a random rectangle "
+                                                   "(2–33% of the image) per image (0 = off)")
+
+    def __post_init__(self) -> None:
+        if self.scale[0] > self.scale[1]:
+            raise InputError(f"data.augment.scale: the smallest fraction comes first (got {list(self.scale)})")
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.crop or self.flip or self.rotation or tuple(self.scale) != (1.0, 1.0))
 
     @property
     def enabled(self) -> bool:
-        return bool(self.crop or self.flip or self.rotation)
+        return self.geometric or bool(self.color or self.blur or self.noise or self.erase)
 
 
 @dataclass(frozen=True)
@@ -51,8 +70,10 @@ class DatasetSpec:
     val_split: float = spec(0.2, min=0.0, max=0.9, help="Fraction of each class held out for validation")
     split_seed: int = spec(0, min=0, max=SEED_MAX, help="Seed of the stratified validation split")
     classes: tuple[str, ...] | None = spec(None, help="Use only these classes (by name)")
-    per_class: int | None = spec(None, min=1, max=10_000_000, help="Keep at most this many training images per class (few-shot)")
-    image_size: tuple[int, int] | None = spec(None, min=1, max=IMAGE_SIDE_MAX, help="Resize images to [height, width] (default: detected)")
+    per_class: int | None = spec(None, min=1, max=10_000_000,
+                                 help="Keep at most this many training images per class (few-shot)")
+    image_size: tuple[int, int] | None = spec(None, min=1, max=IMAGE_SIDE_MAX,
+                                              help="Resize images to [height, width] (default: detected)")
     channels: int | None = spec(None, choices=(1, 3), help="1 = grayscale, 3 = colour (default: detected)")
     augment: AugmentSpec = spec(factory=AugmentSpec, help="Training-time augmentation")
 
@@ -75,7 +96,8 @@ class TrainConfig:
     amp: bool = spec(False, help="Mixed precision (CUDA only; ignored on the CPU)")
     device: str = spec("auto", help="auto, cpu, cuda, cuda:N or mps")
     seed: int = spec(0, min=0, max=SEED_MAX, help="Seed for weights, shuffling and augmentation")
-    early_stopping: int | None = spec(None, min=1, max=100_000, help="Stop after this many epochs without a better validation loss")
+    early_stopping: int | None = spec(None, min=1, max=100_000,
+                                      help="Stop after this many epochs without a better validation loss")
     label_smoothing: float = spec(0.0, min=0.0, max=0.5, help="Cross-entropy label smoothing")
 
 
@@ -103,8 +125,9 @@ class FinetunePlan:
     head_lr_mult: float = spec(1.0, min=0.0, max=100.0, help="Head learning rate relative to --lr")
     lora_rank: int = spec(4, min=1, max=512, help="Rank of the LoRA adapters")
     lora_alpha: float = spec(8.0, min=0.0, min_exclusive=True, help="LoRA scale (alpha / rank)")
-    unfreeze_after: int | None = spec(None, min=0, max=100_000, help="Train only the head for this many epochs, then the "
-                                                        "backbone too (gradual unfreezing)")
+    unfreeze_after: int | None = spec(None, min=0, max=100_000,
+                                      help="Train only the head for this many epochs, then the "
+                                           "backbone too (gradual unfreezing)")
     keep_known_classes: bool = spec(True, help="Keep head rows of classes the source already knows")
     layers: tuple[LayerOverride, ...] = spec((), help="Per-layer freeze / learning-rate overrides")
     min_steps: int = spec(100, min=0, max=1_000_000, help="Train at least this many optimizer steps: on tiny "
@@ -122,14 +145,14 @@ class Recipe:
     train: TrainConfig = spec(factory=TrainConfig)
     finetune: FinetunePlan | None = spec(None)
 
-    def replace(self, **changes: Any) -> "Recipe":
+    def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Recipe":
+    def from_dict(cls, data: Any) -> Recipe:
         recipe = from_dict(cls, data, "")
         if not isinstance(recipe.model, (str, dict)):
             raise InputError("model: expected a preset name, a file path or an architecture object")

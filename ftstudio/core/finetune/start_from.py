@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftstudio.core.architecture import CLASSES, LayerSpec, ModelSpec, iter_layers
-from ftstudio.core.recipe import FinetunePlan, LayerOverride
+from ftstudio.core.config.recipe import FinetunePlan, LayerOverride
 
 # layers that hold weights (a Residual may hold a projection shortcut itself)
 WEIGHTED = {"Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Backbone", "Residual"}
@@ -47,7 +47,7 @@ class RunStart:
 
 def open_run(path: str | Path, checkpoint: str = "best") -> RunStart:
     """Read a run folder's (or checkpoint file's) architecture, head and classes; safe loading only."""
-    from ftstudio.core.pretrained import load_source
+    from ftstudio.core.finetune.sources import load_source
 
     source = str(Path(path).expanduser())
     found = load_source(FinetunePlan(source=source, checkpoint=checkpoint))

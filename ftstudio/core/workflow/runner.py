@@ -1,7 +1,7 @@
 """Running a pipeline recipe headless, and the comparison both the wizard and `ftstudio run` show.
 
 `run_pipeline` trains the stages in order (pretrain → fine-tune → from-scratch baseline), measures
-the fine-tuned and baseline models with `pipeline.evaluate_run` — exactly what `ftstudio evaluate`
+the fine-tuned and baseline models with `engine.evaluate_run` — exactly what `ftstudio evaluate`
 prints — and exports the chosen one. The wizard runs the same stages one by one on its own thread
 and calls the same `measure` / `compare` functions, so its Results page and a replay agree.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftstudio.core.pipeline_recipe import ComparePlan, Pipeline, resolve_finetune, resolve_scratch
-from ftstudio.core.recipe import Recipe
+from ftstudio.core.workflow.pipeline import ComparePlan, Pipeline, resolve_finetune, resolve_scratch
+from ftstudio.core.config.recipe import Recipe
 
 LABELS = {"finetune": "fine-tuned", "scratch": "from scratch"}
 COMPARISON_FILE = "comparison.json"
@@ -48,7 +48,7 @@ class ComparisonRow:
 
 def measure(run: str | Path, stage: str, label: str | None = None, plan: ComparePlan = ComparePlan()) -> ComparisonRow:
     """Evaluate a run on its own held-out split, as `ftstudio evaluate` does, plus its size and time."""
-    from ftstudio.core.pipeline import evaluate_run
+    from ftstudio.core.engine import evaluate_run
     from ftstudio.core.runs import Run
 
     ev = evaluate_run(run, which=plan.checkpoint, split=plan.split)
@@ -128,12 +128,23 @@ class PipelineResult:
     notes: list[str] = field(default_factory=list)
 
 
+def run_stage(story: str, stage: str, recipe: Recipe, path: Path, *, say: Callable[[str], None],
+              callbacks: Callable[[str], list], stop_event: threading.Event | None) -> Path:
+    """Train one stage of ``story`` (the demo, a pipeline) into ``path``; stopped → `Interrupted`."""
+    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.errors import Interrupted
+
+    result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
+                          on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
+    if result.finished.reason == "stopped":
+        raise Interrupted(f"{story} stopped during {stage}; its run is {path}")
+    return result.run.path
+
+
 def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[str], None] = print,
                  callbacks: Callable[[str], list] = lambda stage: [],
                  stop_event: threading.Event | None = None) -> PipelineResult:
     """Train every stage (into ``out/<stage>``, or new run folders), compare, export; see the module docstring."""
-    from ftstudio.core.errors import Interrupted
-    from ftstudio.core.pipeline import train_recipe
     from ftstudio.core.runs import new_run_dir
 
     if p.cpu_threads:
@@ -146,11 +157,7 @@ def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[s
     def train(stage: str, recipe: Recipe) -> Path:
         path = folder / stage if folder is not None else new_run_dir(None, recipe.name or stage)
         say(f"{stage}: {recipe.name or stage} → {path}")
-        result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
-                              on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
-        if result.finished.reason == "stopped":
-            raise Interrupted(f"pipeline stopped during {stage}; its run is {path}")
-        return result.run.path
+        return run_stage("pipeline", stage, recipe, path, say=say, callbacks=callbacks, stop_event=stop_event)
 
     if p.pretrain is not None:
         runs["pretrain"] = train("pretrain", p.pretrain)

@@ -1,0 +1,89 @@
+"""At 1024×640 (a small laptop screen) nothing a newcomer needs is cut off, hidden or covered."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWizard
+
+from tests.gui.conftest import Outcomes
+
+SMALL = (1024, 640)
+
+
+def fully_visible(widget) -> bool:
+    """Shown, and not clipped by a scroll area or the window's edge."""
+    return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
+
+
+def test_after_a_run_every_page_fits_a_1024x640_window(qtbot, make_window):
+    window = make_window(resize=False)
+    window.resize(*SMALL)
+    outcomes = Outcomes(window)
+    window.session.set_train(dataclasses.replace(window.session.train, epochs=1))
+    window.start_training()
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=120_000)
+    assert outcomes[0].status == "completed"
+    from ftstudio.gui.main_window import PAGES
+
+    for page in PAGES:
+        window.show_page(page)
+        qtbot.waitUntil(window.settled, timeout=60_000)
+        window.resize(*SMALL)
+        assert (window.width(), window.height()) == SMALL, (page, window.minimumSizeHint())
+
+    window.show_page("train")
+    train = window.train_page
+    for key in ("start", "pause", "resume", "stop"):  # Resume and Stop were half hidden at the panel's foot
+        assert fully_visible(train.buttons[key]), key
+    for box in train.form.findChildren(QAbstractSpinBox) + train.form.findChildren(QComboBox):
+        if box.isVisibleTo(train.form):  # under GTK the arrows were cut off by the scroll bar
+            assert box.geometry().right() <= box.parentWidget().width(), box.objectName()
+            assert train.form.width() + 1 >= train.form.minimumSizeHint().width()
+
+    plots = train.plots  # legends sit above the curves, not on them
+    for plot in (plots.loss_plot, plots.acc_plot):
+        item = plot.getPlotItem()
+        legend, view = item.legend.sceneBoundingRect(), item.getViewBox().sceneBoundingRect()
+        assert legend.height() > 0 and not legend.intersects(view), plot
+
+
+def test_the_model_toolbar_never_hides_check_undo_or_redo(qtbot, make_window):
+    window = make_window(resize=False)
+    window.resize(*SMALL)
+    window.show_page("model")
+    page = window.model_page
+    bar = page.toolbar
+    qtbot.waitUntil(lambda: bar.isVisible() and not bar.hidden_actions(), timeout=10_000)  # once laid out
+    for key in ("undo", "redo", "check", "save", "open", "new"):
+        assert fully_visible(bar.widgetForAction(page.actions_[key])), key
+    assert bar.widgetForAction(page.actions_["check"]).toolButtonStyle() == bar.toolButtonStyle()  # labelled
+    assert bar.compact == 1  # the file actions gave up their labels first
+
+
+def test_confusion_labels_too_long_for_a_cell_are_turned_not_cut(qtbot):
+    from ftstudio.gui.widgets.charts import ConfusionMatrix
+
+    chart = ConfusionMatrix()
+    qtbot.addWidget(chart)
+    chart.resize(240, 240)
+    classes = ["squirrel", "sunflower", "sparrow", "shark", "spider", "snail"]
+    chart.set_matrix(np.eye(6, dtype=int) * 5, classes)
+    chart.show()
+    _, _, cell, shown, rotated = chart._layout(chart.fontMetrics())
+    assert shown and rotated >= chart.fontMetrics().horizontalAdvance("sunflower")
+    assert cell > 10
+    chart.grab()  # paints without error
+    chart.set_matrix(np.eye(3, dtype=int), ["a", "b", "c"])
+    assert chart._layout(chart.fontMetrics())[4] == 0  # short names stay level
+
+
+def test_the_wizard_opens_within_the_screen(qtbot, window):
+    wizard = window.open_wizard()
+    qtbot.waitUntil(lambda: wizard.isVisible())
+    screen = wizard.screen().availableGeometry()
+    assert wizard.width() <= screen.width() and wizard.height() <= screen.height()
+    for which in (QWizard.WizardButton.NextButton, QWizard.WizardButton.CancelButton):
+        assert fully_visible(wizard.button(which))
+    wizard.reject()

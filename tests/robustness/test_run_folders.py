@@ -1,0 +1,91 @@
+"""Run folders under pressure: two writers, kill -9, SIGTERM, late bad input, edited recipes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ftstudio.core.errors import InputError
+from ftstudio.core.engine import train_recipe
+from ftstudio.core.config.recipe import Recipe
+from ftstudio.core.run_lock import RunBusy, RunLock, is_locked
+from ftstudio.core.runs import Run
+from tests.helpers import ROOT, cli
+
+TINY = {"train": {"epochs": 1, "batch_size": 256, "device": "cpu"}, "data": {"per_class": 20}}
+
+
+def test_a_second_writer_is_refused_with_exit_2(tmp_path):
+    out = tmp_path / "run"
+    with RunLock(out):
+        with pytest.raises(RunBusy, match=r"another ftstudio process \(pid \d+\) is writing"):
+            train_recipe(Recipe.from_dict(TINY), out)
+        done = cli("train", "--epochs", "1", "--out", str(out))
+        assert done.returncode == 2 and "another ftstudio process" in done.stderr, done.stderr
+        assert is_locked(out)
+    assert not Run(out).exists()  # neither wrote anything
+    assert not is_locked(out)
+
+
+def test_a_lock_left_by_kill_9_does_not_block(tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ftstudio.core.run_lock import RunLock; "
+                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)", str(out)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert is_locked(out)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    holder.stdout.close()
+    assert (out / ".lock").exists() and not is_locked(out)  # the file stays, the lock went with the process
+    result = train_recipe(Recipe.from_dict(TINY), out)
+    assert result.summary["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_marks_stopped_and_exits_143(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ftstudio", "train", "--epochs", "500", "--batch-size", "32",
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not Run(out).epochs():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"ftstudio train --out {out} --resume" in err and "Traceback" not in err
+    summary = Run(out).read_summary()
+    assert summary["status"] == "stopped"
+    from ftstudio.core.training import checkpoint
+
+    assert checkpoint.load(Run(out).checkpoint("last"))["epoch"] >= 1
+
+
+def test_a_bad_device_leaves_no_run_behind(tmp_path):
+    out = tmp_path / "run"
+    bad = Recipe.from_dict({**TINY, "train": {**TINY["train"], "device": "tpu"}})
+    with pytest.raises(InputError, match="tpu"):
+        train_recipe(bad, out)
+    assert not Run(out).exists() and not (out / "summary.json").exists()
+    assert train_recipe(Recipe.from_dict(TINY), out).summary["status"] == "completed"  # the folder is free
+
+
+def test_resume_after_editing_recipe_json_names_the_file(tmp_path):
+    out = tmp_path / "run"
+    train_recipe(Recipe.from_dict({**TINY, "model": "mlp"}), out)
+    recipe = json.loads((out / "recipe.json").read_text())
+    recipe["model"]["layers"][1]["params"]["out_features"] = 17  # a careless edit of a hidden width
+    (out / "recipe.json").write_text(json.dumps(recipe))
+    with pytest.raises(InputError,
+                       match=r"recipe\.json: recipe\.json no longer matches|recipe\.json no longer matches"):
+        train_recipe(None, out, resume=True, epochs=2)
+    assert Run(out).read_summary()["status"] == "completed"  # not marked failed
+    recipe["data"]["name"] = "no-such-data"
+    (out / "recipe.json").write_text(json.dumps(recipe))
+    with pytest.raises(InputError, match=r"recipe\.json"):
+        train_recipe(None, out, resume=True, epochs=2)

@@ -1,0 +1,92 @@
+"""Junk in a run's own files (summary.json, metrics.jsonl) is tolerated and reported, never fatal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftstudio.core.recipe import Recipe
+from ftstudio.core.run_records import RunSummary, clean_metrics_row
+from ftstudio.core.runs import Run, list_runs
+from tests.helpers import cli
+
+JUNK_SUMMARIES = {
+    "yesterday": '{"name": "a", "created_ts": "yesterday", "status": "completed"}',
+    "dict-epochs": '{"name": "b", "epochs": {"a": 1}, "best_val_accuracy": "high", "duration_s": [1]}',
+    "a-list": "[1, 2, 3]",
+    "not-json": "{{{",
+    "huge-int": '{"name": "e", "epochs": ' + "9" * 5000 + "}",
+    "nan": '{"name": "f", "val_accuracy": NaN, "created_ts": Infinity}',
+    "latin1": b'{"name": "\xe9"}',
+}
+JUNK_METRICS = "\n".join([
+    '{"kind": "epoch", "epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0, "train_loss": 1.0}',
+    '{"kind": "epoch", "epoch": "two", "val_accuracy": "x"}',
+    '{"kind": "epoch", "epoch": 2, "val_accuracy": "high"}',
+    '{"kind": "steps", "steps": [1, 2], "losses": [0.5]}',
+    '{"kind": "steps", "steps": [1, "2"], "losses": [0.5, 0.4]}',
+    '[1, 2]', "not json", '{"kind": "epoch", "epoch": 3, "val_accuracy": 0.7, "best": true}',
+    '{"kind": "epo',
+])
+
+
+def make_junk_runs(parent: Path) -> list[Run]:
+    runs = []
+    for name, text in JUNK_SUMMARIES.items():
+        run = Run(parent / name)
+        run.path.mkdir(parents=True)
+        run.write_json("recipe.json", Recipe().to_dict())
+        (run.summary_path.write_bytes if isinstance(text, bytes) else run.summary_path.write_text)(text)
+        run.metrics_path.write_text(JUNK_METRICS)
+        runs.append(run)
+    dev = Run(parent / "device")  # summary.json is a link to /dev/zero
+    dev.path.mkdir()
+    dev.write_json("recipe.json", Recipe().to_dict())
+    dev.summary_path.symlink_to("/dev/zero")
+    dev.metrics_path.symlink_to("/dev/zero")
+    return [*runs, dev]
+
+
+def test_the_reader_keeps_good_fields_and_reports_bad_ones():
+    s = RunSummary.parse({"name": "a", "created_ts": "yesterday", "epochs": {"a": 1}, "future_field": [1]})
+    assert s.name == "a" and s.created_ts is None and s.epochs is None
+    assert any("created_ts: expected a number, got 'yesterday'" in p for p in s.problems)
+    assert any(p.startswith("epochs:") for p in s.problems)
+    assert s.to_dict() == {"name": "a", "future_field": [1]}  # unknown fields ride along
+    assert RunSummary.parse([1]).problems and RunSummary.parse(None).problems
+
+
+def test_junk_summaries_and_metrics_never_break_listing_or_reading(tmp_path):
+    runs = make_junk_runs(tmp_path)
+    listed = list_runs(tmp_path)
+    assert {r.path for r in listed} == {r.path for r in runs}
+    for run in listed:
+        s = run.summary()
+        assert s.created_ts is None or isinstance(s.created_ts, float)
+        assert all(isinstance(v, float) for v in [s.val_accuracy] if v is not None)
+    rows, skipped = Run(tmp_path / "yesterday").metrics_with_problems()
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 3] and skipped == 7
+    Run(tmp_path / "yesterday").truncate_metrics(epoch=1, step=10)  # resume rewinds through junk too
+    assert [r["epoch"] for r in Run(tmp_path / "yesterday").epochs()] == [1]
+    bad = Run(tmp_path / "dict-epochs")
+    bad.update_summary(status="stopped")  # the writer repairs what the reader dropped
+    assert json.loads(bad.summary_path.read_text()) == {"name": "b", "status": "stopped"}
+
+
+@pytest.mark.parametrize("row", [{"kind": "epoch", "epoch": True}, {"kind": "epoch", "epoch": 0},
+                                 {"kind": "epoch", "epoch": 1, "best": "yes"},
+                                 {"kind": "steps", "steps": [1], "losses": [True]}, "x", None])
+def test_bad_metric_rows_are_skipped(row):
+    assert clean_metrics_row(row) is None
+
+
+def test_ftstudio_runs_lists_every_run_and_warns_about_junk(tmp_path):
+    make_junk_runs(tmp_path)
+    done = cli("runs", "--dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "created_ts: expected a number" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout.count(str(tmp_path)) == len(JUNK_SUMMARIES) + 1
+    as_json = cli("runs", "--dir", str(tmp_path), "--json")
+    assert as_json.returncode == 0 and len(json.loads(as_json.stdout)) == len(JUNK_SUMMARIES) + 1
