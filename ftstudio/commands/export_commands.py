@@ -27,7 +27,9 @@ def export(args: argparse.Namespace) -> int:
 
     names = [n.strip() for item in (args.format or ["all"]) for n in item.split(",") if n.strip()]
     formats = check_formats([f for n in names for f in (FORMATS if n == "all" else (n,))])
-    report = export_run(args.run_dir, formats, args.out, checkpoint=args.checkpoint,
+    from ftstudio.core.engine import quant_data
+
+    report = export_run(args.run_dir, formats, args.out, checkpoint=args.checkpoint, quant_loader=quant_data,
                         progress=lambda message: print(message, flush=True))
     for f in report.files:
         diff = f"max diff {f.max_abs_diff:.1e}" if f.max_abs_diff == f.max_abs_diff else ""

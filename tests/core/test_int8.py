@@ -25,7 +25,9 @@ def test_int8_export_is_verified_with_its_accuracy_drop_sizes_and_latency(tmp_pa
     run = tmp_path / "run"  # a model that learned something (~97%), so an accuracy drop would show
     train_recipe(recipe({"name": "digits", "classes": ["0", "1", "2", "3", "4"], "per_class": 60},
                         {"epochs": 4, "lr": 0.01}, model=SMALL), run)
-    report = export_run(run, ["onnx", "onnx-int8"], tmp_path / "out")
+    from ftstudio.core.engine import quant_data
+
+    report = export_run(run, ["onnx", "onnx-int8"], tmp_path / "out", quant_loader=quant_data)
     assert report.ok, [f.message for f in report.files]
     fp32, int8 = report.files
     assert int8.format == "onnx-int8" and int8.path.name == "model.int8.onnx" and int8.verified
@@ -52,6 +54,8 @@ def test_int8_without_calibration_images_is_not_verified(source_run, tmp_path): 
 
     model, ckpt = load_run_model(source_run)
     report = export_model(model, ckpt, ["onnx-int8"], tmp_path)
+    assert not report.ok and "needs the run's training images" in report.files[0].message
+    report = export_run(source_run, ["onnx-int8"], tmp_path / "run")  # no quant_loader given
     assert not report.ok and "needs the run's training images" in report.files[0].message
     with pytest.raises(InputError, match="onnx-int9: unknown format; choose from .*onnx-int8"):
         export_run(source_run, ["onnx-int9"])

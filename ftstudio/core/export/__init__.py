@@ -72,8 +72,11 @@ def default_out_dir(run_dir: str | Path) -> Path:
 
 def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None = None,
                out_dir: str | Path | None = None, checkpoint: str = "best",
-               progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Export a run folder (or checkpoint file) to ``formats``; see the module docstring."""
+               progress: Callable[[str], None] | None = None, quant_loader=None) -> ExportReport:
+    """Export a run folder (or checkpoint file) to ``formats``; see the module docstring.
+
+    ``quant_loader(run_dir, checkpoint)`` → `quantize.QuantData` (`engine.quant_data`: the engine
+    loads the run's data, a layer above this package) calibrates and measures onnx-int8."""
     from ftstudio.core.runs import Run, model_from_checkpoint, resolve_checkpoint
     from ftstudio.core.training import checkpoint as ckpt_io
 
@@ -87,12 +90,10 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
     summary = Run(run_path).read_summary() if run_path.is_dir() else {}
     which = checkpoint if ckpt_path.stem == checkpoint else ckpt_path.stem
     quant = None
-    if "onnx-int8" in chosen:
-        from ftstudio.core.export.quantize import quant_data
-
+    if "onnx-int8" in chosen and quant_loader is not None:
         if progress:
             progress("loading training images to calibrate int8 and held-out images to measure it")
-        quant = quant_data(run_dir, checkpoint)
+        quant = quant_loader(run_dir, checkpoint)
     return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress, quant=quant)
 
 

@@ -26,31 +26,12 @@ LATENCY_RUNS = 20
 
 
 @dataclass(frozen=True)
-class QuantData:
+class QuantData:  # built by `engine.quant_data` (the engine knows how to load a run's data)
     """Normalised float32 images: ``calibration`` from the training split, ``x``/``y`` held out."""
 
     calibration: np.ndarray
     x: np.ndarray
     y: np.ndarray
-
-
-def quant_data(run_dir: str | Path, which: str = "best") -> QuantData:
-    """Calibration and evaluation images of a run, preprocessed as its checkpoint says."""
-    from ftstudio.core.engine import held_out
-
-    _model, ckpt, _spec, bundle, part = held_out(run_dir, which=which)
-    pre = ckpt["preprocess"]
-    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
-    rng = np.random.default_rng(0)
-
-    def take(split, n):
-        idx = np.sort(rng.permutation(len(split))[:n])
-        return (split.images(idx).astype(np.float32) / np.float32(255.0) - mean) / std, idx
-
-    calibration, _ = take(bundle.train, CALIBRATION_IMAGES)
-    x, idx = take(part, EVAL_IMAGES)
-    return QuantData(calibration, x, part.y.numpy()[idx])
 
 
 def write_onnx_int8(model, sample, path: Path, data: QuantData) -> None:

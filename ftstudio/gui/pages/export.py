@@ -256,8 +256,13 @@ class ExportPage(QWidget):
         self.exporting = True
         self.export_button.setEnabled(False)
         self.open_button.setEnabled(False)
-        task = self.tasks.start("export", lambda cancel, report: export_run(
-            run, formats=formats, out_dir=out, checkpoint=which, progress=report), reports=True)
+        def job(cancel, report):
+            from ftstudio.core.engine import quant_data  # calibrates onnx-int8 on the run's training images
+
+            return export_run(run, formats=formats, out_dir=out, checkpoint=which, progress=report,
+                              quant_loader=quant_data)
+
+        task = self.tasks.start("export", job, reports=True)
         task.message.connect(self._message)
         task.done.connect(self._done)
         task.failed.connect(self._failed)
