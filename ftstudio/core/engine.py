@@ -15,10 +15,10 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
-from ftstudio.core.datasets import DataBundle, load_data
+from ftstudio.core.datasets import DataBundle, absolute_paths, load_data
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
-from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir
+from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
 from ftstudio.core.training.prepared import Prepared, seed_everything
@@ -104,6 +104,8 @@ def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, p
     elif out is not None and Run(Path(out)).exists():
         raise InputError(messages.RUN_EXISTS.format(path=out))
 
+    if ckpt is None and recipe is not None:
+        recipe = recipe.replace(data=absolute_paths(recipe.data))  # recipe.json names what this run used
     try:
         prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
     except InputError as exc:
@@ -250,7 +252,9 @@ def evaluate_run(run_dir: str | Path, data: str | DatasetSpec | None = None, *, 
     batches = DeviceBatches(part, tuple(pre["mean"]), tuple(pre["std"]), dev, 512)
     ev = evaluate(model, batches, len(classes))
     per_class = ev.per_class(classes)
-    return {"run": str(run_dir), "checkpoint": which, "data": spec.name, "split": _split_name(bundle, split),
+    used = resolve_checkpoint(run_dir, which)  # best falls back to last: say which one really ran
+    return {"run": str(run_dir), "checkpoint": used.stem, "checkpoint_file": str(used),
+            "data": spec.name, "split": _split_name(bundle, split),
             "count": ev.count, "accuracy": ev.accuracy, "loss": ev.loss, "classes": list(classes),
             "per_class": per_class, **averages(per_class), "confusion": ev.confusion.tolist()}
 

@@ -116,8 +116,9 @@ def _fits(tp: Any, value: Any) -> bool:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
     if tp is float:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and (isinstance(value, int) and abs(value) < 2**63 or isinstance(value, float) and math.isfinite(value)))
+        if isinstance(value, bool):
+            return False
+        return isinstance(value, int) and abs(value) < 2**63 or isinstance(value, float) and math.isfinite(value)
     return isinstance(value, tp)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 import time
 
 PAGES = ("data", "model", "train", "runs", "export", "try")
@@ -61,6 +62,10 @@ def run_app(screenshot: str | None = None, page: str = "data") -> int:
     if page not in (*PAGES, "wizard"):
         print(f"error: --page {page}: expected one of {', '.join(PAGES)}, wizard", file=sys.stderr)
         return 2
+    if screenshot and not _writable_target(screenshot):
+        print(f"error: --screenshot {screenshot}: cannot write there (no such folder, or not writable); "
+              "choose another file", file=sys.stderr)
+        return 2
     if not has_display():
         if not screenshot:
             print(NO_DISPLAY, file=sys.stderr)
@@ -102,6 +107,12 @@ def settle(app, ready, timeout: float = SETTLE_TIMEOUT_S) -> bool:
     return bool(ready())
 
 
+def _writable_target(path: str) -> bool:
+    target = Path(path).expanduser()
+    folder = target.parent
+    return folder.is_dir() and os.access(folder, os.W_OK) and not target.is_dir()
+
+
 def save_screenshot(app, window, path: str, page: str) -> int:
     """Show ``page`` at 1280×800 (``wizard``: the wizard's first page), wait until startup work has
     settled, save a PNG, close."""
@@ -122,7 +133,7 @@ def save_screenshot(app, window, path: str, page: str) -> int:
         shown.reject()
     window.close()
     if not ok:
-        print(f"error: could not write {path}", file=sys.stderr)
-        return 1
+        print(f"error: --screenshot {path}: could not write the image; choose another file", file=sys.stderr)
+        return 2  # bad input, like every other unwritable output
     print(path)
     return 0

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self._build(store)
         self._wire()
+        self._show_document()  # the title names the network (the platform adds the app's name)
         self._restore_window(store)
         self._update_actions()
         self.memory_timer = QTimer(self, interval=1000)
@@ -265,6 +266,7 @@ class MainWindow(QMainWindow):
         c.finished.connect(self._run_ended)
         c.failed.connect(self._run_ended)
         self.model_page.set_model(s.model)
+        self.model_page.restore_document_path(str(settings().value("model/path") or ""))
         self.model_page.set_batch_size(s.train.batch_size)
 
     def _restore_window(self, store) -> None:
@@ -289,6 +291,7 @@ class MainWindow(QMainWindow):
         store.setValue("wizard/offered", True)
         if self.export_page.formats:
             write_json(store, "export/formats", self.export_page.selected_formats())
+        store.setValue("model/path", self.model_page.document_path())
         self.session.save(store)
         store.sync()
 
@@ -352,7 +355,8 @@ class MainWindow(QMainWindow):
         self.session.set_model(page.model_value(), page.model_spec())
 
     def _show_document(self) -> None:
-        self.setWindowTitle(f"ftstudio — {self.model_page.title()}[*]")
+        # the platform appends " — ftstudio" (the application's display name): saying it here showed it twice
+        self.setWindowTitle(f"{self.model_page.title()}[*]")
         self.setWindowModified(self.model_page.dirty())
 
     def _model_changed(self) -> None:

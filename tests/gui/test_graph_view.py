@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
 from ftstudio.core.architecture import analyze, parse_model
 from ftstudio.core.architecture.graph import wiring
@@ -96,17 +98,31 @@ def test_upward_wires_are_refused_and_wires_delete_with_the_keyboard(qtbot):
     assert page.model_spec() == before
 
 
-def test_rubber_band_multi_select_deletes_as_one_step_and_selection_follows(qtbot):
+def held_move(view, pos: QPoint, button=Qt.MouseButton.LeftButton) -> None:
+    """A mouse move with ``button`` held (QTest's moves carry no buttons, and the rubber band needs one)."""
+    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), view.viewport().mapToGlobal(QPointF(pos)), button,
+                        button, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def test_select_with_clicks_and_a_rubber_band_delete_in_one_step_zoom_and_pan(qtbot):
     page = make_page(qtbot, "mlp")
     view = page.graph
     n = len(page.model_spec().layers)
-    view.autofit = False
-    view.resetTransform()
     first, second = view.nodes[1], view.nodes[2]
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre(view, first))
     assert page.editor.selected == "1" and first.isSelected()
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
                      pos=centre(view, second))
+    assert {x.index for x in view.selected_nodes()} == {1, 2}
+    # a rubber band from left of node 1 to right of node 2 selects both (and nothing else)
+    a = view.mapFromScene(first.sceneBoundingRect().topLeft()) - QPoint(30, 8)
+    b = view.mapFromScene(second.sceneBoundingRect().bottomRight()) + QPoint(30, 8)
+    view.scene().clearSelection()
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=a)
+    held_move(view, (a + b) / 2)
+    held_move(view, b)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=b)
     assert {x.index for x in view.selected_nodes()} == {1, 2}
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_Delete)
@@ -115,11 +131,19 @@ def test_rubber_band_multi_select_deletes_as_one_step_and_selection_follows(qtbo
     page.editor.stack.undo()  # one step brings both back
     settle(qtbot, page)
     assert len(page.model_spec().layers) == n
-    scale = view.transform().m11()
-    view.zoom(1.25)
-    assert abs(view.transform().m11() - scale * 1.25) < 1e-6 and not view.autofit
-    assert all(isinstance(view.nodes[i], Node) for i in range(-1, n))
-    assert all(isinstance(w, Wire) for w in view.wires)
+    scale = page.graph.transform().m11()
+    page.graph.zoom(1.25)
+    assert abs(page.graph.transform().m11() - scale * 1.25) < 1e-6 and not page.graph.autofit
+    for _ in range(4):
+        page.graph.zoom(1.25)
+    bar = page.graph.verticalScrollBar()
+    before = bar.value()
+    start = QPoint(100, 200)
+    qtbot.mousePress(page.graph.viewport(), Qt.MouseButton.MiddleButton, pos=start)
+    held_move(page.graph, start - QPoint(0, 60), Qt.MouseButton.MiddleButton)
+    qtbot.mouseRelease(page.graph.viewport(), Qt.MouseButton.MiddleButton, pos=start - QPoint(0, 60))
+    assert bar.value() == min(before + 60, bar.maximum()) and bar.value() != before  # dragged up: view moves down
+    assert all(isinstance(w, Wire) for w in page.graph.wires) and isinstance(page.graph.nodes[-1], Node)
 
 
 def test_the_property_editor_shows_and_renames_a_nodes_id(qtbot):
@@ -149,3 +173,27 @@ def test_a_residual_node_expands_into_an_add(qtbot):
     assert "Residual" not in types and "Add" in types and page.analysis.ok and page.analysis.params == params
     add = types.index("Add")
     assert {w.src for w in page.graph.wires if w.dst == add} == {add - 1, 2}  # the block's last layer + the skip
+
+
+def test_a_palette_drop_on_the_graph_inserts_after_the_node_under_it(qtbot):
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+    from PySide6.QtWidgets import QLabel
+
+    from tests.gui.composer_helpers import palette_mime
+
+    page = make_page(qtbot, "inception")
+    view = page.graph
+    pos, mime = centre(view, view.nodes[9]), palette_mime(page, "Dropout")  # onto mixed_relu
+    action = Qt.DropAction.CopyAction
+    for kind in (QDragEnterEvent, QDragMoveEvent):
+        event = kind(pos, action, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(view.viewport(), event)
+        assert event.isAccepted()
+    QApplication.sendEvent(view.viewport(), QDropEvent(QPointF(pos), action, mime, Qt.MouseButton.LeftButton,
+                                                        Qt.KeyboardModifier.NoModifier))
+    settle(qtbot, page)
+    assert [layer.type for layer in page.model_spec().layers][9:11] == ["ReLU", "Dropout"] and page.analysis.ok
+    assert page.graph.nodes[10].error == "" and (9, 10) in edges(page.graph)
+    # the card outline names the same wiring
+    wiring_text = [w.text() for w in page.canvas.cards["8"].findChildren(QLabel) if w.objectName() == "cardWiring"]
+    assert wiring_text == ["<b>mixed</b> ← b1x1, b3x3, pool_proj"]

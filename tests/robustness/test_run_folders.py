@@ -89,3 +89,45 @@ def test_resume_after_editing_recipe_json_names_the_file(tmp_path):
     (out / "recipe.json").write_text(json.dumps(recipe))
     with pytest.raises(InputError, match=r"recipe\.json"):
         train_recipe(None, out, resume=True, epochs=2)
+
+
+def test_a_run_remembers_its_data_folder_as_an_absolute_path(tmp_path, monkeypatch):
+    from tests.helpers import make_digit_folder
+
+    make_digit_folder(tmp_path / "ds" / "x", n_per_class=6, classes=range(2), size=8)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    train_recipe(Recipe.from_dict({"data": {"name": "ds/x", "val_split": 0.5},
+                                   "train": {"epochs": 1, "device": "cpu"}}), out)
+    saved = json.loads((out / "recipe.json").read_text())["data"]["name"]
+    assert saved == str(tmp_path / "ds" / "x")
+    other = tmp_path / "elsewhere"
+    make_digit_folder(other / "ds" / "x", n_per_class=6, classes=range(3), size=8)  # a different ds/x
+    monkeypatch.chdir(other)
+    result = train_recipe(None, out, resume=True, epochs=2)
+    assert result.summary["classes"] == ["digit_0", "digit_1"] and result.summary["epochs"] == 2
+
+
+def test_evaluate_names_the_checkpoint_it_really_used(tmp_path):
+    import threading
+
+    from ftstudio.core.engine import evaluate_run
+    from ftstudio.core.training.callbacks import Callback
+
+    stop = threading.Event()
+
+    class StopAtOnce(Callback):
+        def on_epoch_started(self, event):
+            stop.set()
+
+    out = tmp_path / "run"
+    train_recipe(Recipe.from_dict({**TINY, "train": {**TINY["train"], "batch_size": 8}}), out,
+                 callbacks=[StopAtOnce()], stop_event=stop)
+    assert not Run(out).checkpoint("best").exists() and Run(out).checkpoint("last").exists()
+    report = evaluate_run(out, which="best")
+    assert report["checkpoint"] == "last" and report["checkpoint_file"].endswith("last.pt")
+
+
+def test_a_screenshot_that_cannot_be_written_exits_2(tmp_path):
+    done = cli("--screenshot", str(tmp_path / "no" / "such" / "folder" / "x.png"), timeout=120)
+    assert done.returncode == 2 and "cannot write there" in done.stderr, done.stderr

@@ -7,6 +7,7 @@ computes normalisation from the training split.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from ftstudio.core.datasets.catalog import CATALOG, CatalogEntry, find, is_avail
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import DatasetSpec
 
-__all__ = ["CATALOG", "CatalogEntry", "DataBundle", "Split", "StreamSplit", "load_data", "find",
+__all__ = ["CATALOG", "CatalogEntry", "DataBundle", "Split", "StreamSplit", "load_data", "find", "absolute_paths",
            "is_available", "stratified_split", "grouped_split"]
 
 TINY_CLASS = 10  # training images: fewer are named as under-represented
@@ -44,6 +45,19 @@ def load_data(spec: DatasetSpec, *, image_size: tuple[int, int] | None = None, c
         raise InputError(messages.UNKNOWN_DATASET.format(name=spec.name, known=known))
     limit = IN_MEMORY_LIMIT if in_memory_limit is None else in_memory_limit
     return _load_folder(spec, folder, size, chans, progress, cancel, limit)
+
+
+def absolute_paths(spec: DatasetSpec) -> DatasetSpec:
+    """The spec with its folder (and torchvision root) as absolute paths.
+
+    A run trained on ``--data ds/x`` and resumed from another working directory once trained on
+    whatever ``ds/x`` was there: a run remembers the folder it used."""
+    changes = {}
+    if find(spec.name) is None and Path(spec.name).expanduser().exists():
+        changes["name"] = str(Path(spec.name).expanduser().resolve())
+    if spec.root and not Path(spec.root).expanduser().is_absolute():
+        changes["root"] = str(Path(spec.root).expanduser().resolve())
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def _load_catalog(entry: CatalogEntry, spec: DatasetSpec):

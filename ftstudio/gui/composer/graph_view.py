@@ -90,7 +90,11 @@ class Wire(QGraphicsPathItem):
         b = dst.pos() + QPointF(NODE_W / 2, 0)
         bend = max(30.0, (b.y() - a.y()) / 2)
         path = QPainterPath(a)
-        path.cubicTo(a + QPointF(0, bend), b - QPointF(0, bend), b)
+        if b.y() - a.y() > ROW * 1.5 and abs(b.x() - a.x()) < NODE_W / 2:  # a skip over the nodes between:
+            side = QPointF(NODE_W * 0.75, 0)  # bow out to the right instead of running under them
+            path.cubicTo(a + QPointF(0, ROW * 0.4) + side, b - QPointF(0, ROW * 0.4) + side, b)
+        else:
+            path.cubicTo(a + QPointF(0, bend), b - QPointF(0, bend), b)
         self.setPath(path)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(-1)
@@ -98,7 +102,7 @@ class Wire(QGraphicsPathItem):
         self._pen()
         text = QGraphicsSimpleTextItem(label, self)
         text.setBrush(QBrush(theme.text()))
-        mid = path.pointAtPercent(0.5 if b.y() - a.y() <= ROW else 0.25)
+        mid = path.pointAtPercent(0.5 if b.y() - a.y() <= ROW * 1.5 else 0.3)
         text.setPos(mid + QPointF(6, -8))
 
     def _pen(self) -> None:

@@ -264,9 +264,11 @@ class ResultsPage(QWizardPage):
         from ftstudio.core.errors import InputError
         from ftstudio.core.workflow.pipeline import save_pipeline
 
-        path = dialogs.choose_save_file(self, "Save the pipeline recipe", "pipeline.json", "Pipeline recipe (*.json)")
+        start = str(dialogs.documents_folder() / "pipeline.json")
+        path = dialogs.choose_save_file(self, "Save the pipeline recipe", start, "Pipeline recipe (*.json)")
         if not path:
             return
+        dialogs.remember_folder(path)
         try:
             save_pipeline(path, self.model.pipeline(cpu_threads=torch.get_num_threads()))
         except (InputError, OSError) as exc:
