@@ -24,6 +24,7 @@ from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.data import DataPage
+from ftstudio.gui.pages.dataset import DatasetPage
 from ftstudio.gui.pages.export import ExportPage
 from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
@@ -34,9 +35,12 @@ from ftstudio.gui.settings import read_json, settings, write_json
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
-PAGES = ("data", "model", "train", "runs", "export", "try")
-TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export", "try": "Try"}
-PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the architecture",
+PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
+TITLES = {"data": "Data", "dataset": "Build data", "model": "Model", "train": "Train", "runs": "Runs",
+          "export": "Export", "try": "Try"}
+PAGE_TIPS = {"data": "Choose and inspect the dataset",
+             "dataset": "Make a dataset: classes, images dropped or imported, its health",
+             "model": "Choose the architecture",
              "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
              "export": "Export a trained model to ONNX, safetensors…",
              "try": "Try a trained model on new images: answer, confidence, where it looked"}
@@ -155,13 +159,16 @@ class MainWindow(QMainWindow):
         self.runs_page = RunsPage(self.tasks)
         self.export_page = ExportPage(self.tasks)
         self.try_page = TryPage(self.tasks)
-        self.pages = {"data": self.data_page, "model": self.model_page, "train": self.train_page,
+        self.dataset_page = DatasetPage(self.tasks)
+        self.dataset_page.train_requested.connect(self._train_on_built)
+        self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page,
+                      "train": self.train_page,
                       "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(130)
         self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+6)")
+        self.sidebar.setToolTip(f"Pages (Ctrl+1 … Ctrl+{len(PAGES)})")
         self.stack = QStackedWidget()
         for i, key in enumerate(PAGES):
             item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
@@ -528,6 +535,10 @@ class MainWindow(QMainWindow):
         self.status_device.setText(f"Device: {self.device.currentText()}{training_on}")
 
     # --------------------------------------------------------------------------- folders
+    def _train_on_built(self, path: str) -> None:
+        self.data_page.use_folder(path)
+        self.show_page("data")
+
     def open_folder(self) -> None:
         path = dialogs.choose_folder(self, "Open an image folder (one subfolder per class)",
                                      str(Path(self.session.data_spec.name).parent))
@@ -562,9 +573,10 @@ class MainWindow(QMainWindow):
                           "models, watch them learn, export them.</p>")
 
     def changeEvent(self, event) -> None:  # noqa: N802
-        if event.type() == event.Type.ApplicationPaletteChange:
-            QApplication.instance().setStyleSheet(theme.style_sheet())  # its disabled-text colour follows
         if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
+            app, sheet = QApplication.instance(), theme.style_sheet()
+            if app.styleSheet() != sheet:  # its disabled-text colour follows the palette (unchanged: no re-polish)
+                app.setStyleSheet(sheet)
             self.train_page.plots.restyle()
             self.runs_page.plots.restyle()
         super().changeEvent(event)

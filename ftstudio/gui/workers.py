@@ -1,4 +1,4 @@
-"""Background work — the only module that creates threads (design.md §4).
+"""Background work — the only module that creates threads (one QThread per job or run).
 
 `Tasks` runs short jobs (importing torch, loading data, analysing a model, exporting) on a QThread
 each and reports ``done(result)`` / ``failed(message)`` on the GUI thread. `RunController` runs
@@ -185,8 +185,7 @@ class _TrainJob(QObject):
 
     @Slot()
     def run(self) -> None:
-        from ftstudio.core import messages
-        from ftstudio.core.errors import FtError
+        from ftstudio.core.errors import Cancelled
 
         run_path = self.out
         try:
@@ -206,7 +205,7 @@ class _TrainJob(QObject):
             self.outcome = Outcome(str(result.summary.get("status") or result.finished.reason),
                                    result.run.path, result.summary)
         except BaseException as exc:  # noqa: BLE001 — exactly one outcome per run, always
-            cancelled = self.stop.is_set() and isinstance(exc, FtError) and str(exc) == messages.CANCELLED
+            cancelled = self.stop.is_set() and isinstance(exc, Cancelled)
             _remove_if_empty(run_path)
             if cancelled:
                 self.outcome = Outcome("cancelled", None, {}, "stopped before training started")

@@ -67,6 +67,8 @@ def _load_catalog(entry: CatalogEntry, spec: DatasetSpec):
         return sources.load_digits()
     if entry.name == "digits-shifted":
         return sources.load_digits_shifted()
+    if entry.name == "mnist5k":
+        return sources.load_mnist5k()
     return sources.load_torchvision(entry, spec.root, spec.download)
 
 

@@ -321,6 +321,10 @@ def _details_html(path: Path, s: dict) -> str:
     if isinstance(lineage, dict):  # a fine-tuned run: where its weights came from
         source = lineage.get("run_id") or lineage.get("source") or "?"
         rows.insert(4, row("Fine-tuned from", f"{source} ({lineage.get('strategy', '?')} strategy)"))
+        from ftstudio.core.finetune.baseline import describe
+
+        if describe(s):
+            rows.insert(5, row("Before training", describe(s)))
     error = f"<p style='color:#d62728'><b>Why it failed:</b> {html.escape(str(s['error']))}</p>" \
         if s.get("error") else ""
     link = QUrl.fromLocalFile(str(path)).toString()

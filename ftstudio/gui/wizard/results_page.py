@@ -193,8 +193,12 @@ class ResultsPage(QWizardPage):
                              f"images ({html.escape(first.split)} split of the fine-tune data), {first.checkpoint} "
                              f"checkpoint of each run — <code>ftstudio evaluate RUN --checkpoint "
                              f"{first.checkpoint}</code> prints the same numbers.")
-        lineage = Run(first.run).read_summary().get("lineage") or {}
-        self.lineage.setText(html.escape(_lineage_text(lineage)))
+        from ftstudio.core.finetune.baseline import describe
+
+        summary = Run(first.run).read_summary()
+        before = describe(summary)
+        self.lineage.setText(html.escape(_lineage_text(summary.get("lineage") or {})
+                                         + (f" Before fine-tuning, the base model scored {before}." if before else "")))
         self.bars.set_rows(rows)
         self.confusion_of.blockSignals(True)
         self.confusion_of.clear()
