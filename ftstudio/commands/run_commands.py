@@ -12,6 +12,7 @@ from pathlib import Path
 from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
 from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
 from ftstudio.core import messages
+from ftstudio.core.errors import Cancelled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,8 +59,8 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
                                              stop_event=stop, resume=resume, epochs=epochs, **options)
-        except Exception as exc:
-            if interrupted.is_set() and str(exc) == messages.CANCELLED:
+        except Cancelled:
+            if interrupted.is_set():
                 raise interrupted.error("interrupted before training started") from None
             raise
     if result is None:  # a non-zero rank under torchrun: rank 0 reports

@@ -63,3 +63,16 @@ def remember_folder(path: str | Path) -> None:
 def reveal(path: str | Path) -> bool:
     """Open a folder (or file) in the system's file manager."""
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def choose_files(parent: QWidget | None, title: str, start: str = "", filters: str = "") -> list[str]:
+    paths, _ = QFileDialog.getOpenFileNames(parent, title, start, filters)
+    return list(paths)
+
+
+def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> str | None:
+    """One line of text from the user (None when cancelled)."""
+    from PySide6.QtWidgets import QInputDialog
+
+    value, ok = QInputDialog.getText(parent, title, label, text=text)
+    return value.strip() if ok and value.strip() else None

@@ -87,3 +87,23 @@ def test_the_wizard_opens_within_the_screen(qtbot, window):
     for which in (QWizard.WizardButton.NextButton, QWizard.WizardButton.CancelButton):
         assert fully_visible(wizard.button(which))
     wizard.reject()
+
+
+def test_disabled_tool_buttons_are_dimmed_in_a_dark_palette(qtbot, window):
+    """Dark GTK themes drew disabled Pause/Resume/Stop nearly as bright as Start."""
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    old = app.palette()
+    dark = QPalette(old)
+    for role, colour in ((QPalette.ColorRole.Window, "#202020"), (QPalette.ColorRole.WindowText, "#f0f0f0")):
+        dark.setColor(role, QColor(colour))
+    try:
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: "#888888" in app.styleSheet(), timeout=5_000)  # halfway: the rule followed
+        assert not window.actions_["pause"].isEnabled()
+        assert "QToolBar QToolButton:disabled { color: #888888; }" in app.styleSheet()
+    finally:
+        app.setPalette(old)
+        QApplication.processEvents()

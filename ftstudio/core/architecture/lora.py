@@ -29,8 +29,9 @@ class LoRALinear(nn.Linear):
                          device=base.weight.device, dtype=base.weight.dtype)
         self.load_state_dict(base.state_dict())
         self.rank, self.scale = rank, alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}  # adapters live where the layer does
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **like))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **like))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,8 +50,9 @@ class LoRAConv2d(nn.Conv2d):
                          device=base.weight.device, dtype=base.weight.dtype)
         self.load_state_dict(base.state_dict())
         self.rank, self.scale = rank, alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_channels, *base.kernel_size, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_channels, rank, device=base.weight.device))
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_channels, *base.kernel_size, **like))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_channels, rank, **like))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The training loop: the seed document's loop, made fast, observable, stoppable and resumable.
+"""The training loop: a plain PyTorch loop, made fast, observable, stoppable and resumable.
 
 `Trainer.fit` runs on whatever thread calls it. It talks outward only through events delivered to
 callbacks, checks ``stop_event`` / ``pause_event`` between batches, never syncs with the GPU per
