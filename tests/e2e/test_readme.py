@@ -121,7 +121,7 @@ def test_readme_links_lead_somewhere():
             assert (ROOT / link).exists(), f"README links to a missing file: {link}"
 
 
-@pytest.mark.parametrize("name", ["data", "model", "train", "runs", "export", "wizard-results"])
+@pytest.mark.parametrize("name", ["data", "dataset", "model", "train", "runs", "export", "wizard-results"])
 def test_readme_screenshots_exist_and_are_small(name):
     path = ROOT / "docs" / "screenshots" / f"{name}.png"
     assert f"](docs/screenshots/{name}.png)" in README

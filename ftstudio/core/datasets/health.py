@@ -321,7 +321,9 @@ def _outliers(entries: list[Entry], facts: list[FileFacts]) -> dict:
             size_out.append({"path": e.path, "size": [f.width, f.height], "why": why})
         if modes[f.mode] < RARE_MODE * len(facts):
             mode_out.append({"path": e.path, "mode": f.mode})
-    (w, h), _ = sizes.most_common(1)[0]
+    (w, h), count = sizes.most_common(1)[0]
+    if count < len(facts) / 2:  # mixed sizes: the median width and height say more than a rare exact one
+        w, h = int(np.median([f.width for f in facts])), int(np.median([f.height for f in facts]))
     return {"typical_size": [w, h], "typical_mode": modes.most_common(1)[0][0], "size": size_out, "mode": mode_out}
 
 

@@ -133,7 +133,8 @@ class WizardModel(QObject):
         """(source, checkpoint, weights) of the fine-tune plan; ``pretrain_run`` None gives ``@pretrain``."""
         if self.start == "torchvision":
             weights = {"cache": None, "file": self.weights_file or None, "none": "none"}[self.weights]
-            return f"torchvision:{self.backbone}", "best", weights
+            name = self.backbone if ":" in self.backbone else f"torchvision:{self.backbone}"
+            return name, "best", weights
         if self.start == "earlier":
             return self.earlier_run, self.earlier_checkpoint, None
         return (str(pretrain_run) if pretrain_run else PRETRAIN_REF), self.plan.checkpoint, None

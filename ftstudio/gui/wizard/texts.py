@@ -36,10 +36,13 @@ NORMALISATION_TIP = ("Frozen BatchNorm layers normalise with the base model's st
 SCRATCH = "Also train the same model from scratch for comparison"
 SCRATCH_TIP = ("Trains the same architecture from random weights on the same images for the same number of steps, "
                "so the Results page can show whether fine-tuning paid off")
-OFFLINE = ("ImageNet weights for {name} are not on this computer, and ftstudio does not download them. Download "
-           "{url} on a connected machine and place the file at {path} (torch's cache), or choose a local .pth / "
-           ".safetensors file above — or start from random initialisation (no pretrained knowledge: the comparison "
-           "with training from scratch will show little difference).")
+OFFLINE = ("Pretrained weights for {name} are not on this computer. Download them ({url}, checked against "
+           "their published hash), choose a local .pth / .safetensors file above — or start from random "
+           "initialisation (no pretrained knowledge: the comparison with training from scratch will show little "
+           "difference).")
+DOWNLOAD_ASK = ("Download the pretrained weights of {name} ({size}) from {url}?\n\nThe file is checked against its "
+                "published hash and kept in this computer's cache for later runs; a file that fails the check is "
+                "deleted.")
 NO_EARLIER_RUNS = ("No earlier run with a checkpoint yet. Go Back and choose “Pretrain my own base model”, or train "
                    "one on the Train page first.")
 BACK_STOPS = "Back stops this training (its checkpoint is kept); Next becomes available once it has finished."
