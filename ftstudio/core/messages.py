@@ -96,3 +96,9 @@ PREDICT_SOURCE_MISSING = ("{path}: not found; give a run folder, a checkpoint fi
 PREDICT_NO_IMAGES = "no image files found in {paths} (looked for {suffixes})"
 PREDICT_NONE_READABLE = "none of the {count} file(s) could be read as an image"
 EXPLAIN_NOT_WRITABLE = "--explain {path}: cannot write heat maps there ({reason}); choose a folder you can write to"
+EXPORT_INT8 = ("int8, reloaded with onnxruntime: held-out accuracy {acc:.4f} vs {ref:.4f} for the float model "
+               "(drop {drop:.2f} points, {n} images)")
+EXPORT_INT8_DROP = ("onnx-int8: accuracy drops {drop:.2f} points, over the {limit:.0f}-point limit; "
+                    "use the float ONNX file.")
+EXPORT_INT8_NO_DATA = ("onnx-int8: needs the run's training images to calibrate; export from a run folder or "
+                       "checkpoint whose data is available")

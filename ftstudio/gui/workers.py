@@ -91,14 +91,14 @@ class Task(QObject):
         self.delivered = False
 
     @Slot(object)
-    def _relay_done(self, result: Any) -> None:
+    def relay_done(self, result: Any) -> None:
         self.delivered = True
         if not self.cancel.is_set():
             self.done.emit(result)
         self.relayed.emit()
 
     @Slot(str)
-    def _relay_failed(self, message: str) -> None:
+    def relay_failed(self, message: str) -> None:
         self.delivered = True
         if not self.cancel.is_set():
             self.failed.emit(message)
@@ -132,8 +132,8 @@ class Tasks(QObject):
         thread = QThread()
         thread.setObjectName(f"ftstudio-{name}")
         job.moveToThread(thread)
-        job.done.connect(task._relay_done)
-        job.failed.connect(task._relay_failed)
+        job.done.connect(task.relay_done)
+        job.failed.connect(task.relay_failed)
         job.over.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # may be blocked in wait()
         thread.started.connect(job.run)
         thread.finished.connect(self._reap)

@@ -51,7 +51,7 @@ class DataStepPage(QWizardPage):
 
     def loaded(self) -> bool:
         """The session's current data spec has loaded without error."""
-        return (self.session.bundle is not None and not self.data_page._reload.isActive()
+        return (self.session.bundle is not None and not self.data_page.reload_pending()
                 and not self.tasks.busy("data"))
 
     def isComplete(self) -> bool:  # noqa: N802 — Qt override
@@ -69,13 +69,7 @@ class BaseModelPage(QWizardPage):
         self.session = session
         self.setTitle("Base model")
         self.setSubTitle("The architecture to pretrain; the fine-tune keeps it and gives it a new head.")
-
-        def run_async(fn, on_done, on_failed) -> None:
-            task = tasks.start("model", lambda cancel: fn())
-            task.done.connect(on_done)
-            task.failed.connect(on_failed)
-
-        self.model_page = ModelPage(run_async, tasks=tasks)
+        self.model_page = ModelPage(tasks)
         self.model_page.set_model(session.model)
         self.model_page.set_batch_size(session.train.batch_size)
         self.model_page.changed.connect(
