@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWizard
 
 from tests.gui.conftest import Outcomes
@@ -17,6 +18,7 @@ def fully_visible(widget) -> bool:
     return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
 
 
+@pytest.mark.slow
 def test_after_a_run_every_page_fits_a_1024x640_window(qtbot, make_window):
     window = make_window(resize=False)
     window.resize(*SMALL)
