@@ -24,7 +24,7 @@ def timer(out: dict, key: str):
 
 
 def seed_mlp(in_features: int = 784, classes: int = 10):
-    """The seed document's network: 784-256-10."""
+    """The classic MLP the plain PyTorch loop trains: 784-256-10."""
     from torch import nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(in_features, 256), nn.ReLU(), nn.Linear(256, classes))

@@ -1,5 +1,5 @@
-"""The reference for bench/end_to_end.py: the seed document's loop, written the usual way with
-torchvision's ImageFolder + DataLoader (decoding every image every epoch).
+"""The reference for bench/end_to_end.py: the plain PyTorch loop ftstudio started from, written the
+usual way with torchvision's ImageFolder + DataLoader (decoding every image every epoch).
 
     python bench/seed_imagefolder.py FOLDER [--epochs 3] [--workers 0]
 """

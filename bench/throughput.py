@@ -33,7 +33,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from bench.common import machine, seed_mlp  # noqa: E402
 from ftstudio.core.datasets.bundle import DataBundle, Split  # noqa: E402
@@ -62,7 +61,7 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 class _Clock:
     """Wall and process-CPU seconds of one stretch of work."""
 
-    def __enter__(self) -> "_Clock":
+    def __enter__(self) -> _Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from ftstudio import __version__
 
-COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo", "presets", "predict", "data")
+COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo",
+            "presets", "predict", "data", "backbones")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,11 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ftstudio {__version__}")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the main window to a PNG and exit")
     parser.add_argument("--page", default="data",
-                        help="page for --screenshot: data, model, train, runs, export, try, wizard")
+                        help="page for --screenshot: data, dataset, model, train, runs, export, try, wizard")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data_commands.register(sub)
     run_commands.register(sub)
-    for name in ("finetune_commands", "export_commands", "predict_commands"):
+    for name in ("finetune_commands", "export_commands", "predict_commands", "backbone_commands"):
         try:
             module = __import__(f"ftstudio.commands.{name}", fromlist=["register"])
         except ModuleNotFoundError:
@@ -63,14 +64,11 @@ def _gui(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run a subcommand, mapping engine errors to exit codes and one-line messages."""
-    from ftstudio.core.errors import FtError, InputError
+    from ftstudio.core.errors import FtError
 
     try:
         return int(args.handler(args) or 0)
-    except InputError as exc:
-        _error(str(exc))
-        return 2
-    except FtError as exc:
+    except FtError as exc:  # the exit code comes from the error's class (core/errors.py)
         _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:

@@ -19,6 +19,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("ftstudio-home")
     monkeypatch.setenv("FTSTUDIO_HOME", str(home))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("HF_HOME", str(home / "huggingface"))  # timm's weights cache
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("FTSTUDIO_WEIGHTS_MIRROR", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     yield home
 

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--download", metavar="NAME", help="download a torchvision dataset into --root")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=datasets)
-    p = sub.add_parser("data", help="work on an image folder: `data check FOLDER` reports its problems")
+    p = sub.add_parser("data", help="work on an image folder: `data check FOLDER` reports its problems",
+                       description="data check FOLDER [--json]: duplicates and near-duplicates, label conflicts, "
+                                   "train/val leakage, corrupt files, imbalance, tiny classes, size/mode outliers")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = data_sub.add_parser("check", help="duplicates, label conflicts, leakage, corrupt files, imbalance, outliers")
     c.add_argument("folder", help="a folder with one subfolder per class (or train/ val/ folders of those)")

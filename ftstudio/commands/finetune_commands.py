@@ -13,7 +13,8 @@ from ftstudio.core.errors import InputError
 PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--weights", "strategy": "--strategy",
               "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "unfreeze_after": "--unfreeze-after",
               "backbone_lr_mult": "--backbone-lr-mult", "head_lr_mult": "--head-lr-mult",
-              "min_steps": "--min-steps", "layers": "--freeze/--unfreeze/--layer-lr"}
+              "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows",
+              "layers": "--freeze/--unfreeze/--layer-lr"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,11 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start from a run folder, a checkpoint or torchvision:NAME (ImageNet weights) and "
                                    "adapt it to --data. The head is resized to the new classes; rows of classes the "
                                    "source already knows are kept.")
-    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR|CHECKPOINT|torchvision:NAME",
-                   help="what to start from; torchvision:resnet18 etc. use ImageNet weights from torch's cache")
+    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR|CHECKPOINT|torchvision:NAME|timm:NAME",
+                   help="what to start from; torchvision:resnet18, timm:vit_small_patch16_224 … use pretrained "
+                        "weights (`ftstudio backbones` lists them)")
     p.add_argument("--checkpoint", choices=("best", "last"), help="which checkpoint of a run folder (default best)")
-    p.add_argument("--weights", metavar="FILE|none",
-                   help="torchvision sources: a local .pth/.safetensors weights file, or none for random init")
+    p.add_argument("--weights", metavar="FILE|FOLDER|none",
+                   help="torchvision/timm sources: a local .pth/.safetensors file (or a Hugging Face model folder), "
+                        "or none for random init")
+    p.add_argument("--download-weights", action="store_true",
+                   help="torchvision/timm sources: download the weights when they are not on this machine "
+                        "(checked; FTSTUDIO_WEIGHTS_MIRROR=URL replaces torchvision's host)")
     p.add_argument("--strategy", choices=("head", "full", "lora", "none"),
                    help="head: only a new head trains; full (default): everything, the backbone at a lower rate; "
                         "lora: low-rank adapters + head; none: train as is")
@@ -34,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unfreeze-after", type=int, metavar="N", help="train only the head for N epochs, then the rest")
     p.add_argument("--backbone-lr-mult", type=float, help="backbone learning rate relative to --lr (default 0.1)")
     p.add_argument("--head-lr-mult", type=float, help="head learning rate relative to --lr (default 1)")
+    p.add_argument("--bn", choices=("auto", "adapt", "keep", "train"),
+                   help="frozen BatchNorm layers: adapt = re-estimate their statistics on the new data (AdaBN), "
+                        "keep = the source's, train = batch statistics while training; auto (default) adapts "
+                        "whenever one is frozen. The measured shift is printed and kept in summary.json")
+    p.add_argument("--new-rows", choices=("imprint", "mean", "random"),
+                   help="head rows of classes the source does not know: imprint (default: each class's mean "
+                        "feature), mean (of the known rows) or random")
     p.add_argument("--fresh-head", action="store_true", help="start every head row fresh (default: keep known classes)")
     p.add_argument("--min-steps", type=int, help="train at least this many optimizer steps (default 100; "
                                                  "0 when --epochs is given)")
@@ -55,7 +68,7 @@ def plan_from_args(args: argparse.Namespace) -> dict:
     """The FinetunePlan fields the flags set (validated later with the whole recipe)."""
     plan: dict = {"source": args.source}
     for key in ("checkpoint", "weights", "strategy", "lora_rank", "lora_alpha", "unfreeze_after",
-                "backbone_lr_mult", "head_lr_mult", "min_steps"):
+                "backbone_lr_mult", "head_lr_mult", "min_steps", "bn", "new_rows"):
         if getattr(args, key) is not None:
             plan[key] = getattr(args, key)
     if args.fresh_head:
@@ -83,6 +96,11 @@ def _names(text: str | None) -> list[str]:
 
 def finetune(args: argparse.Namespace) -> int:
     from ftstudio.commands.run_commands import execute
+
+    if args.download_weights and args.weights is None and args.source.startswith(("torchvision:", "timm:")):
+        from ftstudio.commands.backbone_commands import fetch_weights
+
+        args.weights = fetch_weights(args.source)
 
     try:
         recipe = recipe_from_args(args, {"finetune": plan_from_args(args)})

@@ -109,8 +109,11 @@ def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     """A validated Recipe from flags (only the flags given override ``base``)."""
     from ftstudio.core.config.recipe import Recipe
 
+    from ftstudio.core.architecture.presets import preset_train_defaults
+
     data = dict((base or {}).get("data") or {})
-    train = dict((base or {}).get("train") or {})
+    model = getattr(args, "model", None) or (base or {}).get("model")
+    train = {**preset_train_defaults(model), **((base or {}).get("train") or {})}
     put = lambda d, k, v: d.__setitem__(k, v) if v is not None else None  # noqa: E731
     put(data, "name", getattr(args, "data", None))
     put(data, "root", getattr(args, "root", None))

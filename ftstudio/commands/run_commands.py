@@ -12,12 +12,14 @@ from pathlib import Path
 from ftstudio.commands.progress import ConsoleProgress, ctrl_c_stops
 from ftstudio.commands.recipe_flags import add_data_flags, add_train_flags, recipe_from_args
 from ftstudio.core import messages
+from ftstudio.core.errors import Cancelled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a dataset")
     add_data_flags(p)
-    p.add_argument("--model", default="mlp", help="a preset (mlp, lenet, cnn, resnet18) or architecture JSON")
+    p.add_argument("--model", default="mlp", help="a preset (mlp, seed, lenet, cnn, resnet18) or architecture JSON; "
+                                                  "seed is the seed document's 784-256-10 MLP with plain SGD, lr 0.01")
     add_train_flags(p)
     p.set_defaults(handler=train)
 
@@ -57,8 +59,8 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
         try:
             result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
                                              stop_event=stop, resume=resume, epochs=epochs, **options)
-        except Exception as exc:
-            if interrupted.is_set() and str(exc) == messages.CANCELLED:
+        except Cancelled:
+            if interrupted.is_set():
                 raise interrupted.error("interrupted before training started") from None
             raise
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -104,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
     from ftstudio.core.workflow.pipeline import is_pipeline_document, load_pipeline
     from ftstudio.core.config.recipe import load_recipe, read_json
 
-    if is_pipeline_document(read_json(args.recipe, "recipe")):
-        return run_pipeline_file(load_pipeline(args.recipe), args.out)
-    return execute(load_recipe(args.recipe), args.out)
+    from ftstudio.core.workflow.pipeline import bundled_pipeline
+
+    path = bundled_pipeline(args.recipe) or args.recipe
+    if is_pipeline_document(read_json(path, "recipe")):
+        return run_pipeline_file(load_pipeline(path), args.out)
+    return execute(load_recipe(path), args.out)
 
 
 def run_pipeline_file(pipeline, out: str | None) -> int:

@@ -16,7 +16,7 @@ from ftstudio.core import messages
 from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.datasets import DataBundle, absolute_paths, load_data
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
 from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
@@ -108,8 +108,10 @@ def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, p
         recipe = recipe.replace(data=absolute_paths(recipe.data))  # recipe.json names what this run used
     try:
         prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
+    except Cancelled:
+        raise
     except InputError as exc:
-        if ckpt is None or str(exc) == messages.CANCELLED:
+        if ckpt is None:
             raise
         raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
@@ -233,6 +235,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
+        **prepared.summary,
     }
 
 
@@ -319,3 +322,25 @@ def _split_name(bundle: DataBundle, split: str) -> str:
     if bundle.test is not None and len(bundle.test):
         return "test"
     return "val" if len(bundle.val) else "all"
+
+
+def quant_data(run_dir: str | Path, which: str = "best"):
+    """`export.quantize.QuantData` of a run: training images to calibrate onnx-int8 and held-out images
+    to measure it, preprocessed as its checkpoint says."""
+    import numpy as np
+
+    from ftstudio.core.export.quantize import CALIBRATION_IMAGES, EVAL_IMAGES, QuantData
+
+    _model, ckpt, _spec, bundle, part = held_out(run_dir, which=which)
+    pre = ckpt["preprocess"]
+    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
+    rng = np.random.default_rng(0)
+
+    def take(split, n):
+        idx = np.sort(rng.permutation(len(split))[:n])
+        return (split.images(idx).astype(np.float32) / np.float32(255.0) - mean) / std, idx
+
+    calibration, _ = take(bundle.train, CALIBRATION_IMAGES)
+    x, idx = take(part, EVAL_IMAGES)
+    return QuantData(calibration, x, part.y.numpy()[idx])

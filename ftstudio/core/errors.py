@@ -24,6 +24,15 @@ class GuardStop(FtError):
     exit_code = 3
 
 
+class Cancelled(FtError):
+    """The stop event was set before training started (while data decoded, a source loaded…). Exit code 130.
+
+    A type, so that front doors tell a cancel from a failure without comparing messages; the CLI
+    reports it as the interrupt (Ctrl-C, SIGTERM) that set the event."""
+
+    exit_code = 130
+
+
 class Interrupted(FtError):
     """The user interrupted (Ctrl-C) after a checkpoint was saved. Exit code 130."""
 

@@ -68,10 +68,12 @@ CHECKPOINT_MISSING = "{path}: checkpoint not found"
 # fine-tuning
 SOURCE_MISSING = ("{path}: not found; --from takes a run folder, a checkpoint file (.pt) or "
                   "torchvision:NAME for ImageNet weights")
-PRETRAINED_MISSING = ("ImageNet weights for {name} are not on this machine and ftstudio does not download "
-                      "them. Download {url} and place the file at {path} (torch's cache), or pick a local "
-                      ".pth/.safetensors file with --weights FILE — or pass --weights none to start from "
-                      "random initialisation")
+PRETRAINED_MISSING = ("ImageNet weights for {name} are not on this machine. Add --download-weights to fetch "
+                      "{url} (checked, into torch's cache at {path}), or pick a local .pth/.safetensors file "
+                      "with --weights FILE — or pass --weights none to start from random initialisation")
+PRETRAINED_MISSING_TIMM = ("pretrained weights for timm:{name} are not on this machine. Add --download-weights to "
+                           "fetch them from {url} (checked, into the Hugging Face cache), or pass --weights "
+                           "FILE.safetensors|FOLDER — or --weights none to start from random initialisation")
 UNKNOWN_LAYER = ("fine-tune plan: no layer {layer!r}; name a layer by its index path (as the composer shows it, "
                  "e.g. 3 or 5.1) or by its name. Layers: {known}")
 NO_LORA_TARGET = ("lora: the model has no Linear or Conv2d layer outside its head to adapt; "
@@ -96,3 +98,9 @@ PREDICT_SOURCE_MISSING = ("{path}: not found; give a run folder, a checkpoint fi
 PREDICT_NO_IMAGES = "no image files found in {paths} (looked for {suffixes})"
 PREDICT_NONE_READABLE = "none of the {count} file(s) could be read as an image"
 EXPLAIN_NOT_WRITABLE = "--explain {path}: cannot write heat maps there ({reason}); choose a folder you can write to"
+EXPORT_INT8 = ("int8, reloaded with onnxruntime: held-out accuracy {acc:.4f} vs {ref:.4f} for the float model "
+               "(drop {drop:.2f} points, {n} images)")
+EXPORT_INT8_DROP = ("onnx-int8: accuracy drops {drop:.2f} points, over the {limit:.0f}-point limit; "
+                    "use the float ONNX file.")
+EXPORT_INT8_NO_DATA = ("onnx-int8: needs the run's training images to calibrate; export from a run folder or "
+                       "checkpoint whose data is available")

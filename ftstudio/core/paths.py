@@ -71,3 +71,13 @@ def resources_dir() -> Path:
     if installed.is_dir():
         return installed
     return package.parent / "resources"  # a source checkout
+
+
+def hf_hub_cache_dir() -> Path:
+    """The Hugging Face Hub cache timm downloads into (``HF_HUB_CACHE``, else ``HF_HOME/hub``), read at
+    call time: huggingface_hub reads it once at import."""
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 import time
 
-PAGES = ("data", "model", "train", "runs", "export", "try")
+PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
 SCREENSHOT_SIZE = (1280, 800)
 SETTLE_TIMEOUT_S = 120.0
 NO_DISPLAY = ("ftstudio: no display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the desktop app "

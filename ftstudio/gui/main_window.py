@@ -1,4 +1,4 @@
-"""The main window: a sidebar of pages, the run toolbar, the status bar, and the wiring between them.
+"""The main window: a sidebar of pages and the wiring between them (its toolbar, menus and status bar: `chrome`).
 
 It owns the session (the recipe being edited), the background tasks and the run controller,
 imports torch in the background after it is shown, persists geometry and last choices, takes
@@ -8,14 +8,12 @@ folders dropped on it, and on close stops a running run (after asking) and joins
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QStyle, QToolBar, QVBoxLayout,
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout,
                                QWidget)
 
 from ftstudio import __version__
@@ -23,7 +21,9 @@ from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs import Run
 from ftstudio.gui import dialogs, theme
+from ftstudio.gui.chrome import AfterFirstPaint, build_bars, make_actions, memory_text
 from ftstudio.gui.pages.data import DataPage
+from ftstudio.gui.pages.dataset import DatasetPage
 from ftstudio.gui.pages.export import ExportPage
 from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.runs import RunsPage
@@ -34,59 +34,15 @@ from ftstudio.gui.settings import read_json, settings, write_json
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
-PAGES = ("data", "model", "train", "runs", "export", "try")
-TITLES = {"data": "Data", "model": "Model", "train": "Train", "runs": "Runs", "export": "Export", "try": "Try"}
-PAGE_TIPS = {"data": "Choose and inspect the dataset", "model": "Choose the architecture",
+PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
+TITLES = {"data": "Data", "dataset": "Build data", "model": "Model", "train": "Train", "runs": "Runs",
+          "export": "Export", "try": "Try"}
+PAGE_TIPS = {"data": "Choose and inspect the dataset",
+             "dataset": "Make a dataset: classes, images dropped or imported, its health",
+             "model": "Choose the architecture",
              "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
              "export": "Export a trained model to ONNX, safetensors…",
              "try": "Try a trained model on new images: answer, confidence, where it looked"}
-
-
-def memory_text(engine_ready: bool = False) -> str:
-    """This process's memory (and the GPU's, when training there) for the status bar.
-
-    torch is looked at only once ``engine_ready``: while the background import is under way,
-    ``sys.modules["torch"]`` is a partly initialised module without ``cuda`` yet."""
-    rss = 0
-    try:
-        with open("/proc/self/statm") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        try:
-            import resource
-
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            rss = peak if sys.platform == "darwin" else peak * 1024
-        except (ImportError, OSError):
-            pass
-    text = f"RAM {rss / 2**20:,.0f} MB" if rss else ""
-    torch = sys.modules.get("torch") if engine_ready else None
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        text += f" · GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
-    return text
-
-
-class _AfterFirstPaint(QObject):
-    """Calls ``callback`` once, just after the first paint of any widget in ``window`` (or after
-    ``fallback_ms`` if nothing paints, e.g. a window built but never shown)."""
-
-    def __init__(self, window: QWidget, callback, fallback_ms: int = 1500) -> None:
-        super().__init__(window)
-        self.window, self.callback, self.fired = window, callback, False
-        QApplication.instance().installEventFilter(self)
-        QTimer.singleShot(fallback_ms, self, self._fire)
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 — Qt override
-        if (event.type() == QEvent.Type.Paint and not self.fired and obj.isWidgetType()
-                and obj.window() is self.window):
-            QTimer.singleShot(0, self, self._fire)
-        return False
-
-    def _fire(self) -> None:
-        if not self.fired:
-            self.fired = True
-            QApplication.instance().removeEventFilter(self)
-            self.callback()
 
 
 class MainWindow(QMainWindow):
@@ -103,9 +59,10 @@ class MainWindow(QMainWindow):
         self.controller = RunController(self)
         store = settings()
         self.session.restore(store)
-        self._make_actions()
+        self.actions_ = make_actions(self)
         self._build(store)
         self._wire()
+        self._show_document()  # the title names the network (the platform adds the app's name)
         self._restore_window(store)
         self._update_actions()
         self.memory_timer = QTimer(self, interval=1000)
@@ -113,54 +70,26 @@ class MainWindow(QMainWindow):
         self.memory_timer.start()
         # torch's import holds the GIL for over a second: start it once the window has painted, so the
         # first frame is not held up (or after a moment, for a window that is never shown)
-        self._first_paint = _AfterFirstPaint(self, self._load_engine)
+        self._first_paint = AfterFirstPaint(self, self._load_engine)
 
     # ----------------------------------------------------------------------------- build
-    def _make_actions(self) -> None:
-        style = self.style()
-        spec = {
-            "open": ("Open folder…", "Use a folder of images, one subfolder per class", ["Ctrl+O"],
-                     QStyle.StandardPixmap.SP_DirOpenIcon, self.open_folder),
-            "start": ("Start", "Train the model on the data with these settings (Ctrl+R)", ["Ctrl+R"],
-                      QStyle.StandardPixmap.SP_MediaPlay, lambda: self.start_training()),
-            "pause": ("Pause", "Pause training after the current batch (Ctrl+P)", ["Ctrl+P"],
-                      QStyle.StandardPixmap.SP_MediaPause, self.controller.pause),
-            "resume": ("Resume", "Continue the paused run (Ctrl+Shift+P)", ["Ctrl+Shift+P"],
-                       QStyle.StandardPixmap.SP_MediaSeekForward, self.controller.resume),
-            "stop": ("Stop", "Stop training and keep a checkpoint (Esc or Ctrl+.)", ["Esc", "Ctrl+."],
-                     QStyle.StandardPixmap.SP_MediaStop, self.controller.stop),
-            "wizard": ("Pretrain && fine-tune wizard…", "Pretrain a model, fine-tune it on a few images and compare "
-                       "with training from scratch, step by step (Ctrl+Shift+W)", ["Ctrl+Shift+W"], None,
-                       self.open_wizard),
-            "quit": ("Quit", "Close ftstudio (Ctrl+Q)", ["Ctrl+Q"], None, self.close),
-        }
-        self.actions_: dict[str, QAction] = {}
-        for key, (text, tip, keys, icon, slot) in spec.items():
-            action = QAction(text, self)
-            if icon is not None:
-                action.setIcon(style.standardIcon(icon))
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-            action.setShortcuts([QKeySequence(k) for k in keys])
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            action.triggered.connect(slot)
-            self.addAction(action)
-            self.actions_[key] = action
-
     def _build(self, store) -> None:
         self.data_page = DataPage(self.session, self.tasks)
-        self.model_page = ModelPage(self._run_async, tasks=self.tasks)
+        self.model_page = ModelPage(self.tasks)
         self.train_page = TrainPage(self.session, self.actions_)
-        self.runs_page = RunsPage()
+        self.runs_page = RunsPage(self.tasks)
         self.export_page = ExportPage(self.tasks)
         self.try_page = TryPage(self.tasks)
-        self.pages = {"data": self.data_page, "model": self.model_page, "train": self.train_page,
+        self.dataset_page = DatasetPage(self.tasks)
+        self.dataset_page.train_requested.connect(self._train_on_built)
+        self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page,
+                      "train": self.train_page,
                       "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(130)
         self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setToolTip("Pages (Ctrl+1 … Ctrl+6)")
+        self.sidebar.setToolTip(f"Pages (Ctrl+1 … Ctrl+{len(PAGES)})")
         self.stack = QStackedWidget()
         for i, key in enumerate(PAGES):
             item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
@@ -191,57 +120,10 @@ class MainWindow(QMainWindow):
         layout.addLayout(column, 1)
         self.setCentralWidget(central)
 
-        bar = QToolBar("Run")
-        bar.setObjectName("runToolbar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        bar.addAction(self.actions_["open"])
-        bar.addSeparator()
-        bar.addWidget(QLabel(" Device "))
-        self.device = QComboBox()
-        self.device.setMinimumContentsLength(28)
-        self.device.setToolTip("Where to train: the CPU, a CUDA GPU or Apple's MPS (what torch sees)")
-        self.device.addItem("Auto (detecting devices…)", "auto")
-        self.device.currentIndexChanged.connect(self._device_changed)
-        bar.addWidget(self.device)
-        bar.addSeparator()
-        for key in ("start", "pause", "resume", "stop"):
-            bar.addAction(self.actions_[key])
-        self.addToolBar(bar)
-
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addAction(self.actions_["open"])
-        arch_menu = file_menu.addMenu("&Architecture")
-        for key in ("new", "open", "save", "save_as", None, "start_from", "check"):
-            arch_menu.addSeparator() if key is None else arch_menu.addAction(self.model_page.actions_[key])
-        file_menu.addSeparator()
-        file_menu.addAction(self.actions_["quit"])
-        edit_menu = menu.addMenu("&Edit")
-        edit_menu.addAction(self.model_page.actions_["undo"])
-        edit_menu.addAction(self.model_page.actions_["redo"])
-        run_menu = menu.addMenu("&Run")
-        run_menu.addAction(self.actions_["wizard"])
-        run_menu.addSeparator()
-        for key in ("start", "pause", "resume", "stop"):
-            run_menu.addAction(self.actions_[key])
-        help_menu = menu.addMenu("&Help")
-        about = help_menu.addAction("About ftstudio")
-        about.triggered.connect(self._about)
-
-        status = self.statusBar()
-        self.status_device = QLabel("Device: detecting…")
-        self.status_run = QLabel("No run")
-        self.status_progress = QProgressBar()
-        self.status_progress.setRange(0, 1000)
-        self.status_progress.setMaximumWidth(160)
-        self.status_progress.setTextVisible(False)
-        self.status_memory = QLabel()
-        for w, tip in ((self.status_device, "The device training will use"),
-                       (self.status_run, "The current run"), (self.status_progress, "Progress of the current run"),
-                       (self.status_memory, "Memory this app uses")):
-            w.setToolTip(tip)
-            status.addPermanentWidget(w)
+        bars = build_bars(self, self.actions_, self.model_page.actions_, self._device_changed, self._about)
+        self.device = bars.device
+        self.status_device, self.status_run = bars.status_device, bars.status_run
+        self.status_progress, self.status_memory = bars.status_progress, bars.status_memory
         self.train_page.log_scale.setChecked(store.value("train/log_scale", False, type=bool))
 
     def _wire(self) -> None:
@@ -255,6 +137,7 @@ class MainWindow(QMainWindow):
         s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
+        self.runs_page.mistakes.open_in_try.connect(self.open_in_try)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
         self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
@@ -264,6 +147,7 @@ class MainWindow(QMainWindow):
         c.finished.connect(self._run_ended)
         c.failed.connect(self._run_ended)
         self.model_page.set_model(s.model)
+        self.model_page.restore_document_path(str(settings().value("model/path") or ""))
         self.model_page.set_batch_size(s.train.batch_size)
 
     def _restore_window(self, store) -> None:
@@ -288,10 +172,16 @@ class MainWindow(QMainWindow):
         store.setValue("wizard/offered", True)
         if self.export_page.formats:
             write_json(store, "export/formats", self.export_page.selected_formats())
+        store.setValue("model/path", self.model_page.document_path())
         self.session.save(store)
         store.sync()
 
     # ----------------------------------------------------------------------------- pages
+    def open_in_try(self, run: Path, mistake) -> None:
+        """A gallery's misclassified image on the Try page, with its explanation."""
+        self.show_page("try")
+        self.try_page.open_mistake(run, mistake)
+
     def show_page(self, key: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(key))
 
@@ -307,11 +197,6 @@ class MainWindow(QMainWindow):
             self.export_page.refresh()
         elif key == "try":
             self.try_page.refresh()
-
-    def _run_async(self, fn, on_done, on_failed) -> None:
-        task = self.tasks.start("model", lambda cancel: fn())
-        task.done.connect(on_done)
-        task.failed.connect(on_failed)
 
     # ---------------------------------------------------------------------------- engine
     def _load_engine(self) -> None:
@@ -346,7 +231,8 @@ class MainWindow(QMainWindow):
         self.session.set_model(page.model_value(), page.model_spec())
 
     def _show_document(self) -> None:
-        self.setWindowTitle(f"ftstudio — {self.model_page.title()}[*]")
+        # the platform appends " — ftstudio" (the application's display name): saying it here showed it twice
+        self.setWindowTitle(f"{self.model_page.title()}[*]")
         self.setWindowModified(self.model_page.dirty())
 
     def _model_changed(self) -> None:
@@ -361,7 +247,7 @@ class MainWindow(QMainWindow):
 
     def settled(self) -> bool:
         """True once startup work is done (engine loaded, data and model shown): for screenshots."""
-        return (self.session.ready and not self.tasks.busy() and not self.data_page._reload.isActive()
+        return (self.session.ready and not self.tasks.busy() and not self.data_page.reload_pending()
                 and not self.model_page.busy())
 
     # ---------------------------------------------------------------------------- runs
@@ -442,6 +328,10 @@ class MainWindow(QMainWindow):
         self.wizard = PipelineWizard(self, self.session.device, self.session.devices if self.session.ready else None)
         self.wizard.setWindowModality(Qt.WindowModality.WindowModal)
         self.wizard.finished.connect(self._wizard_closed)
+        from ftstudio.gui.wizard.model import PageId
+
+        # a mistake opened in the wizard's gallery waits on the Try page behind the wizard
+        self.wizard.page_(PageId.RESULTS).mistakes.open_in_try.connect(self.open_in_try)
         self.wizard.show()
         return self.wizard
 
@@ -514,6 +404,10 @@ class MainWindow(QMainWindow):
         self.status_device.setText(f"Device: {self.device.currentText()}{training_on}")
 
     # --------------------------------------------------------------------------- folders
+    def _train_on_built(self, path: str) -> None:
+        self.data_page.use_folder(path)
+        self.show_page("data")
+
     def open_folder(self) -> None:
         path = dialogs.choose_folder(self, "Open an image folder (one subfolder per class)",
                                      str(Path(self.session.data_spec.name).parent))
@@ -548,9 +442,10 @@ class MainWindow(QMainWindow):
                           "models, watch them learn, export them.</p>")
 
     def changeEvent(self, event) -> None:  # noqa: N802
-        if event.type() == event.Type.ApplicationPaletteChange:
-            QApplication.instance().setStyleSheet(theme.style_sheet())  # its disabled-text colour follows
         if event.type() in (event.Type.PaletteChange, event.Type.ApplicationPaletteChange):
+            app, sheet = QApplication.instance(), theme.style_sheet()
+            if app.styleSheet() != sheet:  # its disabled-text colour follows the palette (unchanged: no re-polish)
+                app.setStyleSheet(sheet)
             self.train_page.plots.restyle()
             self.runs_page.plots.restyle()
         super().changeEvent(event)

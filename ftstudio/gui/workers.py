@@ -1,4 +1,4 @@
-"""Background work — the only module that creates threads (design.md §4).
+"""Background work — the only module that creates threads (one QThread per job or run).
 
 `Tasks` runs short jobs (importing torch, loading data, analysing a model, exporting) on a QThread
 each and reports ``done(result)`` / ``failed(message)`` on the GUI thread. `RunController` runs
@@ -92,14 +92,14 @@ class Task(QObject):
         self.delivered = False
 
     @Slot(object)
-    def _relay_done(self, result: Any) -> None:
+    def relay_done(self, result: Any) -> None:
         self.delivered = True
         if not self.cancel.is_set():
             self.done.emit(result)
         self.relayed.emit()
 
     @Slot(str)
-    def _relay_failed(self, message: str) -> None:
+    def relay_failed(self, message: str) -> None:
         self.delivered = True
         if not self.cancel.is_set():
             self.failed.emit(message)
@@ -133,8 +133,8 @@ class Tasks(QObject):
         thread = QThread()
         thread.setObjectName(f"ftstudio-{name}")
         job.moveToThread(thread)
-        job.done.connect(task._relay_done)
-        job.failed.connect(task._relay_failed)
+        job.done.connect(task.relay_done)
+        job.failed.connect(task.relay_failed)
         job.over.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # may be blocked in wait()
         thread.started.connect(job.run)
         thread.finished.connect(self._reap)
@@ -186,8 +186,7 @@ class _TrainJob(QObject):
 
     @Slot()
     def run(self) -> None:
-        from ftstudio.core import messages
-        from ftstudio.core.errors import FtError
+        from ftstudio.core.errors import Cancelled
 
         run_path = self.out
         try:
@@ -208,7 +207,7 @@ class _TrainJob(QObject):
             self.outcome = Outcome(str(result.summary.get("status") or result.finished.reason),
                                    result.run.path, result.summary)
         except BaseException as exc:  # noqa: BLE001 — exactly one outcome per run, always
-            cancelled = self.stop.is_set() and isinstance(exc, FtError) and str(exc) == messages.CANCELLED
+            cancelled = self.stop.is_set() and isinstance(exc, Cancelled)
             _remove_if_empty(run_path)
             if cancelled:
                 self.outcome = Outcome("cancelled", None, {}, "stopped before training started")

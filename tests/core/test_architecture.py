@@ -122,7 +122,8 @@ def test_absurd_sizes_refused_before_allocating():
 
 
 def test_every_preset_builds_and_runs():
-    assert preset_names()[:4] == ["mlp", "lenet", "cnn", "resnet18"]
+    curated = ["mlp", "lenet", "cnn", "resnet18"]  # first, in this order; others (seed, graphs) fit between/after
+    assert [n for n in preset_names() if n in curated] == curated and preset_names()[0] == "mlp"
     for name in preset_names():
         spec = resolve_model(name)
         shape = (3, 32, 32) if name == "resnet18" else (1, 28, 28)

@@ -155,7 +155,8 @@ def test_augmentation_flags_reach_the_recipe(tmp_path):
     out = cli("train", "--epochs", "1", "--augment-rotation", "40", "--augment-crop", "1", "--out", str(tmp_path / "r"))
     assert out.returncode == 0, out.stderr
     recipe = json.loads((tmp_path / "r" / "recipe.json").read_text())
-    assert recipe["data"]["augment"] == {"crop": 1, "flip": False, "rotation": 40.0}
+    assert recipe["data"]["augment"] == {"crop": 1, "flip": False, "rotation": 40.0, "scale": [1.0, 1.0],
+                                         "color": 0.0, "blur": 0.0, "noise": 0.0, "erase": 0.0}
     bad = cli("train", "--augment-rotation", "400")
     assert bad.returncode == 2 and "--augment-rotation: must be ≤ 180" in bad.stderr
 

@@ -252,3 +252,29 @@ def test_rename_moves_the_wires_and_refuses_clashes():
     for bad, words in (("b1", "already used"), ("input", "letters"), ("", "by its id")):
         with pytest.raises(InputError, match=words):
             rename(spec, 0, bad)
+
+
+def test_multiply_gates_one_branch_by_another():
+    spec = parse_model({"layers": [
+        {"id": "feat", "type": "Conv2d", "params": {"out_channels": 4, "padding": 1}},
+        {"type": "Conv2d", "params": {"out_channels": 4, "kernel_size": 1}},
+        {"id": "gate", "type": "Sigmoid"},
+        {"type": "Multiply", "inputs": ["feat", "gate"]}, {"type": "Flatten"}, {"type": "Linear"}]})
+    a = analyze(spec, (1, 6, 6), 3)
+    assert a.ok and a.layers[3].out_shape == (4, 6, 6)
+    model, _ = build_model(spec, (1, 6, 6), 3)
+    x = torch.randn(2, 1, 6, 6)
+    feat = model[0](x)
+    torch.testing.assert_close(model(x), model[5](model[4](feat * torch.sigmoid(model[1](feat)))))
+    bad = parse_model({"layers": [{"id": "a", "type": "Flatten"},
+                                  {"id": "b", "type": "Linear", "params": {"out_features": 7}},
+                                  {"type": "Multiply", "inputs": ["a", "b"]}]})
+    assert "Multiply needs inputs of the same shape" in analyze(bad, (1, 2, 2), 3).error
+
+
+def test_a_chain_of_concats_that_explodes_is_refused_by_name():
+    layers = [{"id": "c0", "type": "Conv2d", "params": {"out_channels": 4}}, {"id": "c1", "type": "ReLU"}]
+    layers += [{"id": f"c{i}", "type": "Concat", "inputs": [f"c{i - 1}", f"c{i - 2}"]} for i in range(2, 60)]
+    layers += [{"type": "Flatten"}, {"type": "Linear"}]
+    a = analyze(parse_model({"layers": layers}), (1, 8, 8), 10)
+    assert "(Concat): concatenating gives" in a.error and "over 1,048,576" in a.error

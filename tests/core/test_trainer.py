@@ -110,25 +110,48 @@ def test_stop_from_another_thread_within_a_batch(tmp_path):
     assert ckpt["epoch"] + (ckpt["batch"] > 0) >= 1
 
 
+class WatchedEvent(threading.Event):
+    """A pause event that tells the test when the trainer has looked at it while it was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen_set = threading.Event()
+
+    def is_set(self) -> bool:
+        value = super().is_set()
+        if value:
+            self.seen_set.set()
+        return value
+
+
 def test_pause_then_resume(tmp_path):
-    pause = threading.Event()
-    seen_pause = threading.Event()
-    resumed_at = []
+    """A handshake, not a timer: the pause is lifted only once the trainer has seen it."""
+    pause, lifted = WatchedEvent(), threading.Event()
+    started, batches = [], []
+
+    def lift_once_seen() -> None:
+        if pause.seen_set.wait(120):  # (never seen: lift anyway so the run ends; `lifted` stays clear)
+            lifted.set()
+        pause.clear()
 
     class PauseOnce(Callback):
         def on_epoch_finished(self, event):
             if event.epoch == 1:
                 pause.set()
-                threading.Timer(0.3, lambda: (seen_pause.set(), pause.clear())).start()
+                threading.Thread(target=lift_once_seen, daemon=True).start()
 
         def on_epoch_started(self, event):
             if event.epoch == 2:
-                resumed_at.append(seen_pause.is_set())
+                started.append(lifted.is_set())
+
+        def on_batch_finished(self, event):
+            if event.epoch == 2:
+                batches.append(lifted.is_set())
 
     result = train_recipe(recipe(epochs=2), tmp_path / "run", callbacks=[PauseOnce()], pause_event=pause)
-    assert result.finished.reason == "completed"
-    # epoch 2 starts but its first batch waits until the pause is lifted
-    assert resumed_at == [False] and seen_pause.is_set()
+    assert result.finished.reason == "completed" and lifted.is_set()
+    # epoch 2 starts, but none of its batches trains before the pause is lifted
+    assert started == [False] and batches and all(batches)
 
 
 @pytest.mark.parametrize("scheduler", ["step", "cosine", "onecycle"])

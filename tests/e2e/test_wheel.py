@@ -14,6 +14,7 @@ def test_wheel_contains_dataset_presets_and_license(tmp_path):
     wheel = next(tmp_path.glob("ftstudio-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("ftstudio/resources/datasets/digits.npz", "ftstudio/resources/datasets/DIGITS_ATTRIBUTION.md",
+                   "ftstudio/resources/datasets/mnist5k.npz", "ftstudio/resources/pipelines/seed.json",
                    "ftstudio/resources/presets/mlp.json", "ftstudio/resources/presets/resnet18.json",
                    "ftstudio/cli.py", "ftstudio/core/training/trainer.py"):
         assert needed in names, needed

@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401  (a test dependency: missing, the GUI tests fail instead of skipping)
 
 
 class Answers:

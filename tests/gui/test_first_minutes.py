@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
+
+import pytest
 
 
 def test_status_bar_timer_ignores_torch_while_it_is_still_importing(make_window, monkeypatch):
@@ -27,6 +30,7 @@ def _tiny_runs(*names: str) -> list:
     return [train_recipe(recipe.replace(name=name)).run for name in names]
 
 
+@pytest.mark.slow
 def test_export_results_belong_to_the_selected_run(qtbot, make_window):
     """Run A's "Exported and verified" and its files were still shown after run B was selected."""
     a, b = _tiny_runs("run-a", "run-b")
@@ -95,6 +99,7 @@ def test_undo_that_makes_the_network_valid_clears_the_check_failure(qtbot, windo
     assert "Check failed" not in page.banner.text()
 
 
+@pytest.mark.slow
 def test_two_runs_of_the_same_setup_get_names_that_tell_them_apart(qtbot, window):
     import dataclasses
 
@@ -144,8 +149,11 @@ def test_the_mlp_preset_reads_its_real_widths_on_8x8_digits(qtbot, window):
     from tests.gui.composer_helpers import settle
 
     page = window.model_page
-    labels = [page.presets.item(i).text() for i in range(page.presets.count())]
-    assert not any("784" in text for text in labels)
+    from PySide6.QtCore import Qt
+
+    mlp = next(page.presets.item(i).text() for i in range(page.presets.count())
+               if page.presets.item(i).data(Qt.ItemDataRole.UserRole) == "mlp")
+    assert "784" not in mlp  # (the "seed" preset is fixed at 784 inputs and says so)
     assert "64-256-10" in page.header.text()
     page.editor.set_input_shape((1, 28, 28))
     settle(qtbot, page)
@@ -153,3 +161,49 @@ def test_the_mlp_preset_reads_its_real_widths_on_8x8_digits(qtbot, window):
     page.set_model("lenet")
     settle(qtbot, page)
     assert "-256-" not in page.header.text()  # only a plain MLP is named by its widths
+
+
+def test_the_window_title_names_the_app_once(window):
+    from PySide6.QtWidgets import QApplication
+
+    assert QApplication.applicationDisplayName() == "ftstudio"  # the platform appends it to the title
+    assert "ftstudio" not in window.windowTitle() and "mlp (preset)" in window.windowTitle()
+
+
+def test_save_dialogs_start_in_the_same_folder(window, answers, monkeypatch, tmp_path):
+    """Save recipe started in the working directory, Save architecture in home."""
+    from ftstudio.gui import dialogs
+
+    starts = []
+    monkeypatch.setattr(dialogs, "choose_save_file",
+                        lambda parent, title, start="", filters="": starts.append(start) or answers.save_file)
+    page = window.model_page
+    page.actions_["save_as"].trigger()  # cancelled
+    from ftstudio.gui.wizard.model import PageId
+
+    wizard = window.open_wizard()
+    wizard.page_(PageId.RESULTS).save_recipe()  # asks for the file first: cancelled too
+    wizard.reject()
+    first, second = (Path(s).parent for s in starts)
+    assert first == second == dialogs.documents_folder()
+
+    answers.save_file = str(tmp_path / "mine" / "net.json")
+    (tmp_path / "mine").mkdir()
+    page.actions_["save_as"].trigger()
+    assert dialogs.documents_folder() == tmp_path / "mine"  # next time both start where the user saved
+
+
+@pytest.mark.slow
+def test_a_saved_architecture_keeps_its_name_after_a_relaunch(qtbot, make_window, answers, tmp_path):
+    first = make_window()
+    page = first.model_page
+    answers.save_file = str(tmp_path / "my-net.json")
+    page.actions_["save_as"].trigger()
+    assert page.title() == "my-net.json"
+    page.editor.insert("ReLU", "2")  # …edited: the settings keep the network itself
+    page.actions_["save"].trigger()
+    first.close()
+
+    second = make_window()
+    assert second.model_page.title() == "my-net.json" and not second.model_page.dirty()
+    assert "my-net.json" in second.windowTitle()

@@ -173,3 +173,27 @@ def test_a_residual_node_expands_into_an_add(qtbot):
     assert "Residual" not in types and "Add" in types and page.analysis.ok and page.analysis.params == params
     add = types.index("Add")
     assert {w.src for w in page.graph.wires if w.dst == add} == {add - 1, 2}  # the block's last layer + the skip
+
+
+def test_a_palette_drop_on_the_graph_inserts_after_the_node_under_it(qtbot):
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+    from PySide6.QtWidgets import QLabel
+
+    from tests.gui.composer_helpers import palette_mime
+
+    page = make_page(qtbot, "inception")
+    view = page.graph
+    pos, mime = centre(view, view.nodes[9]), palette_mime(page, "Dropout")  # onto mixed_relu
+    action = Qt.DropAction.CopyAction
+    for kind in (QDragEnterEvent, QDragMoveEvent):
+        event = kind(pos, action, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(view.viewport(), event)
+        assert event.isAccepted()
+    QApplication.sendEvent(view.viewport(), QDropEvent(QPointF(pos), action, mime, Qt.MouseButton.LeftButton,
+                                                        Qt.KeyboardModifier.NoModifier))
+    settle(qtbot, page)
+    assert [layer.type for layer in page.model_spec().layers][9:11] == ["ReLU", "Dropout"] and page.analysis.ok
+    assert page.graph.nodes[10].error == "" and (9, 10) in edges(page.graph)
+    # the card outline names the same wiring
+    wiring_text = [w.text() for w in page.canvas.cards["8"].findChildren(QLabel) if w.objectName() == "cardWiring"]
+    assert wiring_text == ["<b>mixed</b> ← b1x1, b3x3, pool_proj"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWizard
 
 from tests.gui.conftest import Outcomes
@@ -17,6 +18,7 @@ def fully_visible(widget) -> bool:
     return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
 
 
+@pytest.mark.slow
 def test_after_a_run_every_page_fits_a_1024x640_window(qtbot, make_window):
     window = make_window(resize=False)
     window.resize(*SMALL)
@@ -87,3 +89,48 @@ def test_the_wizard_opens_within_the_screen(qtbot, window):
     for which in (QWizard.WizardButton.NextButton, QWizard.WizardButton.CancelButton):
         assert fully_visible(wizard.button(which))
     wizard.reject()
+
+
+def test_disabled_tool_buttons_are_dimmed_in_a_dark_palette(qtbot, window):
+    """Dark GTK themes drew disabled Pause/Resume/Stop nearly as bright as Start."""
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    old = app.palette()
+    dark = QPalette(old)
+    for role, colour in ((QPalette.ColorRole.Window, "#202020"), (QPalette.ColorRole.WindowText, "#f0f0f0")):
+        dark.setColor(role, QColor(colour))
+    try:
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: "#888888" in app.styleSheet(), timeout=5_000)  # halfway: the rule followed
+        assert not window.actions_["pause"].isEnabled()
+        assert "QToolBar QToolButton:disabled { color: #888888; }" in app.styleSheet()
+    finally:
+        app.setPalette(old)
+        QApplication.processEvents()
+
+
+def test_the_wizards_two_run_legends_sit_above_the_curves(qtbot):
+    """The wizard's legend hid the from-scratch validation curve."""
+    from ftstudio.gui.widgets.plots import OverlayPlots, TrainingPlots
+
+    plots = TrainingPlots(runs=("Fine-tuning", "From scratch"))
+    qtbot.addWidget(plots)
+    plots.resize(600, 320)
+    plots.build()
+    plots.stack.setCurrentIndex(1)
+    overlay = OverlayPlots()
+    qtbot.addWidget(overlay)
+    overlay.resize(600, 260)
+    overlay.set_runs([("fine-tuned", [{"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0, "train_loss": 1.2}]),
+                      ("from scratch", [{"epoch": 1, "val_accuracy": 0.3, "val_loss": 1.5, "train_loss": 1.6}])])
+    plots.show()
+    overlay.show()
+    qtbot.waitExposed(overlay)
+    for plot in (plots.loss_plot, plots.acc_plot, overlay.acc_plot):
+        item = plot.getPlotItem()
+        legend, view = item.legend, item.getViewBox()
+        qtbot.waitUntil(lambda legend=legend, view=view: legend.sceneBoundingRect().height() > 0  # once laid out
+                        and not legend.sceneBoundingRect().intersects(view.sceneBoundingRect()), timeout=5_000)
+    assert len(overlay.acc_plot.getPlotItem().legend.items) == 2

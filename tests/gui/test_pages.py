@@ -239,8 +239,7 @@ def test_batch_size_reaches_the_model_memory_estimate(window):
 def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tmp_path):
     from ftstudio.gui.pages.export import export_available
 
-    if not export_available():
-        pytest.skip("ftstudio.core.export is not in this build")
+    assert export_available(), "ftstudio.core.export could not be found"
     _train_tiny_runs(1)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -256,3 +255,15 @@ def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tm
     qtbot.waitUntil(lambda: not page.exporting, timeout=60_000)
     assert "Export failed" in page.banner.text() and "a-file" in page.banner.text()
     assert page.report is None and page.export_button.isEnabled() and window.isVisible()
+
+
+def test_runs_page_details_show_the_baseline_before_fine_tuning(tmp_path):
+    from ftstudio.gui.pages.runs import _details_html
+
+    summary = {"name": "ft", "lineage": {"run_id": "src", "strategy": "head"},
+               "baseline": {"val_accuracy": 0.1, "val_loss": 9.7, "count": 50, "after_bn": {"val_accuracy": 0.588}},
+               "bn": {"applied": "adapt", "shift": 1.7}}
+    text = _details_html(tmp_path, summary)
+    assert "Before training" in text and "10.0% val acc, loss 9.700; 58.8% with BatchNorm adapted" in text
+    assert "BatchNorm: adapt (shift 1.70 nats)" in text
+    assert "Before training" not in _details_html(tmp_path, {"name": "plain"})

@@ -133,11 +133,13 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     go_next(qtbot, w, PageId.STRATEGY)
     strategy = w.page_(PageId.STRATEGY)
     qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
-    trainable, total, _ = strategy.counted
+    trainable, total, _, norm = strategy.counted
     assert trainable == total > 100_000  # full: everything trains
+    assert "no frozen BatchNorm" in norm
     strategy.radios["head"].setChecked(True)
     qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
     assert "1,290" in strategy.count.text()
+    assert "re-estimated their running statistics" in strategy.norm.text()  # frozen BN under a shift: AdaBN
     strategy.radios["full"].setChecked(True)
     strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
     assert not strategy.isComplete() and not w.button(NEXT).isEnabled()
@@ -163,6 +165,8 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     qtbot.waitUntil(lambda: results.comparison is not None, timeout=60_000)
     rows = results.comparison.rows
     assert [r.stage for r in rows] == ["finetune", "scratch"] and results.table.rowCount() == 2
+    base = Run(ft_run).read_summary()["baseline"]  # what fine-tuning bought: the source before any step
+    assert f"the base model scored {base['val_accuracy']:.1%} val acc" in results.lineage.text()
     for r, row in enumerate(rows):
         ev = evaluate_run(row.run, which="last")
         assert (row.accuracy, row.loss, row.count) == (ev["accuracy"], ev["loss"], 359)
@@ -280,12 +284,16 @@ def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_w
     w.page_(PageId.START).radios["torchvision"].setChecked(True)
     go_next(qtbot, w, PageId.TORCHVISION)
     page = w.page_(PageId.TORCHVISION)
-    page.backbone.setCurrentText("mobilenet_v3_small")
-    qtbot.waitUntil(lambda: "mobilenet_v3_small" in page.found, timeout=60_000)
-    assert page.found["mobilenet_v3_small"][0] is False  # TORCH_HOME is empty in tests: nothing cached
+    page.backbone.setCurrentText("torchvision:mobilenet_v3_small")
+    qtbot.waitUntil(lambda: "torchvision:mobilenet_v3_small" in page.found, timeout=60_000)
+    assert page.found["torchvision:mobilenet_v3_small"][0] is False  # TORCH_HOME is empty in tests: nothing cached
     text = page.banner.text()
-    assert "does not download" in text and "random initialisation" in text and ".pth" in text
-    assert not w.button(NEXT).isEnabled()
+    assert "Download them" in text and "random initialisation" in text and ".pth" in text
+    assert not w.button(NEXT).isEnabled() and page.download_button.isVisible()
+    answers.yes = False  # asked first; declining fetches nothing
+    page.download_button.click()
+    assert "mobilenet_v3_small" in answers.asked[-1] and "download.pytorch.org" in answers.asked[-1]
+    assert "MB" in answers.asked[-1] and not page.found["torchvision:mobilenet_v3_small"][0]
     answers.file = str(tmp_path / "missing.pth")
     page.weight_radios["file"].setChecked(True)
     page.file_button.click()
@@ -304,7 +312,7 @@ def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_w
     w.model.set(weights="cache")  # the plan the user could not follow: the count says why, Next waits
     strategy.recount()
     qtbot.waitUntil(lambda: bool(strategy.error), timeout=60_000)
-    assert "does not download" in strategy.error or "not on this machine" in strategy.error
+    assert "not on this machine" in strategy.error
     assert not w.button(NEXT).isEnabled()
 
 
@@ -323,3 +331,61 @@ def test_menu_entry_and_the_offer_only_on_first_launch(qtbot, make_window):
     first.close()
     second = make_window()
     assert second.wizard_offer is None
+
+
+def test_start_page_opens_the_seed_example(qtbot, make_wizard):
+    """The seed's fine-tune is offered: one click fills the wizard with resources/pipelines/seed.json."""
+    w = make_wizard()
+    start = w.page_(PageId.START)
+    qtbot.mouseClick(start.seed_button, Qt.MouseButton.LeftButton)
+    m = w.model
+    assert start.name.text() == m.name and m.name.startswith("seed")
+    assert m.pretrain.data_spec.name == "mnist5k" and m.pretrain.data_spec.classes == tuple("01234")
+    assert (m.pretrain.train.optimizer, m.pretrain.train.lr, m.pretrain.train.momentum) == ("sgd", 0.01, 0.0)
+    assert m.strategy_choice() == "head" and m.finetune.data_spec.classes is None
+    assert m.pipeline().finetune.finetune.strategy == "head" and start.radios["pretrain"].isChecked()
+
+
+def test_pretrained_page_searches_timm_and_refuses_a_corrupted_download(qtbot, make_wizard, answers, monkeypatch):
+    import http.server
+    import threading
+
+    from ftstudio.core.paths import torch_hub_dir
+
+    class Corrupted(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"not resnet18" * 100
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Corrupted)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FTSTUDIO_WEIGHTS_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        w = make_wizard()
+        w.page_(PageId.START).radios["torchvision"].setChecked(True)
+        go_next(qtbot, w, PageId.TORCHVISION)
+        page = w.page_(PageId.TORCHVISION)
+        qtbot.waitUntil(lambda: page.backbone.findText("timm:vit_tiny_patch16_224") >= 0, timeout=60_000)
+        page.backbone.setCurrentText("timm:resnet18")
+        qtbot.waitUntil(lambda: "timm:resnet18" in page.found, timeout=60_000)
+        assert not page.found["timm:resnet18"][0] and "huggingface.co/timm/resnet18" in page.banner.text()
+        page.backbone.setCurrentText("torchvision:resnet18")
+        qtbot.waitUntil(lambda: "torchvision:resnet18" in page.found, timeout=60_000)
+        answers.yes = True
+        page.download_button.click()
+        qtbot.waitUntil(lambda: "the check failed" in page.banner.text(), timeout=60_000)
+        cache = torch_hub_dir() / "checkpoints"
+        assert not cache.exists() or not any(cache.iterdir())
+        assert not w.button(NEXT).isEnabled()
+        page.weight_radios["none"].setChecked(True)
+        go_next(qtbot, w, PageId.FINETUNE_DATA)
+        assert w.model.pipeline().finetune.finetune.source == "torchvision:resnet18"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

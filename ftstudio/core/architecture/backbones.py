@@ -14,8 +14,15 @@ from ftstudio.core.errors import InputError
 HEADS = {"resnet": "fc", "shufflenet": "fc", "mobilenet": "classifier", "efficientnet": "classifier"}
 
 
-def _head_attr(name: str) -> str:
-    return next(attr for prefix, attr in HEADS.items() if name.startswith(prefix))
+def _remove_head(name: str, net: nn.Module) -> None:
+    """Cut the classifier: the whole head for the original eight (their checkpoints' keys), else the last Linear."""
+    attr = next((attr for prefix, attr in HEADS.items() if name.startswith(prefix)), None)
+    if attr is not None:
+        setattr(net, attr, nn.Identity())
+        return
+    last = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
+    parent, _, child = last.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, child, nn.Identity())
 
 
 def weights_url(name: str) -> str:
@@ -31,9 +38,18 @@ def cached_weights_path(name: str) -> Path:
     return torch_hub_dir() / "checkpoints" / Path(weights_url(name)).name
 
 
+# what a Hugging Face model folder holds, best first
+FOLDER_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
 def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth (weights only, never code) or a .safetensors file."""
+    """A state dict from a .pth (weights only, never code), a .safetensors file or a Hugging Face model folder."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        found = next((path / f for f in FOLDER_FILES if (path / f).is_file()), None)
+        if found is None:
+            raise InputError(f"{path}: a folder without weights; expected one of {', '.join(FOLDER_FILES)}")
+        path = found
     if not path.is_file():
         raise InputError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
@@ -82,7 +98,7 @@ def build_backbone(name: str, in_channels: int, weights: str = "none", weights_f
             net.load_state_dict(state)
         except RuntimeError as exc:
             raise InputError(f"weights for {name} do not match the model: {str(exc).splitlines()[0]}") from None
-    setattr(net, _head_attr(name), nn.Identity())
+    _remove_head(name, net)
     if in_channels != 3:
         _adapt_first_conv(net, in_channels)
     return Backbone(name, net)
@@ -106,6 +122,16 @@ def _adapt_first_conv(net: nn.Module, channels: int) -> None:
                 return
 
 
+def build_on_meta(name: str, in_channels: int) -> nn.Module:
+    """The headless backbone on the meta device (no memory); a few (regnet) compute their widths with
+    real tensors while building, so those are built on the CPU and moved."""
+    try:
+        with torch.device("meta"):
+            return build_backbone(name, in_channels, load=False)
+    except NotImplementedError:
+        return build_backbone(name, in_channels, load=False).to("meta")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of a backbone, for the composer's nested cards."""
@@ -118,8 +144,7 @@ class Stage:
 
 def backbone_stages(name: str, in_shape: tuple[int, int, int]) -> tuple[Stage, ...]:
     """The stages of backbone ``name`` on an input of ``in_shape``: shapes and parameters, on the meta device."""
-    with torch.device("meta"):
-        backbone = build_backbone(name, in_shape[0], load=False)
+    backbone = build_on_meta(name, in_shape[0])
     parts: list[tuple[str, nn.Module]] = []
     for child_name, child in backbone.net.named_children():
         if isinstance(child, nn.Identity):

@@ -77,7 +77,8 @@ def _resolve(layer: LayerSpec, shape: Shape, num_classes: int) -> dict[str, Any]
     t = layer.type
     if t in ("Linear", "BatchNorm1d", "LayerNorm") and len(shape) != 1 and t != "LayerNorm":
         raise _LayerError(f"{t} expects a vector but receives {list(shape)}; add a Flatten layer before it")
-    if t in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Backbone") and len(shape) != 3:
+    if t in ("Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Backbone",
+             "TimmBackbone") and len(shape) != 3:
         raise _LayerError(f"{t} expects an image [C, H, W] but receives {list(shape)}")
     auto_key = {"Linear": "in_features", "Conv2d": "in_channels", "BatchNorm1d": "num_features",
                 "BatchNorm2d": "num_features", "LayerNorm": "normalized_shape"}.get(t)
@@ -105,6 +106,10 @@ def _make(layer: LayerSpec, p: dict[str, Any], shape: Shape, num_classes: int, m
         from ftstudio.core.architecture.backbones import build_backbone
 
         return build_backbone(p["name"], shape[0], p["weights"], p["weights_file"], load=not meta)
+    if layer.type == "TimmBackbone":
+        from ftstudio.core.architecture.timm_backbones import build_timm_backbone
+
+        return build_timm_backbone(p["name"], shape[0], p["weights"], p["weights_file"], load=not meta)
     return LAYERS[layer.type].build(p, shape)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ftstudio.core.architecture.spec import ID_PATTERN, INPUT, LayerSpec, ModelSpec, is_merge
 
 Shape = tuple[int, ...]
+MAX_JOINED = 1_048_576  # the largest size a Concat may produce along its axis
 
 
 def label(path: str, layer: LayerSpec) -> str:
@@ -90,7 +91,11 @@ def merge_shape(layer: LayerSpec, shapes: list[Shape], names: list[str]) -> Shap
         if any(r != rest[0] for r in rest):
             raise ValueError(f"cannot concatenate {_listing(shapes, names)} along dim {dim}: every other "
                              "size must match (pad or pool the branches to the same height and width)")
-        return shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
+        out = shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
+        if out[axis] > MAX_JOINED:  # chains of Concats grow fast; refuse before torch overflows
+            raise ValueError(f"concatenating gives {out[axis]:,} along dim {dim}, over {MAX_JOINED:,}; "
+                             "reduce the branches first (a 1×1 Conv2d) or concatenate fewer")
+        return out
     if any(s != shapes[0] for s in shapes):
         raise ValueError(f"{layer.type} needs inputs of the same shape but gets {_listing(shapes, names)}; "
                          "match them (a 1×1 Conv2d changes the channels) or use Concat")

@@ -29,8 +29,9 @@ class LoRALinear(nn.Linear):
                          device=base.weight.device, dtype=base.weight.dtype)
         self.load_state_dict(base.state_dict())
         self.rank, self.scale = rank, alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}  # adapters live where the layer does
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **like))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **like))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,8 +50,9 @@ class LoRAConv2d(nn.Conv2d):
                          device=base.weight.device, dtype=base.weight.dtype)
         self.load_state_dict(base.state_dict())
         self.rank, self.scale = rank, alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_channels, *base.kernel_size, device=base.weight.device))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_channels, rank, device=base.weight.device))
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_channels, *base.kernel_size, **like))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_channels, rank, **like))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,15 +75,27 @@ def adaptable(module: nn.Module) -> bool:
     return type(module) is nn.Conv2d and module.groups == 1 and module.padding_mode == "zeros"
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float, skip: tuple[nn.Module, ...] = ()) -> list[str]:
+def is_transformer(model: nn.Module) -> bool:
+    """A ViT-like network (timm's attention blocks have a ``qkv`` projection)."""
+    return any(isinstance(getattr(m, "qkv", None), nn.Linear) for m in model.modules())
+
+
+def add_lora(model: nn.Module, rank: int, alpha: float, skip: tuple[nn.Module, ...] = (),
+             linear_only: bool | None = None) -> list[str]:
     """Replace every adaptable layer (except ``skip`` and their children) with its LoRA version, in place.
 
+    In transformers (``linear_only`` None → `is_transformer`) only Linear layers — attention's qkv and
+    projection, the MLP's two layers — get adapters, the usual LoRA recipe; the patch embedding stays.
     Returns the module names that got adapters. Parameters are left as they were: the caller
     decides what trains."""
     skipped = {id(m) for s in skip for m in s.modules()}
+    if linear_only is None:
+        linear_only = is_transformer(model)
     names = []
     for name, module in list(model.named_modules()):
         if not name or id(module) in skipped or not adaptable(module):
+            continue
+        if linear_only and type(module) is not nn.Linear:
             continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

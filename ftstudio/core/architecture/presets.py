@@ -15,7 +15,7 @@ def presets_dir() -> Path:
 
 
 def preset_names() -> list[str]:
-    order = ["mlp", "lenet", "cnn", "resnet18"]
+    order = ["mlp", "seed", "lenet", "cnn", "resnet18"]
     found = sorted(p.stem for p in presets_dir().glob("*.json"))
     return [n for n in order if n in found] + [n for n in found if n not in order]
 
@@ -31,7 +31,24 @@ def load_preset(name: str) -> ModelSpec:
     from ftstudio.core.config.recipe import read_json
 
     path = presets_dir() / f"{name}.json"
-    return parse_model(read_json(path, "preset"), f"preset {name}")
+    data = read_json(path, "preset")
+    data.pop(TRAIN_DEFAULTS, None)
+    return parse_model(data, f"preset {name}")
+
+
+TRAIN_DEFAULTS = "train_defaults"
+
+
+def preset_train_defaults(model: Any) -> dict[str, Any]:
+    """The TrainConfig fields a preset ships with (the seed: plain SGD, lr 0.01, no momentum); {} otherwise.
+
+    They are the recipe's defaults for that network: flags and recipe fields still override them."""
+    from ftstudio.core.config.recipe import read_json
+
+    if not isinstance(model, str) or model.lower() not in preset_names():
+        return {}
+    defaults = read_json(presets_dir() / f"{model.lower()}.json", "preset").get(TRAIN_DEFAULTS) or {}
+    return dict(defaults) if isinstance(defaults, dict) else {}
 
 
 def resolve_model(model: Any) -> ModelSpec:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftstudio.core.architecture.torchvision_names import TORCHVISION_BACKBONES
+
 AUTO = "auto"
 CLASSES = "classes"
 
@@ -121,12 +123,17 @@ for _layer in (
               {"projection": Param("bool", True, "Match shapes with a 1×1 convolution / linear map when they differ")},
               None, container=True),
     LayerType("Backbone", "Pretrained backbones", "A torchvision network without its classifier: image → features",
-              {"name": Param("choice", "resnet18", "Which torchvision model",
-                             choices=("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-                                      "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0")),
+              {"name": Param("choice", "resnet18", "Which torchvision model", choices=TORCHVISION_BACKBONES),
                "weights": Param("choice", "none", "Start from ImageNet weights, or random",
                                 choices=("none", "imagenet")),
                "weights_file": Param("str", "", "A local .pth/.safetensors file with the weights (optional)")},
+              None),
+    LayerType("TimmBackbone", "Pretrained backbones", "A timm network without its classifier: image → features",
+              {"name": Param("str", "resnet18", "Which timm model (ftstudio backbones --search lists them)"),
+               "weights": Param("choice", "none", "Start from the model's pretrained weights, or random",
+                                choices=("none", "pretrained")),
+               "weights_file": Param("str", "", "A local .safetensors/.pth file or Hugging Face model folder "
+                                                "(optional; default: timm's / Hugging Face's cache)")},
               None),
 ):
     register(_layer)

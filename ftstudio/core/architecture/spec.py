@@ -227,7 +227,7 @@ def strip_pretrained(spec: ModelSpec) -> ModelSpec:
     def strip(layers):
         out = []
         for layer in layers:
-            if layer.type == "Backbone" and layer.params.get("weights") != "none":
+            if layer.type in ("Backbone", "TimmBackbone") and layer.params.get("weights") != "none":
                 layer = dataclasses.replace(layer, params=MappingProxyType({**layer.params, "weights": "none",
                                                                            "weights_file": ""}))
             out.append(dataclasses.replace(layer, layers=tuple(strip(layer.layers))))

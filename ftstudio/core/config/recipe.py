@@ -130,6 +130,12 @@ class FinetunePlan:
                                            "backbone too (gradual unfreezing)")
     keep_known_classes: bool = spec(True, help="Keep head rows of classes the source already knows")
     layers: tuple[LayerOverride, ...] = spec((), help="Per-layer freeze / learning-rate overrides")
+    bn: Literal["auto", "adapt", "keep", "train"] = spec(
+        "auto", help="Frozen BatchNorm layers: adapt (re-estimate their statistics on the new data, AdaBN), keep "
+                     "(the source's), train (batch statistics while training); auto = adapt where any is frozen")
+    new_rows: Literal["imprint", "mean", "random"] = spec(
+        "imprint", help="Head rows of classes the source does not know: imprint (each class's mean feature), mean "
+                        "(of the known rows) or random")
     min_steps: int = spec(100, min=0, max=1_000_000, help="Train at least this many optimizer steps: on tiny "
                                                           "data the epochs are raised until they add up (0 = off)")
 

@@ -33,6 +33,9 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry("digits-shifted", "Shifted handwritten digits (8×8)",
                  "the same digits rotated, blurred and noisy: a second domain for fine-tuning",
                  "bundled", (1, 8, 8), 10, "bundled"),
+    CatalogEntry("mnist5k", "MNIST sample (28×28)",
+                 "5,000 real MNIST digits (500 per class), bundled: works offline; the seed's 784-256-10 network",
+                 "bundled", (1, 28, 28), 10, "bundled", ("mnist5k.npz",)),
     CatalogEntry("mnist", "MNIST", "70,000 handwritten digits (28×28)", "torchvision",
                  (1, 28, 28), 10, "12 MB", tuple(f"MNIST/raw/{f}" for f in _MNIST_FILES), "MNIST"),
     CatalogEntry("fashion-mnist", "Fashion-MNIST", "70,000 clothing images (28×28, 10 kinds)",
@@ -58,7 +61,7 @@ DEFAULT_DATASET = "digits"
 
 def find(name: str) -> CatalogEntry | None:
     key = name.strip().lower().replace("_", "-")
-    aliases = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
+    aliases = {"mnist-5k": "mnist5k", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}
     key = aliases.get(key, key)
     return next((e for e in CATALOG if e.name == key), None)
 
@@ -81,5 +84,5 @@ def is_available(entry: CatalogEntry, root: str | Path | None = None) -> bool:
 
 def location(entry: CatalogEntry, root: str | Path | None = None) -> str:
     if entry.kind == "bundled":
-        return str(paths.resources_dir() / "datasets" / "digits.npz")
+        return str(paths.resources_dir() / "datasets" / (entry.files[0] if entry.files else "digits.npz"))
     return str(Path(root) if root else default_root())

@@ -22,7 +22,7 @@ import numpy as np
 
 from ftstudio.core import messages
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, probe
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.fileio import atomic_write
 
 CACHE_VERSION = 1
@@ -172,7 +172,7 @@ def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
     for start, images, failed in _decode_chunks(scan.paths, size, channels, progress, cancel, meanwhile):
         take(start, images, failed)
     if cancel is not None and cancel.is_set():
-        raise InputError(messages.CANCELLED)
+        raise Cancelled(messages.CANCELLED)
     skipped.sort()
     result = (out[ok], scan.labels[ok], skipped)
     _write_cache(cache, key, result)

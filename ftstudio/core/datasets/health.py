@@ -27,7 +27,7 @@ from ftstudio.core.datasets import TINY_CLASS
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, _reason
 from ftstudio.core.datasets.folder import IGNORED_NAMES
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import Cancelled, InputError
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -203,7 +203,7 @@ def _read_all(paths: list[str], progress: Progress | None, cancel: threading.Eve
     def here(indices) -> None:
         for i in indices:
             if cancel is not None and cancel.is_set():
-                raise InputError(messages.CANCELLED)
+                raise Cancelled(messages.CANCELLED)
             take(i, read_many(paths[i * chunk:(i + 1) * chunk]))
 
     if n < PROCESS_MIN or cores == 1:
@@ -219,7 +219,7 @@ def _read_all(paths: list[str], progress: Progress | None, cancel: threading.Eve
                 try:
                     for future in as_completed(futures):
                         if cancel is not None and cancel.is_set():
-                            raise InputError(messages.CANCELLED)
+                            raise Cancelled(messages.CANCELLED)
                         take(futures[future], future.result())
                 finally:
                     for future in futures:
@@ -321,7 +321,9 @@ def _outliers(entries: list[Entry], facts: list[FileFacts]) -> dict:
             size_out.append({"path": e.path, "size": [f.width, f.height], "why": why})
         if modes[f.mode] < RARE_MODE * len(facts):
             mode_out.append({"path": e.path, "mode": f.mode})
-    (w, h), _ = sizes.most_common(1)[0]
+    (w, h), count = sizes.most_common(1)[0]
+    if count < len(facts) / 2:  # mixed sizes: the median width and height say more than a rare exact one
+        w, h = int(np.median([f.width for f in facts])), int(np.median([f.height for f in facts]))
     return {"typical_size": [w, h], "typical_mode": modes.most_common(1)[0][0], "size": size_out, "mode": mode_out}
 
 

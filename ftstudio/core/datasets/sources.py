@@ -47,6 +47,17 @@ def load_digits() -> RawData:
                    augment_default=False)
 
 
+def load_mnist5k() -> RawData:
+    """The bundled 5,000 28×28 MNIST digits (see resources/datasets/MNIST_ATTRIBUTION.md)."""
+    path = paths.resources_dir() / "datasets" / "mnist5k.npz"
+    with np.load(path, allow_pickle=False) as z:
+        images = z["images"].astype(np.uint8)[:, None]
+        labels = z["labels"].astype(np.int64)
+        classes = tuple(str(c) for c in z["classes"].tolist())
+    return RawData(images, labels, classes, f"bundled: {path.name} (5,000 MNIST digits, CC BY-SA 3.0)",
+                   augment_default=False)
+
+
 def load_digits_shifted(seed: int = 1234) -> RawData:
     """The digits in a shifted domain: rotated 20–40°, blurred and noisy (fixed seed)."""
     import torch

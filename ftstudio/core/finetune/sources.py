@@ -19,9 +19,10 @@ from ftstudio.core.fileio import file_sha256
 from ftstudio.core.config.recipe import FinetunePlan
 
 TORCHVISION = "torchvision:"
+TIMM = "timm:"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # layer types without parameters may follow the head (a final Dropout, Flatten…)
-WEIGHTED = {"Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Backbone", "Residual"}
+WEIGHTED = {"Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Backbone", "TimmBackbone", "Residual"}
 
 
 @dataclass
@@ -42,6 +43,8 @@ def load_source(plan: FinetunePlan) -> Source:
     """Resolve ``plan.source`` (see module docstring); bad sources raise InputError naming them."""
     if plan.source.startswith(TORCHVISION):
         return _torchvision(plan.source[len(TORCHVISION):].strip(), plan.weights)
+    if plan.source.startswith(TIMM):
+        return _timm(plan.source[len(TIMM):].strip(), plan.weights)
     return _checkpoint(plan.source, plan.checkpoint)
 
 
@@ -110,7 +113,37 @@ def _torchvision(name: str, weights: str | None) -> Source:
     lineage = {"kind": "torchvision", "source": f"{TORCHVISION}{name}",
                "weights": "imagenet" if not random_init else "none", "weights_file": None if random_init else used,
                "weights_sha256": None if random_init else file_sha256(used), "classes": [], "parent": None}
-    return Source(arch, 1, None, (), None, IMAGENET_MEAN, IMAGENET_STD, lineage)
+    from ftstudio.core.architecture.catalogue import native_input
+
+    shape, mean, std = native_input(f"{TORCHVISION}{name}")
+    return Source(arch, 1, None, (), shape, mean, std, lineage)
+
+
+def _timm(name: str, weights: str | None) -> Source:
+    """A timm backbone + new head; weights from --weights (file or Hugging Face folder) or the HF cache."""
+    from ftstudio.core.architecture.timm_backbones import cached_timm_weights, check_name
+    from ftstudio.core.architecture.catalogue import native_input
+
+    name = check_name(name)
+    random_init = (weights or "").lower() == "none"
+    used = ""
+    if not random_init:
+        used = str(Path(weights).expanduser()) if weights else cached_timm_weights(name)
+        if weights and not Path(used).exists():
+            raise InputError(f"{used}: weights file or folder not found (--weights)")
+        if not used:
+            from ftstudio.core.architecture.weights import locate
+
+            raise InputError(messages.PRETRAINED_MISSING_TIMM.format(name=name, url=locate(f"{TIMM}{name}").url))
+    arch = parse_model({"name": f"{name} (timm) + new head", "layers": [
+        {"type": "TimmBackbone", "params": {"name": name, "weights": "none" if random_init else "pretrained",
+                                            "weights_file": used}},
+        {"type": "Linear", "params": {"out_features": "classes"}}]})
+    digest = None if random_init or Path(used).is_dir() else file_sha256(used)
+    lineage = {"kind": "timm", "source": f"{TIMM}{name}", "weights": "none" if random_init else "pretrained",
+               "weights_file": used or None, "weights_sha256": digest, "classes": [], "parent": None}
+    shape, mean, std = native_input(f"{TIMM}{name}")
+    return Source(arch, 1, None, (), shape, mean, std, lineage)
 
 
 def find_head(spec: ModelSpec, where: str = "source") -> int:

@@ -17,7 +17,7 @@ from ftstudio.core.architecture import CLASSES, LayerSpec, ModelSpec, iter_layer
 from ftstudio.core.config.recipe import FinetunePlan, LayerOverride
 
 # layers that hold weights (a Residual may hold a projection shortcut itself)
-WEIGHTED = {"Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Backbone", "Residual"}
+WEIGHTED = {"Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Backbone", "TimmBackbone", "Residual"}
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,16 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     source = load_source(plan)
     size, channels = (source.input_shape[1:], source.input_shape[0]) if source.input_shape else (None, None)
     data = load_data(recipe.data, image_size=size, channels=channels, progress=progress, cancel=cancel)
+    own_mean = data.mean
     data, notes = _normalisation(data, source)
+    if source.lineage.get("kind") in ("torchvision", "timm") and source.input_shape:
+        notes.insert(0, _input_note(recipe, source, data, own_mean))
     seed_everything(recipe.train.seed)
     model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
     result = apply_strategy(model, arch, plan, source.head)
     notes.append(result.note)
+    extra = _adapt_and_measure(model, source, data, recipe, notes, kept, fresh)
     recipe, note = _enough_steps(recipe, len(data.train))
     if note:
         notes.append(note)
@@ -58,7 +62,29 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     unfreeze = plan.unfreeze_after and result.deferred
     callbacks: list[Callback] = [GradualUnfreeze(result.deferred, plan.unfreeze_after)] if unfreeze else []
     return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
-                    deferred=result.deferred, callbacks=callbacks)
+                    deferred=result.deferred, callbacks=callbacks, summary=extra)
+
+
+def _adapt_and_measure(model: nn.Module, source: Source, data: DataBundle, recipe: Recipe,
+                       notes: list[str], kept: list[str], fresh: list[str]) -> dict[str, Any]:
+    """The source's baseline on the new validation images, the plan's BatchNorm mode (finetune.normalisation),
+    then the new classes' head rows (finetune.new_rows) on the features the head will see."""
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.finetune import baseline
+    from ftstudio.core.finetune.new_rows import init_new_rows
+    from ftstudio.core.finetune.normalisation import apply_bn_mode
+
+    device = resolve_device(recipe.train.device)
+    before = baseline.measure(model, source, data, device)  # parameters' requires_grad does not matter here
+    report = apply_bn_mode(model, data, recipe.finetune.bn, device=device)
+    if report.applied == "adapt" and before["val_accuracy"] is not None:
+        before["after_bn"] = {k: v for k, v in baseline.measure(model, source, data, device).items() if k != "count"}
+    notes.extend([report.note(), baseline.note(before, len(data.val))])
+    if source.state is not None and kept:  # growing a known class set (a wholly new head stays as it is)
+        rows = init_new_rows(model, source.head, data, kept, fresh, recipe.finetune.new_rows, device)
+        if rows:
+            notes.append(rows)
+    return {"baseline": before, "bn": report.to_dict()}
 
 
 class GradualUnfreeze(Callback):
@@ -143,6 +169,19 @@ def _normalisation(data: DataBundle, source: Source) -> tuple[DataBundle, list[s
         return data, [f"normalising with the new data's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
     data = dataclasses.replace(data, mean=tuple(source.mean), std=tuple(source.std))
     return data, [f"normalising with the source's statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})"]
+
+
+def _input_note(recipe: Recipe, source: Source, data: DataBundle, own_mean: tuple[float, ...]) -> str:
+    """What was done to the images for a pretrained backbone (the summary keeps it)."""
+    c, h, w = data.input_shape
+    native = f"{source.input_shape[1]}×{source.input_shape[2]}"
+    if recipe.data.image_size:
+        text = f"input {c}×{h}×{w} from --image-size (the backbone's native size is {native})"
+    else:
+        text = f"input resized to the backbone's native size {c}×{h}×{w}"
+    if c == 3 and len(set(own_mean)) == 1:  # three identical channels: grayscale data, repeated
+        text += "; grayscale images repeated to 3 channels"
+    return text
 
 
 def _fmt(values: tuple[float, ...]) -> str:

@@ -30,6 +30,7 @@ class Prepared:
     lora: dict[str, Any] | None = None  # {rank, alpha, layers} when the model carries LoRA adapters
     deferred: list[Any] = field(default_factory=list)  # parameters that join training later (gradual unfreezing)
     callbacks: list[Callback] = field(default_factory=list)  # what the plan adds to training (gradual unfreezing)
+    summary: dict[str, Any] = field(default_factory=dict)  # extra summary.json fields (fine-tune: baseline, bn)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,4 +1,4 @@
-"""The training loop: the seed document's loop, made fast, observable, stoppable and resumable.
+"""The training loop: a plain PyTorch loop, made fast, observable, stoppable and resumable.
 
 `Trainer.fit` runs on whatever thread calls it. It talks outward only through events delivered to
 callbacks, checks ``stop_event`` / ``pause_event`` between batches, never syncs with the GPU per
@@ -40,12 +40,16 @@ class _NotFinite(Exception):
         self.value, self.step = value, step
 
 
+BATCH_STATS = "_ftstudio_batch_stats"  # set on a frozen BatchNorm the fine-tune plan keeps in train mode (bn train)
+
+
 def _hold_frozen_norms(model: torch.nn.Module) -> None:
-    """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too."""
+    """Keep frozen BatchNorm layers in eval mode: frozen means their running statistics stay too
+    (unless the fine-tune plan's ``bn: train`` marked them, see finetune.normalisation)."""
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             params = list(m.parameters())
-            if params and not any(p.requires_grad for p in params):
+            if params and not any(p.requires_grad for p in params) and not getattr(m, BATCH_STATS, False):
                 m.eval()
 
 

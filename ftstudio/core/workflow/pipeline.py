@@ -126,6 +126,22 @@ def is_pipeline_document(data: Any) -> bool:
     return isinstance(data, dict) and "format" in data  # a Recipe has no "format" field
 
 
+def bundled_pipelines() -> list[str]:
+    """Names of the pipeline recipes shipped under resources/pipelines (``ftstudio run seed``)."""
+    from ftstudio.core import paths
+
+    return sorted(p.stem for p in (paths.resources_dir() / "pipelines").glob("*.json"))
+
+
+def bundled_pipeline(name: str) -> Path | None:
+    """The file of a bundled pipeline called ``name`` — unless a file of that name exists here."""
+    from ftstudio.core import paths
+
+    if Path(name).expanduser().exists() or name not in bundled_pipelines():
+        return None
+    return paths.resources_dir() / "pipelines" / f"{name}.json"
+
+
 def load_pipeline(path: str | Path) -> Pipeline:
     return load_validated(path, "pipeline", Pipeline.from_dict)
 

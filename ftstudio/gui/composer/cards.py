@@ -152,6 +152,12 @@ class LayerCard(Card):
             name = QLabel(f"<i>{layer.name}</i>")
             name.setObjectName("cardDetail")
             self.top.insertWidget(2, name)
+        if layer.id or layer.inputs:  # the graph's wiring, in the outline too
+            wires = QLabel(" ".join(filter(None, (layer.id and f"<b>{layer.id}</b>",
+                                                  layer.inputs and f"← {', '.join(layer.inputs)}"))))
+            wires.setObjectName("cardWiring")
+            wires.setToolTip("This layer's id, and the layers it takes its input from (wire them on the graph)")
+            self.top.insertWidget(2, wires)
         self.freeze = QToolButton()
         self.freeze.setObjectName("freezeButton")
         self.freeze.setCheckable(True)

@@ -7,6 +7,8 @@ undoable (the editor's `Load`), so even a discarded network is one Undo away.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -50,6 +52,7 @@ class DocumentActions:
                                    f"{JSON_FILTER};;{CHECKPOINT_FILTER}")
         if not path:
             return
+        dialogs.remember_folder(path)
         if Path(path).suffix.lower() == ".pt":  # a checkpoint: its network, to fine-tune from its weights
             self.load_run(path)
             return
@@ -70,6 +73,7 @@ class DocumentActions:
         if not path:
             return False
         path = Path(path)
+        dialogs.remember_folder(path)
         return self._write(path if path.suffix else path.with_suffix(".json"))
 
     def _write(self, path: Path) -> bool:
@@ -88,9 +92,25 @@ class DocumentActions:
         self.banner.show_message("success", f"Saved {path} — train it with: ftstudio train --model {path}")
         return True
 
+    def document_path(self) -> str:
+        """The file the network was opened from or saved to ("" if none): kept across a relaunch."""
+        return str(self.editor.state.path or "")
+
+    def restore_document_path(self, path: str) -> None:
+        """After a relaunch the network comes back from the settings, not its file: name it after
+        the file again (it said "Untitled") when the file still holds this very network."""
+        if not path or self.editor.state.path is not None or not Path(path).is_file():
+            return
+        try:
+            spec = resolve_model(path)
+        except InputError:
+            return
+        if spec == self.editor.spec:
+            self.editor.load(dataclasses.replace(self.editor.state, path=Path(path)), "", undoable=False)
+
     def _folder(self) -> str:
         path = self.editor.state.path
-        return str(path.parent) if path is not None else str(Path.home())
+        return str(path.parent) if path is not None else str(dialogs.documents_folder())
 
     def _preset_clicked(self, item: QListWidgetItem | None, _previous=None) -> None:
         if item is None:

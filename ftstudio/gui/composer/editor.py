@@ -64,10 +64,10 @@ class Edit(QUndoCommand):
         self.before = editor.selected
 
     def redo(self) -> None:
-        self.editor._set_spec(self.command.apply(self.editor.state.spec), self.select)
+        self.editor.apply_spec(self.command.apply(self.editor.state.spec), self.select)
 
     def undo(self) -> None:
-        self.editor._set_spec(self.command.revert(self.editor.state.spec), self.before)
+        self.editor.apply_spec(self.command.revert(self.editor.state.spec), self.before)
 
     def id(self) -> int:  # noqa: A003 — Qt override
         return 1 if isinstance(self.command, Change) and self.command.label.startswith("Set ") else -1
@@ -90,10 +90,10 @@ class Load(QUndoCommand):
         self.editor, self.old, self.new = editor, editor.state, new
 
     def redo(self) -> None:
-        self.editor._set_state(self.new)
+        self.editor.apply_state(self.new)
 
     def undo(self) -> None:
-        self.editor._set_state(self.old)
+        self.editor.apply_state(self.old)
 
 
 class Editor(QObject):
@@ -142,7 +142,7 @@ class Editor(QObject):
             self.stack.push(Load(self, state, label))
         else:
             self.stack.clear()
-            self._set_state(state)
+            self.apply_state(state)
         self.stack.setClean()
         self.state_changed.emit()
 
@@ -151,12 +151,13 @@ class Editor(QObject):
         self.stack.setClean()
         self.state_changed.emit()
 
-    def _set_state(self, state: DocState) -> None:
+    def apply_state(self, state: DocState) -> None:
+        """Show ``state`` (the undo commands above replay through this and `apply_spec`)."""
         self.state = state
         self.state_changed.emit()
-        self._set_spec(state.spec, self.selected)
+        self.apply_spec(state.spec, self.selected)
 
-    def _set_spec(self, spec: ModelSpec, select: str | None) -> None:
+    def apply_spec(self, spec: ModelSpec, select: str | None) -> None:
         self.state = dataclasses.replace(self.state, spec=spec)
         before, self.selected = self.selected, self._valid(select)  # valid before anyone looks
         self.changed.emit()

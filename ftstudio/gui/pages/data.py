@@ -272,6 +272,10 @@ class DataPage(QWidget):
             self._show_augmentation()
 
     # ------------------------------------------------------------------------- loading
+    def reload_pending(self) -> bool:
+        """True while an edit's reload of the data is still scheduled (the window is not settled)."""
+        return self._reload.isActive()
+
     def load(self) -> None:
         """Load the session's data in the background (a newer load supersedes an older one)."""
         if not self.session.ready:

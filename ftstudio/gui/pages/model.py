@@ -37,11 +37,11 @@ from ftstudio.gui.composer.runs import RunActions
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.toolbar import CompactToolBar
 
-Runner = Callable[[Callable[[], Any], Callable[[Any], None], Callable[[str], None]], None]
 ANALYSE_DELAY_MS = 120  # edits in quick succession are analysed once
 
 
 def _sync(fn, on_done, on_failed) -> None:
+    """Without a task runner (a page under test), work runs at once on the calling thread."""
     try:
         result = fn()
     except Exception as exc:  # noqa: BLE001 — shown in the page's banner
@@ -82,10 +82,9 @@ class ModelPage(DocumentActions, RunActions, QWidget):
     analysed = Signal()  # the cards show the analysis of the current network
     document_changed = Signal()
 
-    def __init__(self, run_async: Runner | None = None, parent=None, *, tasks=None) -> None:
+    def __init__(self, tasks=None, parent=None) -> None:
         super().__init__(parent)
-        self.run_async = run_async or _sync
-        self.tasks = tasks  # workers.Tasks: background jobs with their own names (else run_async)
+        self.tasks = tasks  # workers.Tasks: background jobs with their own names (None: run at once)
         self.editor = Editor(resolve_model("mlp"), self)
         self.editor.load(DocState(self.editor.spec, preset="mlp", preset_spec=self.editor.spec), "", undoable=False)
         self._input: tuple[tuple[int, int, int], int] | None = None
@@ -303,7 +302,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
 
     def _run(self, name: str, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None],
              counted: bool = True) -> None:
-        """Run ``fn`` in the background (``tasks``, else as the page was told to); ``busy()`` meanwhile.
+        """Run ``fn`` in the background (``tasks``; without them, at once); ``busy()`` meanwhile.
 
         Analyses are not ``counted``: a newer one replaces an older, and `busy` compares generations."""
         if self.tasks is None:
@@ -313,7 +312,7 @@ class ModelPage(DocumentActions, RunActions, QWidget):
                 self._pending -= counted
                 callback(value)
 
-            self.run_async(fn, lambda result: finish(done, result), lambda message: finish(failed, message))
+            _sync(fn, lambda result: finish(done, result), lambda message: finish(failed, message))
             return
         task = self.tasks.start(f"model-{name}", lambda cancel: fn())
         if task.cancel.is_set():  # the window is closing: nothing runs

@@ -73,6 +73,21 @@ class WizardModel(QObject):
         if recipe.finetune is None:
             session.set_model(recipe.model)
 
+    def load_pipeline(self, p: Pipeline) -> None:
+        """Take a pipeline document's stages and settings (the Start page's "Open the seed's example")."""
+        if p.pretrain is not None:
+            self._load(self.pretrain, p.pretrain)
+        self._load(self.finetune, p.finetune)
+        plan = p.finetune.finetune
+        assert plan is not None
+        self.gradual = plan.strategy == "full" and plan.unfreeze_after is not None
+        self.plan = plan
+        self.start = "pretrain" if p.pretrain is not None else self.start
+        self.name = p.name or self.name
+        self.scratch = p.scratch is not None
+        self.export = p.export or self.export
+        self.changed.emit()
+
     # ------------------------------------------------------------------------ editing
     def set(self, **values) -> None:
         """Change plain attributes (``start``, ``backbone``, ``scratch`` …) and announce it."""
@@ -118,7 +133,8 @@ class WizardModel(QObject):
         """(source, checkpoint, weights) of the fine-tune plan; ``pretrain_run`` None gives ``@pretrain``."""
         if self.start == "torchvision":
             weights = {"cache": None, "file": self.weights_file or None, "none": "none"}[self.weights]
-            return f"torchvision:{self.backbone}", "best", weights
+            name = self.backbone if ":" in self.backbone else f"torchvision:{self.backbone}"
+            return name, "best", weights
         if self.start == "earlier":
             return self.earlier_run, self.earlier_checkpoint, None
         return (str(pretrain_run) if pretrain_run else PRETRAIN_REF), self.plan.checkpoint, None

@@ -104,6 +104,10 @@ class ResultsPage(QWizardPage):
         self.tabs.addTab(self.bars, "Comparison")
         self.tabs.addTab(matrix, "Confusion matrix")
         self.tabs.addTab(self.curves, "Curves per epoch")
+        from ftstudio.gui.widgets.mistakes import MistakesPanel
+
+        self.mistakes = MistakesPanel(tasks)  # the fine-tuned model's per-class numbers and mistakes
+        self.tabs.addTab(self.mistakes, "Per class && mistakes")
         self.tabs.setMinimumHeight(260)
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
@@ -189,8 +193,12 @@ class ResultsPage(QWizardPage):
                              f"images ({html.escape(first.split)} split of the fine-tune data), {first.checkpoint} "
                              f"checkpoint of each run — <code>ftstudio evaluate RUN --checkpoint "
                              f"{first.checkpoint}</code> prints the same numbers.")
-        lineage = Run(first.run).read_summary().get("lineage") or {}
-        self.lineage.setText(html.escape(_lineage_text(lineage)))
+        from ftstudio.core.finetune.baseline import describe
+
+        summary = Run(first.run).read_summary()
+        before = describe(summary)
+        self.lineage.setText(html.escape(_lineage_text(summary.get("lineage") or {})
+                                         + (f" Before fine-tuning, the base model scored {before}." if before else "")))
         self.bars.set_rows(rows)
         self.confusion_of.blockSignals(True)
         self.confusion_of.clear()
@@ -199,6 +207,7 @@ class ResultsPage(QWizardPage):
         self.confusion_of.blockSignals(False)
         self._show_confusion()
         self.curves.set_runs([(row.label, Run(row.run).epochs()) for row in rows])
+        self.mistakes.set_run(first.run, first.checkpoint, measure=True)
         for key in ("finetune", "save"):
             self.buttons[key].setEnabled(True)
         self.buttons["scratch"].setEnabled(comparison.row("scratch") is not None)
@@ -259,9 +268,11 @@ class ResultsPage(QWizardPage):
         from ftstudio.core.errors import InputError
         from ftstudio.core.workflow.pipeline import save_pipeline
 
-        path = dialogs.choose_save_file(self, "Save the pipeline recipe", "pipeline.json", "Pipeline recipe (*.json)")
+        start = str(dialogs.documents_folder() / "pipeline.json")
+        path = dialogs.choose_save_file(self, "Save the pipeline recipe", start, "Pipeline recipe (*.json)")
         if not path:
             return
+        dialogs.remember_folder(path)
         try:
             save_pipeline(path, self.model.pipeline(cpu_threads=torch.get_num_threads()))
         except (InputError, OSError) as exc:

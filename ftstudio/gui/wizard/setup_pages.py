@@ -51,7 +51,7 @@ class DataStepPage(QWizardPage):
 
     def loaded(self) -> bool:
         """The session's current data spec has loaded without error."""
-        return (self.session.bundle is not None and not self.data_page._reload.isActive()
+        return (self.session.bundle is not None and not self.data_page.reload_pending()
                 and not self.tasks.busy("data"))
 
     def isComplete(self) -> bool:  # noqa: N802 — Qt override
@@ -69,13 +69,7 @@ class BaseModelPage(QWizardPage):
         self.session = session
         self.setTitle("Base model")
         self.setSubTitle("The architecture to pretrain; the fine-tune keeps it and gives it a new head.")
-
-        def run_async(fn, on_done, on_failed) -> None:
-            task = tasks.start("model", lambda cancel: fn())
-            task.done.connect(on_done)
-            task.failed.connect(on_failed)
-
-        self.model_page = ModelPage(run_async, tasks=tasks)
+        self.model_page = ModelPage(tasks)
         self.model_page.set_model(session.model)
         self.model_page.set_batch_size(session.train.batch_size)
         self.model_page.changed.connect(
@@ -120,14 +114,15 @@ class StrategyPage(QWizardPage):
         super().__init__()
         self.model, self.tasks = model, tasks
         self.error = ""
-        self.counted = None  # (trainable, total, note) of the last preparation
+        self.counted = None  # (trainable, total, strategy note, normalisation note) of the last preparation
         self.counting = False  # a preparation is under way
         self.setTitle("Fine-tuning strategy")
         self.setSubTitle("What trains, and how fast. Every strategy starts from the base model's weights.")
         box, self.radios = choice_box("Strategy", texts.STRATEGIES, model.strategy_choice(), self._strategy)
         settings = QGroupBox("Settings")
         s = QHBoxLayout(settings)
-        self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "lora_rank", "unfreeze_after"])
+        self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "lora_rank", "unfreeze_after",
+                                                     "bn"])
         self.plan_form.changed.connect(lambda: model.set_plan(**self.plan_form.values()))
         self.train_form = DataclassForm(TrainConfig, ["lr", "batch_size", "seed"], float_steps={"lr": 1e-4})
         self.train_form.changed.connect(self._train_edited)
@@ -139,6 +134,8 @@ class StrategyPage(QWizardPage):
         self.count = header_label("Counting trainable parameters…")
         self.count.setToolTip("Prepared exactly as training will: the base weights, the new head, the strategy")
         self.note = header_label("", "hint")
+        self.norm = header_label("", "hint")  # frozen BatchNorm layers: what happens (finetune.normalisation)
+        self.norm.setToolTip(texts.NORMALISATION_TIP)
         self.banner = Banner()
         self.scratch = QCheckBox(texts.SCRATCH)
         self.scratch.setToolTip(texts.SCRATCH_TIP)
@@ -150,6 +147,7 @@ class StrategyPage(QWizardPage):
         layout.addWidget(settings)
         layout.addWidget(self.count)
         layout.addWidget(self.note)
+        layout.addWidget(self.norm)
         layout.addWidget(self.banner)
         layout.addWidget(self.scratch)
         layout.addStretch(1)
@@ -205,7 +203,8 @@ class StrategyPage(QWizardPage):
             params = list(prepared.model.parameters())
             trainable = sum(p.numel() for p in params if p.requires_grad)
             note = next((n for n in prepared.notes if n.startswith("strategy")), "")
-            return trainable, sum(p.numel() for p in params), note
+            norm = next((n for n in prepared.notes if n.startswith("normalisation")), "")
+            return trainable, sum(p.numel() for p in params), note, norm
 
         self.counting = True
         task = self.tasks.start("trainable", work)  # supersedes an older count (its result is dropped)
@@ -214,7 +213,8 @@ class StrategyPage(QWizardPage):
         self.completeChanged.emit()
 
     def _counted(self, result) -> None:
-        trainable, total, note = self.counted = result
+        trainable, total, note, norm = self.counted = result
+        self.norm.setText(norm[:1].upper() + norm[1:])
         self.error, self.counting = "", False
         self.banner.clear()
         self.count.setText(f"<b>{trainable:,}</b> of {total:,} parameters will train "
@@ -228,6 +228,7 @@ class StrategyPage(QWizardPage):
         self.counted, self.error, self.counting = None, message, False
         self.count.setText("The fine-tune cannot start with these settings:")
         self.note.setText("")
+        self.norm.setText("")
         self.banner.show_message("error", message)
         self.completeChanged.emit()
 

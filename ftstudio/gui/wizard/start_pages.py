@@ -78,7 +78,22 @@ class StartPage(QWizardPage):
         layout.addLayout(form)
         layout.addWidget(box)
         layout.addWidget(_hint(texts.DEFAULTS_NOTE))
+        seed = QHBoxLayout()
+        self.seed_button = QPushButton(texts.SEED_EXAMPLE)
+        self.seed_button.setToolTip(texts.SEED_EXAMPLE_TIP)
+        self.seed_button.clicked.connect(self.open_seed_example)
+        seed.addWidget(self.seed_button)
+        seed.addStretch(1)
+        layout.addLayout(seed)
         layout.addStretch(1)
+
+    def open_seed_example(self) -> None:
+        """Fill the wizard with the bundled seed pipeline (resources/pipelines/seed.json, `ftstudio run seed`)."""
+        from ftstudio.core.workflow.pipeline import bundled_pipeline, load_pipeline
+
+        self.model.load_pipeline(load_pipeline(bundled_pipeline("seed")))
+        self.name.setText(self.model.name)
+        self.radios[self.model.start].setChecked(True)
 
     def initializePage(self) -> None:  # noqa: N802 — the default name goes in after registration (see above)
         if not self.name.text():
@@ -92,24 +107,28 @@ class StartPage(QWizardPage):
 
 
 class TorchvisionPage(QWizardPage):
-    """A torchvision backbone and where its ImageNet weights come from (never downloaded here)."""
+    """A pretrained backbone (torchvision or timm, from the one catalogue) and where its weights come from:
+    this computer's cache, a file, random init — or a download the user agrees to, with its size and source."""
 
     def __init__(self, model: WizardModel, tasks: Tasks) -> None:
         super().__init__()
         self.model, self.tasks = model, tasks
-        self.found: dict[str, tuple[bool, str, str]] = {}  # backbone → (in cache, path, url)
-        self.setTitle("Start from a pretrained torchvision model")
-        self.setSubTitle("A network trained on ImageNet, with a new head for your classes.")
+        self.found: dict[str, tuple[bool, str, str, int | None]] = {}  # name → (here, path, url, bytes)
+        self.setTitle("Start from a pretrained model")
+        self.setSubTitle("A torchvision or timm network trained on ImageNet, with a new head for your classes. "
+                         "Type to search (timm lists ~1,400 models).")
         self.backbone = QComboBox()
-        self.backbone.setToolTip("The torchvision network whose features you start from")
+        self.backbone.setEditable(True)
+        self.backbone.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.backbone.setToolTip("The network whose features you start from: torchvision:NAME or timm:NAME")
         self.registerField("backbone*", self.backbone, "currentText")  # registered empty: filled once chosen
         self.backbone.currentTextChanged.connect(self._backbone_changed)
         box = QGroupBox("Pretrained weights")
         v = QVBoxLayout(box)
         self.weight_radios: dict[str, QRadioButton] = {}
         group = QButtonGroup(self)
-        for key, text in (("cache", "ImageNet weights from torch's cache on this computer"),
-                          ("file", "ImageNet weights from a file (.pth or .safetensors)"),
+        for key, text in (("cache", "Pretrained weights on this computer (torch's / Hugging Face's cache)"),
+                          ("file", "Pretrained weights from a file (.pth or .safetensors)"),
                           ("none", "Random initialisation (no pretrained knowledge)")):
             radio = QRadioButton(text)
             radio.setChecked(key == model.weights)
@@ -124,9 +143,13 @@ class TorchvisionPage(QWizardPage):
         row.addWidget(self.file_button)
         row.addWidget(self.file_label, 1)
         v.addLayout(row)
+        self.download_button = QPushButton("Download weights…")
+        self.download_button.setToolTip("Asks first; the file is checked against its published hash")
+        self.download_button.clicked.connect(self._download)
+        self.download_button.setVisible(False)  # shown once the check finds no weights here
         self.banner = Banner()
-        self.status = header_label("Checking torch's cache…", "hint")
-        self.backbone.setMinimumContentsLength(24)
+        self.status = header_label("Checking this computer's caches…", "hint")
+        self.backbone.setMinimumContentsLength(32)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow("Network", self.backbone)
@@ -134,18 +157,35 @@ class TorchvisionPage(QWizardPage):
         layout.addLayout(form)
         layout.addWidget(box)
         layout.addWidget(self.status)
+        down = QHBoxLayout()
+        down.addWidget(self.download_button)
+        down.addStretch(1)
+        layout.addLayout(down)
         layout.addWidget(self.banner)
         layout.addStretch(1)
 
     def initializePage(self) -> None:  # noqa: N802
         if not self.backbone.count():
-            from ftstudio.core.architecture import LAYERS
+            from ftstudio.core.architecture.torchvision_names import TORCHVISION_BACKBONES
 
             self.backbone.blockSignals(True)
-            self.backbone.addItems(list(LAYERS["Backbone"].params["name"].choices))
-            self.backbone.setCurrentText(self.model.backbone)
+            self.backbone.addItems([f"torchvision:{n}" for n in TORCHVISION_BACKBONES])
+            completer = self.backbone.completer()
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            completer.setCompletionMode(completer.CompletionMode.PopupCompletion)
+            current = self.model.backbone
+            self.backbone.setCurrentText(current if ":" in current else f"torchvision:{current}")
             self.backbone.blockSignals(False)
+            task = self.tasks.start("catalogue", lambda cancel: _timm_names())
+            task.done.connect(self._add_names)
         self._backbone_changed(self.backbone.currentText())
+
+    def _add_names(self, names: list[str]) -> None:
+        current = self.backbone.currentText()
+        self.backbone.blockSignals(True)
+        self.backbone.addItems(names)
+        self.backbone.setCurrentText(current)
+        self.backbone.blockSignals(False)
 
     def cleanupPage(self) -> None:  # noqa: N802
         pass
@@ -154,53 +194,100 @@ class TorchvisionPage(QWizardPage):
         return int(PageId.FINETUNE_DATA)
 
     def _backbone_changed(self, name: str) -> None:
+        name = name.strip()
         self.model.set(backbone=name)
         if name in self.found:
             self._show()
             return
-        self.status.setText(f"Checking torch's cache for {html.escape(name)}…")
+        if not name.startswith(("torchvision:", "timm:")) or name.endswith(":"):
+            self.banner.show_message("info", "Name a network as torchvision:NAME or timm:NAME (type to search).")
+            self.completeChanged.emit()
+            return
+        self.status.setText(f"Checking this computer for {html.escape(name)} weights…")
+        self.download_button.setVisible(False)
 
         def work(cancel):
-            from ftstudio.core.architecture.backbones import cached_weights_path, weights_url
+            from ftstudio.core.architecture.weights import locate
 
-            path = cached_weights_path(name)
-            return name, path.is_file(), str(path), weights_url(name)
+            src = locate(name)
+            here = src.local_file()
+            return name, bool(here), here or str(src.path or src.repo_id), src.url, src.size
 
         task = self.tasks.start("weights", work)
         task.done.connect(self._checked)
-        task.failed.connect(lambda message: self.banner.show_message("error", message))
+        task.failed.connect(lambda message: (self.banner.show_message("error", message), self.completeChanged.emit()))
 
     def _checked(self, result) -> None:
-        name, found, path, url = result
-        self.found[name] = (found, path, url)
-        self._show()
+        name, found, path, url, size = result
+        self.found[name] = (found, path, url, size)
+        if name == self.backbone.currentText().strip():
+            self._show()
 
     def _weights_changed(self, key: str) -> None:
         self.model.set(weights=key)
         self._show()
 
     def _choose_file(self) -> None:
-        path = dialogs.choose_file(self, "ImageNet weights", "", "Weights (*.pth *.pt *.safetensors)")
+        path = dialogs.choose_file(self, "Pretrained weights", "", "Weights (*.pth *.pt *.bin *.safetensors)")
         if path:
             self.model.set(weights_file=path)
             self.weight_radios["file"].setChecked(True)
             self._show()
 
+    def _download(self) -> None:
+        name = self.backbone.currentText().strip()
+        cached = self.found.get(name)
+        if cached is None or cached[0]:
+            return
+        size = f"{cached[3] / 1e6:.0f} MB" if cached[3] else "size not published"
+        if not dialogs.confirm(self, "Download pretrained weights",
+                               texts.DOWNLOAD_ASK.format(name=name, size=size, url=cached[2]), yes="Download"):
+            return
+        self.download_button.setEnabled(False)
+
+        def work(cancel, report):
+            from ftstudio.core.architecture.weights import download, locate
+
+            def progress(done: int, total: int) -> None:
+                report(f"Downloading {name}: {done / 1e6:.0f} of {total / 1e6:.0f} MB" if total
+                       else f"Downloading {name}: {done / 1e6:.0f} MB")
+
+            return name, download(locate(name), progress, cancel)
+
+        task = self.tasks.start("download", work, reports=True)
+        task.message.connect(self.status.setText)
+        task.done.connect(self._downloaded)
+        task.failed.connect(self._download_failed)
+
+    def _downloaded(self, result) -> None:
+        name, path = result
+        old = self.found.get(name)
+        self.found[name] = (True, path, old[2] if old else "", old[3] if old else None)
+        self.weight_radios["cache"].setChecked(True)
+        self._show()
+
+    def _download_failed(self, message: str) -> None:
+        self.status.setText("")
+        self.banner.show_message("error", message)
+        self.download_button.setEnabled(True)
+
     def _show(self) -> None:
-        name, m = self.backbone.currentText(), self.model
+        name, m = self.backbone.currentText().strip(), self.model
         self.file_label.setText(html.escape(m.weights_file) or "no file chosen")
         self.file_button.setEnabled(m.weights == "file")
         cached = self.found.get(name)
+        self.download_button.setVisible(bool(cached and not cached[0]))
+        self.download_button.setEnabled(True)
         if cached is None:
             self.banner.clear()
         elif cached[0]:
-            self.status.setText(f"Found ImageNet weights for {html.escape(name)} in torch's cache: "
+            self.status.setText(f"Found pretrained weights for {html.escape(name)} on this computer: "
                                 f"{html.escape(cached[1])}")
             self.banner.clear()
         else:
             self.status.setText("")
             kind = "warning" if m.weights == "cache" else "info"
-            self.banner.show_message(kind, texts.OFFLINE.format(name=name, url=cached[2], path=cached[1]))
+            self.banner.show_message(kind, texts.OFFLINE.format(name=name, url=cached[2]))
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802
@@ -208,11 +295,20 @@ class TorchvisionPage(QWizardPage):
         if not super().isComplete():
             return False
         if m.weights == "none":
-            return True
+            return ":" in self.backbone.currentText()
         if m.weights == "file":
             return bool(m.weights_file) and Path(m.weights_file).is_file()
-        cached = self.found.get(self.backbone.currentText())
+        cached = self.found.get(self.backbone.currentText().strip())
         return bool(cached and cached[0])
+
+
+def _timm_names() -> list[str]:
+    """timm's model names for the search (empty without the optional timm extra)."""
+    try:
+        import timm
+    except ModuleNotFoundError:
+        return []
+    return [f"timm:{n}" for n in timm.list_models()]
 
 
 class EarlierRunPage(QWizardPage):

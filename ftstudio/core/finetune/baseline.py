@@ -1,0 +1,99 @@
+"""The baseline of a fine-tune: the source model, as it is, on the new validation images — before any training.
+
+It answers "what did fine-tuning buy?": the run's accuracy minus this. Only images of classes the
+source already knows (matched by name) can be scored, with the source's own head over all of its
+classes; where there are none (new classes only, a headless torchvision backbone, no validation
+split) the numbers are ``None``. ``after_bn`` is the same measurement once frozen BatchNorm layers
+were re-estimated on the new data (finetune.normalisation), so the effect of AdaBN alone is visible too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from ftstudio.core.datasets import DataBundle
+    from ftstudio.core.finetune.sources import Source
+
+MAX_IMAGES = 5_000  # the baseline is a measurement, not a second validation run: a capped sample
+
+
+def empty() -> dict[str, Any]:
+    return {"val_accuracy": None, "val_loss": None, "count": 0}
+
+
+@torch.no_grad()
+def measure(model: nn.Sequential, source: Source, data: DataBundle, device: str | torch.device = "cpu",
+            batch_size: int = 256) -> dict[str, Any]:
+    """``{"val_accuracy", "val_loss", "count"}`` of the source's head on top of ``model``'s body."""
+    from ftstudio.core.training.loader import DeviceBatches
+
+    weight = None if source.state is None else source.state.get(f"{source.head}.weight")
+    if weight is None or not source.classes or not len(data.val):
+        return empty()
+    bias = source.state.get(f"{source.head}.bias")
+    known = {c: i for i, c in enumerate(source.classes)}
+    table = torch.tensor([known.get(c, -1) for c in data.classes], dtype=torch.int64)
+    y = table[data.val.y]
+    keep = torch.nonzero(y >= 0).flatten()[:MAX_IMAGES].numpy()
+    if not len(keep) or not hasattr(data.val, "subset"):
+        return empty()
+    split = data.val.subset(keep).relabel(y[keep])
+    dev = torch.device(device)
+    body = model[:source.head].to(dev)
+    was_training = body.training
+    body.eval()
+    w, b = weight.to(dev, torch.float32), None if bias is None else bias.to(dev, torch.float32)
+    loss_sum, hits, count = 0.0, 0, 0
+    try:
+        for xb, yb in DeviceBatches(split, data.mean, data.std, dev, batch_size).epoch():
+            logits = F.linear(body(xb).flatten(1).float(), w, b)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            hits += int((logits.argmax(1) == yb).sum())
+            count += len(yb)
+    finally:
+        body.train(was_training)
+        model.to("cpu")
+    if not count:
+        return empty()
+    loss = loss_sum / count
+    return {"val_accuracy": hits / count, "val_loss": loss if math.isfinite(loss) else None, "count": count}
+
+
+def note(baseline: dict[str, Any], total: int) -> str:
+    """One line for the console and the run's notes."""
+    if baseline.get("val_accuracy") is None:
+        return "baseline: nothing to measure before training (the source knows none of the validation classes)"
+    text = (f"baseline before training: the source scores {baseline['val_accuracy']:.3f} accuracy "
+            f"(loss {baseline['val_loss']:.3f}) on {baseline['count']} of {total} validation images "
+            "(those of classes it knows)")
+    after = baseline.get("after_bn") or {}
+    if after.get("val_accuracy") is not None:
+        text += f"; {after['val_accuracy']:.3f} once BatchNorm statistics are adapted"
+    return text
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """The baseline and the BatchNorm choice of a run's summary.json, for the Runs page and the wizard ("" if none)."""
+    base = summary.get("baseline")
+    if not isinstance(base, dict):
+        return ""
+    acc, loss = base.get("val_accuracy"), base.get("val_loss")
+    if not isinstance(acc, (int, float)):
+        text = "not measurable (the source knows none of these classes)"
+    else:
+        text = f"{acc:.1%} val acc" + (f", loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
+        after = (base.get("after_bn") or {}).get("val_accuracy")
+        if isinstance(after, (int, float)):
+            text += f"; {after:.1%} with BatchNorm adapted"
+    bn = summary.get("bn")
+    if isinstance(bn, dict) and bn.get("applied") not in (None, "none"):
+        shift = bn.get("shift")
+        text += f" — BatchNorm: {bn['applied']}" + (f" (shift {shift:.2f} nats)" if isinstance(shift, (int, float))
+                                                    else "")
+    return text

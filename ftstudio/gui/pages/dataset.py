@@ -1,0 +1,484 @@
+"""The Dataset page: make a dataset in the app — classes, images per class, health — and train on it.
+
+New dataset → name classes → add images to the selected class by dropping files (on the
+thumbnails, or on a class in the list), Open files…, Paste, or import a folder, a zip or a CSV
+of ``path,label``. Thumbnails show the selected class; Move to / Delete / Rename change it, with
+Undo and Redo (a QUndoStack over `core.datasets.builder` commands). The dataset is an ordinary
+class-folder dataset of copies in the data folder; the Health panel runs `data check` on it in
+the background after every change. "Train on this" makes it the Data page's dataset.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QIcon,
+    QImageReader,
+    QKeySequence,
+    QPixmap,
+    QShortcut,
+    QUndoCommand,
+    QUndoStack,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ftstudio.core.datasets.builder import (
+    AddImages,
+    BuilderDataset,
+    Command,
+    DeleteImages,
+    MoveImages,
+    RenameClass,
+    list_datasets,
+)
+from ftstudio.core.errors import InputError
+from ftstudio.gui import dialogs
+from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.workers import Tasks
+
+THUMB = 88
+MAX_THUMBS = 600  # per class shown at once; the rest are counted
+PATH_ROLE = Qt.ItemDataRole.UserRole
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff)"
+
+
+class _Undoable(QUndoCommand):
+    """A core command on the undo stack (already applied when pushed)."""
+
+    def __init__(self, command: Command, page: DatasetPage) -> None:
+        super().__init__(command.label)
+        self.command, self.page, self.fresh = command, page, True
+
+    def redo(self) -> None:
+        if self.fresh:  # applied before it was pushed (so a failure never reaches the stack)
+            self.fresh = False
+        else:
+            self.command.apply()
+        self.page.refresh()
+
+    def undo(self) -> None:
+        self.command.revert()
+        self.page.refresh()
+
+
+class _DropList(QListWidget):
+    """A list that takes dropped files; ``dropped(paths, item)`` names the item under the drop."""
+
+    dropped = Signal(list, object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.dropped.emit(paths, self.itemAt(event.position().toPoint()))
+
+
+class DatasetPage(QWidget):
+    """See the module docstring."""
+
+    train_requested = Signal(str)  # the dataset folder
+
+    def __init__(self, tasks: Tasks, parent=None) -> None:
+        super().__init__(parent)
+        self.tasks = tasks
+        self.dataset: BuilderDataset | None = None
+        self.undo_stack = QUndoStack(self)
+        self.health: dict | None = None
+        self._health_timer = QTimer(self, singleShot=True, interval=600)
+        self._health_timer.timeout.connect(self.check_health)
+        self._build()
+        self.reload_datasets()
+
+    # ------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.banner = Banner()
+        self.header = header_label("")
+        self.chooser = QComboBox()
+        self.chooser.setMinimumContentsLength(14)
+        self.chooser.setToolTip("Datasets you made here (in the ftstudio data folder)")
+        self.chooser.currentIndexChanged.connect(self._chosen)
+        self.new_button = QPushButton("New dataset…")
+        self.new_button.clicked.connect(self._new_dataset)
+        self.train_button = QPushButton("Train on this")
+        self.train_button.setToolTip("Use this dataset on the Data page (then Start trains on it)")
+        self.train_button.clicked.connect(lambda: self.dataset and self.train_requested.emit(str(self.dataset.root)))
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Dataset"))
+        top.addWidget(self.chooser, 1)
+        top.addWidget(self.new_button)
+        top.addWidget(self.train_button)
+
+        self.classes = _DropList()
+        self.classes.setToolTip("Classes and their image counts; drop images on a class to add them to it")
+        self.classes.setMaximumWidth(220)
+        self.classes.setMinimumWidth(150)
+        self.classes.currentRowChanged.connect(lambda _: self._show_images())
+        self.classes.dropped.connect(self._dropped_on_class)
+        self.add_class_button = QPushButton("Add class…")
+        self.add_class_button.clicked.connect(self._add_class)
+        self.rename_button = QPushButton("Rename…")
+        self.rename_button.clicked.connect(self._rename_class)
+        left = QVBoxLayout()
+        left.addWidget(self.classes, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.add_class_button)
+        row.addWidget(self.rename_button)
+        left.addLayout(row)
+
+        self.thumbs = _DropList()
+        self.thumbs.setViewMode(QListView.ViewMode.IconMode)
+        self.thumbs.setIconSize(QSize(THUMB, THUMB))
+        self.thumbs.setGridSize(QSize(THUMB + 16, THUMB + 24))
+        self.thumbs.setResizeMode(QListView.ResizeMode.Adjust)
+        self.thumbs.setMovement(QListView.Movement.Static)  # (this turns drops off: back on below)
+        self.thumbs.setAcceptDrops(True)
+        self.thumbs.viewport().setAcceptDrops(True)
+        self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.thumbs.setToolTip("The selected class's images; drop image files here to add them")
+        self.thumbs.dropped.connect(lambda paths, _item: self.add_files(paths))
+        self.open_button = QPushButton("Open files…")
+        self.open_button.clicked.connect(self._open_files)
+        self.paste_button = QPushButton("Paste")
+        self.paste_button.setToolTip("Paste images or image files from the clipboard into the selected class (Ctrl+V)")
+        self.paste_button.clicked.connect(self.paste)
+        self.import_button = QToolButton()
+        self.import_button.setText("Import")
+        self.import_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.import_button)
+        menu.addAction("A folder of class folders…", self._import_folder)
+        menu.addAction("A zip of class folders…", self._import_zip)
+        menu.addAction("A CSV of path,label…", self._import_csv)
+        self.import_button.setMenu(menu)
+        self.move_target = QComboBox()
+        self.move_target.setToolTip("The class to move the selected images to")
+        self.move_button = QPushButton("Move to")
+        self.move_button.clicked.connect(lambda: self.move_selected(self.move_target.currentText()))
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo_stack.undo)
+        self.redo_button = QPushButton("Redo")
+        self.redo_button.clicked.connect(self.undo_stack.redo)
+        self.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.undo_stack.canRedoChanged.connect(self.redo_button.setEnabled)
+        self.undo_button.setEnabled(False)
+        self.redo_button.setEnabled(False)
+        for keys, slot in ((QKeySequence.StandardKey.Paste, self.paste), (QKeySequence.StandardKey.Delete,
+                                                                            self.delete_selected)):
+            QShortcut(keys, self.thumbs, activated=slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        tools = QHBoxLayout()  # two short rows: the page fits a 1024-pixel-wide window
+        for w in (self.open_button, self.paste_button, self.import_button):
+            tools.addWidget(w)
+        tools.addStretch(1)
+        for w in (self.undo_button, self.redo_button):
+            tools.addWidget(w)
+        edits = QHBoxLayout()
+        for w in (self.move_button, self.move_target, self.delete_button):
+            edits.addWidget(w)
+        edits.addStretch(1)
+        middle = QVBoxLayout()
+        middle.addLayout(tools)
+        middle.addLayout(edits)
+        middle.addWidget(self.thumbs, 1)
+
+        box = QGroupBox("Health")
+        self.health_text = QLabel("")
+        self.health_text.setWordWrap(True)
+        self.health_text.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.health_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        v = QVBoxLayout(box)
+        v.addWidget(self.health_text, 1)
+        box.setMaximumWidth(280)
+        box.setMinimumWidth(180)
+
+        body = QHBoxLayout()
+        body.addLayout(left)
+        body.addLayout(middle, 1)
+        body.addWidget(box)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addLayout(top)
+        layout.addWidget(self.header)
+        layout.addLayout(body, 1)
+
+    # ------------------------------------------------------------------------------ state
+    def reload_datasets(self, select: Path | None = None) -> None:
+        self.chooser.blockSignals(True)
+        self.chooser.clear()
+        for folder in list_datasets():
+            self.chooser.addItem(folder.name, str(folder))
+        if select is not None:
+            self.chooser.setCurrentIndex(max(self.chooser.findData(str(select)), 0))
+        self.chooser.blockSignals(False)
+        self._chosen()
+
+    def _chosen(self, *_) -> None:
+        folder = self.chooser.currentData()
+        self.dataset = BuilderDataset(folder) if folder else None
+        self.undo_stack.clear()
+        self.refresh()
+
+    def current_class(self) -> str | None:
+        item = self.classes.currentItem()
+        return item.data(PATH_ROLE) if item is not None else None
+
+    def refresh(self) -> None:
+        """Redraw classes and thumbnails from the folder (the folder is the only state)."""
+        has = self.dataset is not None and self.dataset.root.is_dir()
+        for w in (self.add_class_button, self.rename_button, self.open_button, self.paste_button,
+                  self.import_button, self.move_button, self.delete_button, self.train_button, self.thumbs):
+            w.setEnabled(has)
+        if not has:
+            self.dataset = None
+            self.classes.clear()
+            self.thumbs.clear()
+            self.header.setText("<b>Make a dataset</b>: New dataset…, name its classes, then drop images on "
+                                "them (or Open files…, Paste, Import a folder, zip or CSV).")
+            self.health_text.setText("")
+            return
+        current = self.current_class()
+        counts = self.dataset.counts()
+        self.classes.blockSignals(True)
+        self.classes.clear()
+        for name, n in counts.items():
+            item = QListWidgetItem(f"{name}  ({n})")
+            item.setData(PATH_ROLE, name)
+            self.classes.addItem(item)
+        names = list(counts)
+        self.classes.setCurrentRow(names.index(current) if current in names else (0 if names else -1))
+        self.classes.blockSignals(False)
+        self.move_target.clear()
+        self.move_target.addItems(names)
+        total = sum(counts.values())
+        self.header.setText(f"<b>{self.dataset.name}</b> — {total} images · {len(names)} classes "
+                            f"<span style='color:gray'>({self.dataset.root})</span>")
+        self._show_images()
+        self._health_timer.start()
+
+    def _show_images(self) -> None:
+        self.thumbs.clear()
+        label = self.current_class()
+        if self.dataset is None or label is None:
+            return
+        images = self.dataset.images(label)
+        for rel in images[:MAX_THUMBS]:
+            item = QListWidgetItem(_thumbnail(self.dataset.path(rel)), Path(rel).name[:14])
+            item.setData(PATH_ROLE, rel)
+            item.setToolTip(rel)
+            self.thumbs.addItem(item)
+        if len(images) > MAX_THUMBS:
+            self.banner.show_message("info", f"Showing the first {MAX_THUMBS} of {len(images)} images of {label}.")
+
+    # ------------------------------------------------------------------------------ edits
+    def run(self, command: Command) -> bool:
+        """Apply a core command and put it on the undo stack; a refusal is shown, not raised."""
+        try:
+            command.apply()
+        except (InputError, OSError) as exc:
+            self.banner.show_message("warning", str(exc))
+            return False
+        self.undo_stack.push(_Undoable(command, self))
+        return True
+
+    def create_dataset(self, name: str, classes: tuple[str, ...] = ()) -> bool:
+        try:
+            ds = BuilderDataset.create(name, classes)
+        except (InputError, OSError) as exc:
+            self.banner.show_message("warning", str(exc))
+            return False
+        self.banner.clear()
+        self.reload_datasets(select=ds.root)
+        return True
+
+    def add_class(self, name: str) -> bool:
+        try:
+            self.dataset.add_class(name)
+        except (InputError, OSError) as exc:
+            self.banner.show_message("warning", str(exc))
+            return False
+        self.refresh()
+        self.classes.setCurrentRow(list(self.dataset.counts()).index(name.strip()))
+        return True
+
+    def select_class(self, name: str) -> None:
+        names = list(self.dataset.counts()) if self.dataset else []
+        if name in names:
+            self.classes.setCurrentRow(names.index(name))
+
+    def add_files(self, paths: list[str], label: str | None = None) -> None:
+        label = label or self.current_class()
+        if self.dataset is None:
+            return
+        if label is None:
+            self.banner.show_message("warning", "Add a class first (Add class…), then add its images.")
+            return
+        files = _expand(paths)
+        command = AddImages(self.dataset, label, files)
+        if self.run(command):
+            self._report(command.report.added, command.report.refused)
+            self.select_class(label)
+
+    def move_selected(self, to_class: str) -> None:
+        rels = [i.data(PATH_ROLE) for i in self.thumbs.selectedItems()]
+        if rels and to_class and self.dataset is not None:
+            self.run(MoveImages(self.dataset, rels, to_class))
+
+    def delete_selected(self) -> None:
+        rels = [i.data(PATH_ROLE) for i in self.thumbs.selectedItems()]
+        if rels and self.dataset is not None:
+            self.run(DeleteImages(self.dataset, rels))
+
+    def rename_class(self, old: str, new: str) -> None:
+        if self.dataset is not None and self.run(RenameClass(self.dataset, old, new)):
+            self.select_class(new)
+
+    def paste(self) -> None:
+        data = QApplication.clipboard().mimeData()
+        if data.hasUrls():
+            self.add_files([u.toLocalFile() for u in data.urls() if u.isLocalFile()])
+        elif data.hasImage():
+            image = QApplication.clipboard().image()
+            with tempfile.TemporaryDirectory() as tmp:
+                path = str(Path(tmp) / "pasted.png")
+                image.save(path, "PNG")
+                self.add_files([path])
+        else:
+            self.banner.show_message("info", "The clipboard holds no image or image file to paste.")
+
+    def import_from(self, kind: str, path: str) -> None:
+        """Import a folder, zip or CSV in the background (imports are additive: Delete undoes one)."""
+        if self.dataset is None:
+            return
+        ds = self.dataset
+        work = {"folder": ds.import_folder, "zip": ds.import_zip, "csv": ds.import_csv}[kind]
+        self.header.setText(f"Importing {Path(path).name}…")
+        task = self.tasks.start("dataset-import", lambda cancel: work(path))
+        task.done.connect(lambda report: (self.refresh(), self._report(report.added, report.refused)))
+        task.failed.connect(lambda message: (self.refresh(), self.banner.show_message("warning", message)))
+
+    def _report(self, added: list[str], refused: list[tuple[str, str]]) -> None:
+        if refused:
+            shown = "; ".join(f"{Path(p).name}: {r}" for p, r in refused[:4])
+            more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
+            self.banner.show_message("warning", f"Added {len(added)} image(s); refused {len(refused)}: {shown}{more}")
+        else:
+            self.banner.clear()
+
+    # ------------------------------------------------------------------------------ health
+    def check_health(self) -> None:
+        if self.dataset is None or not any(self.dataset.counts().values()):
+            self.health_text.setText("Add images to see the dataset's health: duplicates, label conflicts, "
+                                     "unreadable files, tiny or imbalanced classes.")
+            return
+        from ftstudio.core.datasets.health import check_folder
+
+        root = self.dataset.root
+        task = self.tasks.start("dataset-health", lambda cancel: check_folder(root, cancel=cancel, workers=1))
+        task.done.connect(self._show_health)
+        task.failed.connect(lambda message: self.health_text.setText(message))
+
+    def _show_health(self, report: dict) -> None:
+        self.health = report
+        lines = report["problems"]
+        if not lines:
+            self.health_text.setText(f"✓ No problems found in {report['readable']} images.")
+            return
+        import html
+
+        self.health_text.setText("<br>".join(f"• {html.escape(line)}" for line in lines))
+
+    # ------------------------------------------------------------------------------ dialogs
+    def _new_dataset(self) -> None:
+        name = dialogs.ask_text(self, "New dataset", "Name of the new dataset:")
+        if name and self.create_dataset(name):
+            self._add_class()
+
+    def _add_class(self) -> None:
+        name = dialogs.ask_text(self, "Add class", "Name of the class (e.g. cat):")
+        if name:
+            self.add_class(name)
+
+    def _rename_class(self) -> None:
+        old = self.current_class()
+        if old:
+            new = dialogs.ask_text(self, "Rename class", f"New name for {old}:", old)
+            if new and new != old:
+                self.rename_class(old, new)
+
+    def _open_files(self) -> None:
+        files = dialogs.choose_files(self, "Add images", "", IMAGE_FILTER)
+        if files:
+            self.add_files(files)
+
+    def _dropped_on_class(self, paths: list[str], item) -> None:
+        label = item.data(PATH_ROLE) if item is not None else self.current_class()
+        self.add_files(paths, label)
+
+    def _import_folder(self) -> None:
+        path = dialogs.choose_folder(self, "Import a folder of class folders")
+        if path:
+            self.import_from("folder", path)
+
+    def _import_zip(self) -> None:
+        path = dialogs.choose_file(self, "Import a zip of class folders", "", "Zip archives (*.zip)")
+        if path:
+            self.import_from("zip", path)
+
+    def _import_csv(self) -> None:
+        path = dialogs.choose_file(self, "Import a CSV of path,label", "", "CSV files (*.csv *.txt)")
+        if path:
+            self.import_from("csv", path)
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Files as given; a dropped folder contributes the files directly in it."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(str(f) for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith("."))
+        else:
+            out.append(str(path))
+    return out
+
+
+def _thumbnail(path: Path) -> QIcon:
+    """A small icon read at thumbnail size (a 50-megapixel photo is never decoded whole)."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid() and size.width() > 0 and size.height() > 0:
+        reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return QIcon(QPixmap.fromImage(image)) if not image.isNull() else QIcon()

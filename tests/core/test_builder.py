@@ -1,0 +1,130 @@
+"""Builder datasets: copies in (files, folders, zip, CSV), hostile archives refused, edits undo exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+
+import pytest
+
+from ftstudio.core.datasets.builder import (
+    AddImages,
+    BuilderDataset,
+    DeleteImages,
+    MoveImages,
+    RenameClass,
+    relabel_file,
+    builder_root,
+    list_datasets,
+    move_image,
+)
+from ftstudio.core.errors import InputError
+from tests.helpers import make_photo_folder, photo
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def source(tmp_path):
+    return make_photo_folder(tmp_path / "mine", n_per_class=3, classes=("cat", "dog"))
+
+
+def test_files_and_folders_are_copied_and_the_originals_left_alone(source):
+    before = digest(source)
+    ds = BuilderDataset.create("pets", ("cat",))
+    assert ds.root.parent == builder_root() and list_datasets() == [ds.root]
+    report = ds.add_files("cat", sorted((source / "cat").iterdir()) + [source / "missing.png"])
+    assert len(report.added) == 3 and report.refused[0][0].endswith("missing.png")
+    again = ds.import_folder(source)
+    assert len(again.added) == 6 and ds.counts() == {"cat": 6, "dog": 3}
+    assert len(set(ds.images("cat"))) == 6  # same names got unique ones
+    assert digest(source) == before
+    with pytest.raises(InputError, match="already exists"):
+        BuilderDataset.create("pets")
+    with pytest.raises(InputError, match="name"):
+        BuilderDataset.create("../escape")
+
+
+def test_zip_import_refuses_traversal_bombs_and_non_images(tmp_path, source):
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(source / "cat/cat_000.png", "pets/cat/a.png")
+        z.write(source / "dog/dog_000.png", "pets/dog/b.png")
+        z.writestr("pets/../../evil.png", b"x")
+        z.writestr("/etc/abs.png", b"x")
+        z.writestr("pets/dog/notes.png", b"not an image")
+    ds = BuilderDataset.create("zipped")
+    report = ds.import_zip(archive)
+    assert sorted(report.added) == ["cat/a.png", "dog/b.png"]
+    reasons = dict(report.refused)
+    assert "unsafe" in reasons["pets/../../evil.png"] and "unsafe" in reasons["/etc/abs.png"]
+    assert "pets/dog/notes.png" in reasons
+    assert not (tmp_path / "evil.png").exists() and not list(builder_root().parent.glob("evil*"))
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a/big.png", b"\0" * 30_000_000)
+    with pytest.raises(InputError, match="zip bomb"):
+        ds.import_zip(bomb)
+    (tmp_path / "fake.zip").write_bytes(b"nope")
+    with pytest.raises(InputError, match="not a readable zip"):
+        ds.import_zip(tmp_path / "fake.zip")
+
+
+def test_csv_import_names_bad_rows(tmp_path, source):
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label\nmine/cat/cat_000.png,cat\nmine/dog/dog_001.png,dog\nmissing.png,dog\n"
+                     "mine/cat/cat_001.png,../up\nonly-one-column\n", encoding="utf-8")
+    ds = BuilderDataset.create("from-csv")
+    report = ds.import_csv(table)
+    assert sorted(report.added) == ["cat/cat_000.png", "dog/dog_001.png"]
+    assert [r[0] for r in report.refused] == ["labels.csv line 4: missing.png",
+                                               "labels.csv line 5: mine/cat/cat_001.png", "labels.csv line 6"]
+
+
+def test_edits_apply_and_revert_exactly(source):
+    ds = BuilderDataset.create("edits")
+    add = AddImages(ds, "cat", sorted(str(p) for p in (source / "cat").iterdir()))
+    add.apply()
+    ds.add_class("dog")
+    original = digest(ds.root)
+    move = MoveImages(ds, ["cat/cat_001.png"], "dog")
+    move.apply()
+    assert "dog/cat_001.png" in ds.images("dog") and ds.counts() == {"cat": 2, "dog": 1}
+    move.revert()
+    assert digest(ds.root) == original
+    delete = DeleteImages(ds, ["cat/cat_000.png", "cat/cat_002.png"])
+    delete.apply()
+    assert ds.counts() == {"cat": 1, "dog": 0}
+    delete.revert()
+    assert digest(ds.root) == original
+    rename = RenameClass(ds, "cat", "kitten")
+    rename.apply()
+    assert ds.classes() == ["dog", "kitten"]
+    rename.revert()
+    add.revert()
+    assert ds.counts() == {"cat": 0, "dog": 0}
+
+
+def test_move_image_is_the_one_call_for_a_mistakes_gallery(tmp_path):
+    ds = BuilderDataset.create("fix")
+    buf = io.BytesIO()
+    photo(1).save(buf, "PNG")
+    rel = ds.add_bytes("cat", "x.png", buf.getvalue())
+    new = move_image(ds.root, rel, "dog")
+    assert new == "dog/x.png" and ds.counts() == {"cat": 0, "dog": 1}
+    with pytest.raises(InputError, match="not an image of dataset"):
+        move_image(ds.root, "../../etc/passwd", "cat")
+
+
+def test_relabel_file_moves_only_builder_images(tmp_path, source):
+    ds = BuilderDataset.create("gallery")
+    (rel,) = ds.add_files("cat", [source / "cat/cat_000.png"]).added
+    new = relabel_file(ds.path(rel), "dog")
+    assert new == ds.root / "dog/cat_000.png" and new.exists() and ds.counts() == {"cat": 0, "dog": 1}
+    with pytest.raises(InputError, match="your own folders"):
+        relabel_file(source / "cat/cat_001.png", "dog")
+    assert (source / "cat/cat_001.png").exists()
