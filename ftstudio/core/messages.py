@@ -51,6 +51,8 @@ OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --ba
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
 RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
             "or choose another --out")
+RUNS_DIR_UNWRITABLE = ("{path}: cannot create run folders there ({detail}); set FTSTUDIO_HOME to a folder you "
+                       "can write to, or pass --out")
 RUN_UNWRITABLE = "{path}: cannot write this run folder ({detail}); choose another --out or fix its permissions"
 RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({detail}); undo the edit to "
                  "recipe.json, or start a new run from it with `ftstudio run {path} --out NEW_FOLDER`")
