@@ -1,12 +1,13 @@
 """What each augmentation costs, in samples/s: the augmentation alone, and a training step of a
 small CNN with it, against the same step without (the ratio is the figure to read).
 
-    python bench/augment.py [--device cpu|cuda] [--batch 256] [--size 32] [--steps 20]
+    python bench/augment.py [--device cpu|cuda] [--batch 256] [--size 32] [--steps 20] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.manual_seed(0)
@@ -55,38 +57,40 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    def step(spec: AugmentSpec | None, train: bool) -> None:
+        xb = augment_batch(x, spec, gen, mean, std) if spec else x
+        if train:
+            loss = nn.functional.cross_entropy(model(xb), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        else:
+            xb.sum()
+
     def measure(spec: AugmentSpec | None, train: bool) -> float:
         for _ in range(3):  # warm-up
-            xb = augment_batch(x, spec, gen, mean, std) if spec else x
-            if train:
-                loss = nn.functional.cross_entropy(model(xb), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            step(spec, train)
         sync()
         start = time.perf_counter()
         for _ in range(args.steps):
-            xb = augment_batch(x, spec, gen, mean, std) if spec else x
-            if train:
-                loss = nn.functional.cross_entropy(model(xb), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            else:
-                xb.sum()
+            step(spec, train)
         sync()
         return args.batch * args.steps / (time.perf_counter() - start)
 
-    print(f"{dev} · batch {args.batch} · 3×{args.size}×{args.size} · {args.steps} steps · torch {torch.__version__}")
+    print(f"{dev} · batch {args.batch} · 3×{args.size}×{args.size} · {args.steps} steps · torch {torch.__version__} · "
+          f"median of {args.rounds} interleaved rounds")
+    specs = {name: AugmentSpec(**values) if values else None for name, values in OPTIONS.items()}
+    alone: dict[str, list[float]] = {name: [] for name in OPTIONS}
+    trained: dict[str, list[float]] = {name: [] for name in OPTIONS}
+    for _ in range(args.rounds):  # interleaved: a busy machine slows every option alike
+        for name, spec in specs.items():
+            alone[name].append(measure(spec, False) if spec else 0.0)
+            trained[name].append(measure(spec, True))
     print(f"{'augmentation':<28} {'augment only':>14} {'train step':>12} {'ratio to none':>14}")
-    base = None
-    for name, values in OPTIONS.items():
-        spec = AugmentSpec(**values) if values else None
-        alone = measure(spec, False) if spec else 0.0
-        step = measure(spec, True)
-        base = base or step
-        print(f"{name:<28} {alone:>12,.0f}/s {step:>10,.0f}/s {step / base:>13.2f}×")
-
+    base = statistics.median(trained["none"])
+    for name in OPTIONS:
+        a, t = statistics.median(alone[name]), statistics.median(trained[name])
+        print(f"{name:<28} {a:>12,.0f}/s {t:>10,.0f}/s {t / base:>13.2f}×")
 
 if __name__ == "__main__":
     main()

@@ -97,6 +97,14 @@ def _write_crash_log(text: str) -> str:
         path = folder / f"crash-{datetime.now():%Y%m%d-%H%M%S-%f}.log"
         path.write_text(f"ftstudio {__version__}\n{' '.join(sys.argv)}\n\n{text}", encoding="utf-8")
         return str(path)
-    except OSError:
-        sys.stderr.write(text)
-        return "(could not write a log; traceback above)"
+    except OSError:  # the data folder itself is unwritable (FTSTUDIO_HOME read-only): use the temp folder
+        import tempfile
+
+        try:
+            fd, name = tempfile.mkstemp(prefix="ftstudio-crash-", suffix=".log")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(f"ftstudio {__version__}\n{' '.join(sys.argv)}\n\n{text}")
+            return name
+        except OSError:
+            sys.stderr.write(text)
+            return "(could not write a log; traceback above)"

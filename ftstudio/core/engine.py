@@ -322,3 +322,25 @@ def _split_name(bundle: DataBundle, split: str) -> str:
     if bundle.test is not None and len(bundle.test):
         return "test"
     return "val" if len(bundle.val) else "all"
+
+
+def quant_data(run_dir: str | Path, which: str = "best"):
+    """`export.quantize.QuantData` of a run: training images to calibrate onnx-int8 and held-out images
+    to measure it, preprocessed as its checkpoint says."""
+    import numpy as np
+
+    from ftstudio.core.export.quantize import CALIBRATION_IMAGES, EVAL_IMAGES, QuantData
+
+    _model, ckpt, _spec, bundle, part = held_out(run_dir, which=which)
+    pre = ckpt["preprocess"]
+    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
+    rng = np.random.default_rng(0)
+
+    def take(split, n):
+        idx = np.sort(rng.permutation(len(split))[:n])
+        return (split.images(idx).astype(np.float32) / np.float32(255.0) - mean) / std, idx
+
+    calibration, _ = take(bundle.train, CALIBRATION_IMAGES)
+    x, idx = take(part, EVAL_IMAGES)
+    return QuantData(calibration, x, part.y.numpy()[idx])

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 MAX_JSON_BYTES = 2_000_000
@@ -114,3 +114,16 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_json_file(path: str | Path, data: Any) -> None:
+    """JSON written atomically as UTF-8. Paths from non-UTF-8 file names hold surrogates that UTF-8
+    cannot encode: then every non-ASCII character is escaped (\\udce9), which reads back the same."""
+    import json
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
+    atomic_write_bytes(path, raw)

@@ -51,6 +51,8 @@ OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --ba
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
 RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
             "or choose another --out")
+RUNS_DIR_UNWRITABLE = ("{path}: cannot create run folders there ({detail}); set FTSTUDIO_HOME to a folder you "
+                       "can write to, or pass --out")
 RUN_UNWRITABLE = "{path}: cannot write this run folder ({detail}); choose another --out or fix its permissions"
 RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({detail}); undo the edit to "
                  "recipe.json, or start a new run from it with `ftstudio run {path} --out NEW_FOLDER`")
@@ -96,3 +98,9 @@ PREDICT_SOURCE_MISSING = ("{path}: not found; give a run folder, a checkpoint fi
 PREDICT_NO_IMAGES = "no image files found in {paths} (looked for {suffixes})"
 PREDICT_NONE_READABLE = "none of the {count} file(s) could be read as an image"
 EXPLAIN_NOT_WRITABLE = "--explain {path}: cannot write heat maps there ({reason}); choose a folder you can write to"
+EXPORT_INT8 = ("int8, reloaded with onnxruntime: held-out accuracy {acc:.4f} vs {ref:.4f} for the float model "
+               "(drop {drop:.2f} points, {n} images)")
+EXPORT_INT8_DROP = ("onnx-int8: accuracy drops {drop:.2f} points, over the {limit:.0f}-point limit; "
+                    "use the float ONNX file.")
+EXPORT_INT8_NO_DATA = ("onnx-int8: needs the run's training images to calibrate; export from a run folder or "
+                       "checkpoint whose data is available")

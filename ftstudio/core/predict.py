@@ -23,7 +23,7 @@ from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, decode
 from ftstudio.core.errors import InputError
 
 MAX_FILES = 1_000_000  # a folder walk stops here rather than eat the memory on a mistaken `/`
-EXPORT_ORDER = ("onnx-int8", "onnx", "pt2")  # formats `predict` can run without ftstudio's model code
+EXPORT_ORDER = ("onnx", "pt2", "onnx-int8")  # formats `predict` runs without ftstudio's model code, preferred first
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 [N, C, H, W] → logits [N, classes]
 
 
@@ -82,10 +82,11 @@ def load_predictor(source: str | Path, checkpoint: str = "best") -> Predictor:
     path = Path(source).expanduser()
     if not path.exists():
         raise InputError(messages.PREDICT_SOURCE_MISSING.format(path=path))
-    if path.is_file() and (path.name == "signature.json" or path.suffix in (".onnx", ".pt2")):
+    chosen = path.name if path.is_file() and path.suffix in (".onnx", ".pt2") else None  # this file, not the default
+    if path.is_file() and (path.name == "signature.json" or chosen):
         path = path.parent
     if path.is_dir() and (path / "signature.json").is_file():
-        return _from_export(path)
+        return _from_export(path, chosen)
     return _from_checkpoint(path, checkpoint)
 
 
@@ -141,10 +142,13 @@ def read_signature(folder: Path) -> dict[str, Any]:
     return sig
 
 
-def _from_export(folder: Path) -> Predictor:
+def _from_export(folder: Path, chosen: str | None = None) -> Predictor:
     sig = read_signature(folder)
     files = sig["files"]
-    for fmt in EXPORT_ORDER:
+    order = [f for f in EXPORT_ORDER if files.get(f) == chosen] if chosen else EXPORT_ORDER
+    if chosen and not order:
+        raise InputError(f"{folder / chosen}: not listed in signature.json's files; re-export the run")
+    for fmt in order:
         name = files.get(fmt)
         if name and Path(name).name == name and (folder / name).is_file():
             run = _export_runner(fmt, folder / name)

@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ftstudio.core import paths
+from ftstudio.core import messages, paths
 from ftstudio.core.errors import InputError
-from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, read_bounded
+from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, read_bounded, write_json_file
 from ftstudio.core.run_records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
@@ -35,7 +35,10 @@ def _slug(text: str) -> str:
 def new_run_dir(parent: str | Path | None = None, name: str = "run") -> Path:
     """A fresh, unique run folder (timestamp + name + random suffix), created exclusively."""
     parent = Path(parent) if parent else paths.runs_dir()
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. FTSTUDIO_HOME on a read-only file system
+        raise InputError(messages.RUNS_DIR_UNWRITABLE.format(path=parent, detail=exc.strerror or exc)) from None
     for _ in range(100):
         path = parent / f"{datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}-{secrets.token_hex(2)}"
         try:
@@ -43,6 +46,8 @@ def new_run_dir(parent: str | Path | None = None, name: str = "run") -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise InputError(messages.RUNS_DIR_UNWRITABLE.format(path=parent, detail=exc.strerror or exc)) from None
     raise InputError(f"{parent}: cannot create a new run folder")
 
 
@@ -83,7 +88,7 @@ class Run:
         return self.recipe_path.is_file()
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_json_file(self.path / name, data)
 
     def summary(self) -> RunSummary:
         """summary.json through the one tolerant reader: junk fields are dropped and listed in
@@ -108,7 +113,7 @@ class Run:
 
     def append_metrics(self, row: dict[str, Any], sync: bool = False) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(json.dumps(row) + "\n")  # ASCII: a lone surrogate cannot break it
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -152,7 +157,7 @@ class Run:
                     continue
                 row = {**row, "steps": [s for s, _ in pairs], "losses": [v for _, v in pairs]}
             keep.append(row)
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def delete(self) -> None:
         shutil.rmtree(self.path)

@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.data_page = DataPage(self.session, self.tasks)
         self.model_page = ModelPage(self.tasks)
         self.train_page = TrainPage(self.session, self.actions_)
-        self.runs_page = RunsPage()
+        self.runs_page = RunsPage(self.tasks)
         self.export_page = ExportPage(self.tasks)
         self.try_page = TryPage(self.tasks)
         self.dataset_page = DatasetPage(self.tasks)
@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
+        self.runs_page.mistakes.open_in_try.connect(self.open_in_try)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
         self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
@@ -171,6 +172,11 @@ class MainWindow(QMainWindow):
         store.sync()
 
     # ----------------------------------------------------------------------------- pages
+    def open_in_try(self, run: Path, mistake) -> None:
+        """A gallery's misclassified image on the Try page, with its explanation."""
+        self.show_page("try")
+        self.try_page.open_mistake(run, mistake)
+
     def show_page(self, key: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(key))
 
@@ -316,6 +322,10 @@ class MainWindow(QMainWindow):
         self.wizard = PipelineWizard(self, self.session.device, self.session.devices if self.session.ready else None)
         self.wizard.setWindowModality(Qt.WindowModality.WindowModal)
         self.wizard.finished.connect(self._wizard_closed)
+        from ftstudio.gui.wizard.model import PageId
+
+        # a mistake opened in the wizard's gallery waits on the Try page behind the wizard
+        self.wizard.page_(PageId.RESULTS).mistakes.open_in_try.connect(self.open_in_try)
         self.wizard.show()
         return self.wizard
 

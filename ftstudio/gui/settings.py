@@ -30,9 +30,11 @@ def read_json(store: QSettings, key: str, default: Any = None) -> Any:
     raw = store.value(key)
     if not isinstance(raw, str):
         return default
+    if len(raw) > 2_000_000:  # settings are small; anything bigger is not ours
+        return default
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # bad JSON, a 5000-digit number, nesting too deep
         return default
 
 

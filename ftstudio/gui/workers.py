@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from ftstudio.core.training.callbacks import Callback
+from ftstudio.gui import training_levers
 from ftstudio.gui.bridge import DataPreview, Outcome, Packet, SignalBridge, make_preview
 
 __all__ = ["DataPreview", "Outcome", "Packet", "RunController", "SignalBridge", "Task", "Tasks",
@@ -199,9 +200,10 @@ class _TrainJob(QObject):
             def on_prepared(prepared) -> None:
                 self.prepared.emit(make_preview(run_path, prepared))
 
-            result = train_recipe(self.recipe, run_path, callbacks=[bridge, *self.extra], stop_event=self.stop,
-                                  pause_event=self.pause, resume=self.resume, progress=bridge.loading,
-                                  on_prepared=on_prepared)
+            with training_levers.applied(training_levers.DEFAULT):  # the window stays responsive
+                result = train_recipe(self.recipe, run_path, callbacks=[bridge, *self.extra],
+                                      stop_event=self.stop, pause_event=self.pause, resume=self.resume,
+                                      progress=bridge.loading, on_prepared=on_prepared)
             self.outcome = Outcome(str(result.summary.get("status") or result.finished.reason),
                                    result.run.path, result.summary)
         except BaseException as exc:  # noqa: BLE001 — exactly one outcome per run, always
@@ -216,8 +218,12 @@ class _TrainJob(QObject):
 
 
 def _remove_if_empty(path: Path | None) -> None:
+    """Remove a run folder nothing was written to (its lock file does not count)."""
+    from ftstudio.core.run_lock import LOCK_NAME
+
     try:
-        if path is not None and path.is_dir() and not any(path.iterdir()):
+        if path is not None and path.is_dir() and all(p.name == LOCK_NAME for p in path.iterdir()):
+            (path / LOCK_NAME).unlink(missing_ok=True)
             path.rmdir()
     except OSError:
         pass
@@ -259,7 +265,8 @@ class RunController(QObject):
         """Start a run in the background; False if one is already running."""
         if self.running:
             return False
-        self.stop_event, self.pause_event = threading.Event(), threading.Event()
+        self.stop_event = threading.Event()
+        self.pause_event = training_levers.YieldingPause(training_levers.DEFAULT.yield_s)
         self.run_path = Path(out) if out is not None else None
         job = _TrainJob(recipe, self.run_path, resume, self.stop_event, self.pause_event, tuple(callbacks))
         thread = QThread()

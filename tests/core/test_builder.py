@@ -14,6 +14,7 @@ from ftstudio.core.datasets.builder import (
     DeleteImages,
     MoveImages,
     RenameClass,
+    relabel_file,
     builder_root,
     list_datasets,
     move_image,
@@ -117,3 +118,13 @@ def test_move_image_is_the_one_call_for_a_mistakes_gallery(tmp_path):
     assert new == "dog/x.png" and ds.counts() == {"cat": 0, "dog": 1}
     with pytest.raises(InputError, match="not an image of dataset"):
         move_image(ds.root, "../../etc/passwd", "cat")
+
+
+def test_relabel_file_moves_only_builder_images(tmp_path, source):
+    ds = BuilderDataset.create("gallery")
+    (rel,) = ds.add_files("cat", [source / "cat/cat_000.png"]).added
+    new = relabel_file(ds.path(rel), "dog")
+    assert new == ds.root / "dog/cat_000.png" and new.exists() and ds.counts() == {"cat": 0, "dog": 1}
+    with pytest.raises(InputError, match="your own folders"):
+        relabel_file(source / "cat/cat_001.png", "dog")
+    assert (source / "cat/cat_001.png").exists()

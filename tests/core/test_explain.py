@@ -56,6 +56,7 @@ def _check_hot_quadrant(predictor: Predictor, expected_method: str) -> None:
     assert (inside > outside).mean() >= 0.9, (inside, outside)
 
 
+@pytest.mark.slow  # trains a small conv net: ~5 s alone, more on a loaded machine
 def test_grad_cam_on_a_conv_net_is_hot_in_the_deciding_quadrant():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),

@@ -57,3 +57,15 @@ def test_training_prints_skipped_files_and_small_classes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "warning:" in proc.stderr and "cat/broken.png" in proc.stderr
     assert "under-represented" in proc.stderr and "dog (" in proc.stderr
+
+
+def test_folder_images_keep_their_files_for_relabelling(tmp_path):
+    root = make_photo_folder(tmp_path / "pets", n_per_class=6, classes=("cat", "dog"))
+    (root / "dog/broken.png").write_bytes(b"no")
+    data = load_data(DatasetSpec(name=str(root), val_split=0.5))
+    for part in (data.train, data.val):
+        assert len(part.paths) == len(part)
+        for path, label in zip(part.paths, part.y.tolist()):
+            assert path.startswith(str(root / data.classes[label])) and "broken" not in path
+    sub = data.val.subset([1, 0])
+    assert sub.paths == [data.val.paths[1], data.val.paths[0]]

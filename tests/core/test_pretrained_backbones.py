@@ -72,6 +72,7 @@ def test_timm_resnet18_from_safetensors_trains_at_native_size(tmp_path, capsys):
     assert torch.equal(load_weights_file(tmp_path)["conv1.weight"], net.state_dict()["conv1.weight"])
 
 
+@pytest.mark.slow  # timm's first import and a name search over its ~1,400 models
 def test_unknown_timm_model_and_missing_weights_are_clear(capsys):
     code, err = _run(capsys, "finetune", "--from", "timm:resnet1800", *TINY_DATA)
     assert code == 2 and "not a timm model" in err and "resnet18" in err

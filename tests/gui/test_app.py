@@ -115,7 +115,10 @@ def test_unreadable_settings_fall_back_to_defaults(make_window):
 
 def test_keyboard_shortcuts(qtbot, window):
     window.activateWindow()
-    for i, page in enumerate(("data", "model", "train", "runs", "export"), start=1):
+    from ftstudio.gui.main_window import PAGES
+
+    assert PAGES[:2] == ("data", "dataset") and PAGES[-1] == "try"
+    for i, page in enumerate(PAGES, start=1):
         qtbot.keyClick(window, getattr(Qt.Key, f"Key_{i}"), Qt.KeyboardModifier.ControlModifier)
         assert window.current_page() == page
     outcomes = Outcomes(window)

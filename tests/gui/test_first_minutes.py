@@ -6,6 +6,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 
 def test_status_bar_timer_ignores_torch_while_it_is_still_importing(make_window, monkeypatch):
     """First start: the memory timer fired while the background `import torch` was half done
@@ -28,6 +30,7 @@ def _tiny_runs(*names: str) -> list:
     return [train_recipe(recipe.replace(name=name)).run for name in names]
 
 
+@pytest.mark.slow
 def test_export_results_belong_to_the_selected_run(qtbot, make_window):
     """Run A's "Exported and verified" and its files were still shown after run B was selected."""
     a, b = _tiny_runs("run-a", "run-b")
@@ -96,6 +99,7 @@ def test_undo_that_makes_the_network_valid_clears_the_check_failure(qtbot, windo
     assert "Check failed" not in page.banner.text()
 
 
+@pytest.mark.slow
 def test_two_runs_of_the_same_setup_get_names_that_tell_them_apart(qtbot, window):
     import dataclasses
 
@@ -189,6 +193,7 @@ def test_save_dialogs_start_in_the_same_folder(window, answers, monkeypatch, tmp
     assert dialogs.documents_folder() == tmp_path / "mine"  # next time both start where the user saved
 
 
+@pytest.mark.slow
 def test_a_saved_architecture_keeps_its_name_after_a_relaunch(qtbot, make_window, answers, tmp_path):
     first = make_window()
     page = first.model_page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWizard
 
 from tests.gui.conftest import Outcomes
@@ -17,6 +18,7 @@ def fully_visible(widget) -> bool:
     return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
 
 
+@pytest.mark.slow
 def test_after_a_run_every_page_fits_a_1024x640_window(qtbot, make_window):
     window = make_window(resize=False)
     window.resize(*SMALL)
@@ -107,3 +109,28 @@ def test_disabled_tool_buttons_are_dimmed_in_a_dark_palette(qtbot, window):
     finally:
         app.setPalette(old)
         QApplication.processEvents()
+
+
+def test_the_wizards_two_run_legends_sit_above_the_curves(qtbot):
+    """The wizard's legend hid the from-scratch validation curve."""
+    from ftstudio.gui.widgets.plots import OverlayPlots, TrainingPlots
+
+    plots = TrainingPlots(runs=("Fine-tuning", "From scratch"))
+    qtbot.addWidget(plots)
+    plots.resize(600, 320)
+    plots.build()
+    plots.stack.setCurrentIndex(1)
+    overlay = OverlayPlots()
+    qtbot.addWidget(overlay)
+    overlay.resize(600, 260)
+    overlay.set_runs([("fine-tuned", [{"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0, "train_loss": 1.2}]),
+                      ("from scratch", [{"epoch": 1, "val_accuracy": 0.3, "val_loss": 1.5, "train_loss": 1.6}])])
+    plots.show()
+    overlay.show()
+    qtbot.waitExposed(overlay)
+    for plot in (plots.loss_plot, plots.acc_plot, overlay.acc_plot):
+        item = plot.getPlotItem()
+        legend, view = item.legend, item.getViewBox()
+        qtbot.waitUntil(lambda legend=legend, view=view: legend.sceneBoundingRect().height() > 0  # once laid out
+                        and not legend.sceneBoundingRect().intersects(view.sceneBoundingRect()), timeout=5_000)
+    assert len(overlay.acc_plot.getPlotItem().legend.items) == 2

@@ -46,16 +46,16 @@ def _folder(root, n=4):
 def test_dropping_an_image_shows_its_top_classes_as_bars(qtbot, page, source_run, tmp_path):  # noqa: F811
     image = min(_folder(tmp_path / "digits").rglob("*.png"))
     page.set_source(source_run)
-    qtbot.waitUntil(lambda: page.predictor is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=120_000)
     _drop(page, [image])
-    qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=120_000)
     expected = predict(source_run, [image], top_k=5).predictions[0]
     values = page.bar_values()
     assert [name for name, _ in values] == [name for name, _ in expected.top]
     assert [v for _, v in values] == pytest.approx([p for _, p in expected.top], abs=1e-3)
     assert expected.label in page.answer.text()
     page.explain.setChecked(True)  # the overlay is computed in the background
-    qtbot.waitUntil(lambda: page.method.text().startswith("Heat map: Grad-CAM"), timeout=60_000)
+    qtbot.waitUntil(lambda: page.method.text().startswith("Heat map: Grad-CAM"), timeout=120_000)
     assert not page.picture.pixmap().isNull()
 
 
@@ -66,7 +66,7 @@ def test_a_class_folder_filters_wrong_and_uncertain_and_sorts_by_confidence(qtbo
     assert not page.filter.model().item(wrong_index).isEnabled()  # nothing with known answers yet
     page.set_source(source_run)
     page.open_paths([folder])  # before the model has loaded: predicted once it has
-    qtbot.waitUntil(lambda: len(page.results) == 20, timeout=60_000)
+    qtbot.waitUntil(lambda: len(page.results) == 20, timeout=120_000)
     assert "1 file(s) skipped" in page.banner.label.text() and "broken.png" in page.banner.label.text()
     assert page.has_truth and page.filter.model().item(wrong_index).isEnabled()
     page.sort.setCurrentIndex(page.sort.findData("low"))
@@ -81,10 +81,33 @@ def test_a_class_folder_filters_wrong_and_uncertain_and_sorts_by_confidence(qtbo
 
 def test_an_in_memory_image_and_a_bad_model_folder(qtbot, page, source_run, tmp_path):  # noqa: F811
     page.set_source(tmp_path)  # an empty folder: not a model
-    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=120_000)
     assert "not a run folder" in page.banner.label.text()
     page.set_source(source_run)
-    qtbot.waitUntil(lambda: page.predictor is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=120_000)
     page.open_image(np.full((1, 8, 8), 128, np.uint8), "gallery image", truth="3")
-    qtbot.waitUntil(lambda: bool(page.bars), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=120_000)
     assert page.results[0].truth == "3" and page.explain.isChecked()
+
+
+def test_mistakes_gallery_lists_per_class_metrics_and_opens_a_mistake_in_try(qtbot, page, source_run):  # noqa: F811
+    from ftstudio.gui.widgets.mistakes import MistakesPanel
+
+    panel = MistakesPanel(page.tasks)
+    qtbot.addWidget(panel)
+    panel.set_run(source_run, measure=True)
+    qtbot.waitUntil(lambda: panel.assessment is not None, timeout=120_000)
+    report = panel.assessment.report
+    assert panel.table.rowCount() == len(SOURCE_CLASSES) + 2
+    assert panel.table.item(len(SOURCE_CLASSES), 0).text() == "macro average"
+    assert panel.table.item(0, 1).text() == f"{report['per_class']['0']['precision']:.3f}"
+    mistakes = panel.mistakes()
+    assert mistakes and all(m.true != m.predicted for m in mistakes)
+    with qtbot.waitSignal(panel.open_in_try) as opened:
+        panel.gallery.itemActivated.emit(panel.gallery.item(0))
+    run, mistake = opened.args
+    page.open_mistake(run, mistake)
+    qtbot.waitUntil(lambda: bool(page.bars), timeout=120_000)
+    assert page.results[0].truth == mistake.true and page.results[0].prediction.label == mistake.predicted
+    assert page.results[0].prediction.probability == pytest.approx(mistake.confidence, abs=1e-4)
+    qtbot.waitUntil(lambda: page.method.text().startswith("Heat map"), timeout=120_000)

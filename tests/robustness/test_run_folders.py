@@ -131,3 +131,11 @@ def test_evaluate_names_the_checkpoint_it_really_used(tmp_path):
 def test_a_screenshot_that_cannot_be_written_exits_2(tmp_path):
     done = cli("--screenshot", str(tmp_path / "no" / "such" / "folder" / "x.png"), timeout=120)
     assert done.returncode == 2 and "cannot write there" in done.stderr, done.stderr
+
+
+def test_an_unwritable_ftstudio_home_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # FTSTUDIO_HOME below a file: as unwritable as a read-only file system
+    done = cli("train", "--epochs", "1", env={"FTSTUDIO_HOME": str(blocker / "home")})
+    assert done.returncode == 2 and "set FTSTUDIO_HOME to a folder you can write to" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

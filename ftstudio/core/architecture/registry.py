@@ -15,6 +15,9 @@ from ftstudio.core.architecture.torchvision_names import TORCHVISION_BACKBONES
 
 AUTO = "auto"
 CLASSES = "classes"
+# the composer's word on BatchNorm: frozen in a fine-tune, its statistics follow the new data
+BN_FROZEN = ("Normalise each {} over the batch. Frozen in a fine-tune (head, LoRA), its running statistics are "
+             "re-estimated on the new data first (--bn adapt, AdaBN); --bn keep keeps the source's")
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,10 @@ for _layer in (
     LayerType("AdaptiveAvgPool2d", "Pooling", "Average down to a fixed output size (global pooling at 1)",
               {"output_size": _I(1, "Output height and width", hi=64)},
               lambda p, s: _nn("AdaptiveAvgPool2d")(p["output_size"])),
-    LayerType("BatchNorm1d", "Normalisation", "Normalise each feature over the batch",
+    LayerType("BatchNorm1d", "Normalisation", BN_FROZEN.format("feature"),
               {"num_features": _I(AUTO, "Features (auto)", special=(AUTO,))},
               lambda p, s: _nn("BatchNorm1d")(p["num_features"])),
-    LayerType("BatchNorm2d", "Normalisation", "Normalise each channel over the batch",
+    LayerType("BatchNorm2d", "Normalisation", BN_FROZEN.format("channel"),
               {"num_features": _I(AUTO, "Channels (auto)", hi=65_536, special=(AUTO,))},
               lambda p, s: _nn("BatchNorm2d")(p["num_features"])),
     LayerType("LayerNorm", "Normalisation", "Normalise over the last dimension of each sample",

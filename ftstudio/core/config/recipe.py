@@ -209,6 +209,6 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def save_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-    from ftstudio.core.fileio import atomic_write_text
+    from ftstudio.core.fileio import write_json_file
 
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_json_file(path, data)

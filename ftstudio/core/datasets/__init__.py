@@ -8,6 +8,7 @@ computes normalisation from the training split.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -178,7 +179,7 @@ def _from_arrays(spec: DatasetSpec, raw, name: str, size, chans) -> DataBundle:
 
 
 def _assemble(spec, name, images, labels, classes, source, test, skipped, warnings, augment_default,
-              grouped: bool = False) -> DataBundle:
+              grouped: bool = False, files: list[str] | None = None) -> DataBundle:
     import torch
 
     _check_enough(labels, classes, spec.val_split)
@@ -191,7 +192,8 @@ def _assemble(spec, name, images, labels, classes, source, test, skipped, warnin
         tr, va = stratified_split(labels, spec.val_split, spec.split_seed)
     tr = tr[cap_per_class(labels[tr], spec.per_class, spec.split_seed)]
     as_split = lambda idx: Split(torch.from_numpy(np.ascontiguousarray(images[idx])),  # noqa: E731
-                                 torch.from_numpy(labels[idx].astype(np.int64)))
+                                 torch.from_numpy(labels[idx].astype(np.int64)),
+                                 [files[i] for i in idx] if files is not None else None)
     train, val = as_split(tr), as_split(va)
     test_split = Split(torch.from_numpy(test[0]), torch.from_numpy(test[1].astype(np.int64))) if test else None
     mean, std = channel_stats(train.x)
@@ -258,8 +260,11 @@ def _load_folder(spec, folder: Path, size, chans, progress, cancel, in_memory_li
     if len(scan.paths) * chans * size[0] * size[1] <= in_memory_limit:
         images, labels, bad = decode_folder(scan, size, chans, progress=progress, cancel=cancel,
                                             cache=paths.cache_dir() / "decoded", meanwhile=_warm_up_torch)
+        failed = {p for p, _ in bad}
+        files = [p for p in scan.paths if os.path.relpath(p, scan.root) not in failed]
         return _assemble(spec, str(folder), images, labels, scan.classes, source, None,
-                         scan.skipped + bad, scan.warnings, True, grouped=True)
+                         scan.skipped + bad, scan.warnings, True, grouped=True,
+                         files=files if len(files) == len(images) else None)
     # too large for memory: keep paths, decode per batch
     import torch
 

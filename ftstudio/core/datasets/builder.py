@@ -281,6 +281,30 @@ def move_image(dataset: str | Path, rel: str, to_class: str) -> str:
     return f"{folder.name}/{target.name}"
 
 
+def dataset_of(image: str | Path, base: Path | None = None) -> tuple[BuilderDataset, str] | None:
+    """(the builder dataset, the image's ``CLASS/file``) when ``image`` is in one, else None."""
+    root = (base or builder_root()).resolve()
+    path = Path(image).resolve()
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return None
+    if len(rel.parts) != 3 or any(p.startswith(".") for p in rel.parts):
+        return None
+    return BuilderDataset(root / rel.parts[0]), f"{rel.parts[1]}/{rel.parts[2]}"
+
+
+def relabel_file(image: str | Path, to_class: str) -> Path:
+    """Move an image (e.g. ``Mistake.path`` from a mistakes gallery) to ``to_class`` of its builder
+    dataset; returns its new path. Folders the user made themselves are never changed."""
+    found = dataset_of(image)
+    if found is None:
+        raise InputError(f"{image}: not an image of a dataset made in the app; ftstudio does not move files in "
+                         f"your own folders (build a dataset on the Build data page to relabel there)")
+    ds, rel = found
+    return ds.path(move_image(ds.root, rel, to_class))
+
+
 def _inside(ds: BuilderDataset, rel: str) -> Path:
     path = (ds.root / rel).resolve()
     if ds.root.resolve() not in path.parents or not path.is_file():

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class Split:
-    """Images held in memory as a uint8 tensor ``[N, C, H, W]`` and int64 labels ``[N]``."""
+    """Images held in memory as a uint8 tensor ``[N, C, H, W]`` and int64 labels ``[N]``; ``paths``
+    names each image's file when it came from a folder (so a mistake can be relabelled at its source)."""
 
     x: torch.Tensor
     y: torch.Tensor
+    paths: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -32,13 +34,14 @@ class Split:
         return self.x[list(indices)].numpy()
 
     def relabel(self, y: torch.Tensor) -> Split:
-        return Split(self.x, y)
+        return Split(self.x, y, self.paths)
 
     def subset(self, indices: np.ndarray) -> Split:
         import torch
 
-        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        return Split(self.x[index], self.y[index])
+        idx = np.asarray(indices, dtype=np.int64)
+        paths = [self.paths[i] for i in idx] if self.paths is not None else None
+        return Split(self.x[torch.as_tensor(idx)], self.y[torch.as_tensor(idx)], paths)
 
 
 @dataclass

@@ -7,9 +7,11 @@ folder and keyed by the files' names, sizes and modification times.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -62,12 +64,12 @@ def scan_folder(root: str | Path) -> FolderScan:
     classes, paths, stats, labels, skipped, warnings = [], [], [], [], [], []
     for entry in class_dirs:
         files, file_stats, bad = _class_files(Path(entry.path), root)
-        skipped.extend(bad)
+        skipped.extend((printable(p), r) for p, r in bad)
         if not files:
-            warnings.append(messages.CLASS_EMPTY.format(name=entry.name))
+            warnings.append(messages.CLASS_EMPTY.format(name=printable(entry.name)))
             continue
         label = len(classes)
-        classes.append(entry.name)
+        classes.append(printable(entry.name))
         paths.extend(files)
         stats.extend(file_stats)
         labels.extend([label] * len(files))
@@ -151,7 +153,7 @@ def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
 
     ``meanwhile`` runs in this process while worker processes decode (or first, for small folders)."""
     key = _cache_key(scan, size, channels)
-    cached = _read_cache(cache, key)
+    cached = _read_cache(cache, key, (channels, size[0], size[1]), len(scan.paths), len(scan.classes))
     if cached is not None:
         if progress:
             progress(len(scan.paths), len(scan.paths))
@@ -165,7 +167,7 @@ def decode_folder(scan: FolderScan, size: tuple[int, int], channels: int, *,
         out[start:start + len(images)] = images
         for i, reason in failed:
             ok[start + i] = False
-            skipped.append((os.path.relpath(scan.paths[start + i], scan.root), reason))
+            skipped.append((printable(os.path.relpath(scan.paths[start + i], scan.root)), reason))
 
     for start, images, failed in _decode_chunks(scan.paths, size, channels, progress, cancel, meanwhile):
         take(start, images, failed)
@@ -233,21 +235,48 @@ def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progr
         yield from here(list(pending))
 
 
+def printable(name: str) -> str:
+    """A file name as text every file format takes: bytes that are not UTF-8 (Python keeps them as
+    surrogates) become U+FFFD. For labels and messages only; files are opened by their real name."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _cache_key(scan: FolderScan, size: tuple[int, int], channels: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.classes}".encode())
-    h.update("\n".join(f"{p}|{n}|{t}" for p, (n, t) in zip(scan.paths, scan.stats)).encode())
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.classes}".encode("utf-8", "surrogateescape"))
+    h.update("\n".join(f"{p}|{n}|{t}" for p, (n, t) in zip(scan.paths, scan.stats)).encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:32]
 
 
-def _read_cache(cache: Path | None, key: str):
+def _read_cache(cache: Path | None, key: str, shape: tuple[int, int, int] = (0, 0, 0), count: int = 0,
+                classes: int = 0):
+    """The cached decode, or None. A damaged cache (cut short, not a zip, wrong arrays, not a
+    regular file) is deleted, so the folder is decoded again and the cache rebuilt — it once
+    raised BadZipFile on every later run until the user found and deleted it."""
     if cache is None:
         return None
     path = cache / f"{key}.npz"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
-            return z["images"], z["labels"], skipped
-    except (OSError, KeyError, ValueError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        with os.fdopen(fd, "rb") as f:  # our handle: np.load leaks its own when the zip is bad
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError("not a regular file")
+            with np.load(f, allow_pickle=False) as z:
+                images, labels = z["images"], z["labels"]
+                skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
+        fits = (images.dtype == np.uint8 and images.ndim == 4 and (not count or len(images) <= count)
+                and (not any(shape) or tuple(images.shape[1:]) == shape)
+                and labels.ndim == 1 and len(labels) == len(images) and np.issubdtype(labels.dtype, np.integer)
+                and (not len(labels) or (labels.min() >= 0 and (not classes or labels.max() < classes)))
+                and all(len(s) == 2 for s in skipped))
+        if not fits:
+            raise ValueError("arrays do not match the folder")
+        return images, labels, skipped
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 — BadZipFile, EOFError, ValueError, OSError…: any damage means rebuild
+        with contextlib.suppress(OSError):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
         return None
 
 

@@ -24,8 +24,8 @@ from PIL import Image, ImageOps
 
 from ftstudio.core import messages
 from ftstudio.core.datasets import TINY_CLASS
-from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, _reason
-from ftstudio.core.datasets.folder import IGNORED_NAMES
+from ftstudio.core.datasets.decode import _reason
+from ftstudio.core.datasets.folder import _class_files
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
 from ftstudio.core.errors import Cancelled, InputError
 
@@ -109,26 +109,11 @@ def _is_dir(entry: os.DirEntry) -> bool:
 
 
 def _add_class(listing: Listing, class_dir: Path, split: str) -> None:
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        try:
-            st = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.lower() in IGNORED_NAMES:
-                continue
-            rel = Path(os.path.relpath(os.path.join(dirpath, name), listing.folder)).as_posix()
-            if not name.lower().endswith(IMAGE_SUFFIXES):
-                listing.skipped.append({"path": rel, "reason": "not an image file type"})
-                continue
-            listing.entries.append(Entry(rel, class_dir.name, split))
+    """The class folder's images (walked as training walks it: hidden files, links, loops)."""
+    files, _, bad = _class_files(class_dir, listing.folder)
+    listing.skipped.extend({"path": Path(rel).as_posix(), "reason": reason} for rel, reason in bad)
+    listing.entries.extend(Entry(Path(os.path.relpath(f, listing.folder)).as_posix(), class_dir.name, split)
+                           for f in files)
 
 
 def read_facts(path: str) -> FileFacts:

@@ -22,7 +22,8 @@ from typing import Any
 from ftstudio.core import messages
 from ftstudio.core.errors import InputError
 
-FORMATS = ("onnx", "pt2", "safetensors", "state-dict")
+FORMATS = ("onnx", "pt2", "safetensors", "state-dict")  # "all": each reproduces the float logits
+OFFERED = (*FORMATS, "onnx-int8")  # int8 on request: it needs the training images and approximates
 SAMPLE_BATCHES = (3, 1)
 TOLERANCE = 1e-4  # max |difference| allowed, relative to max(1, max |logit|)
 
@@ -35,6 +36,10 @@ class ExportedFile:
     verified: bool
     max_abs_diff: float
     message: str
+    size_bytes: int = 0
+    latency_ms: float = math.nan  # one image, median of a few runs on this machine
+    accuracy: float | None = None  # int8: held-out accuracy of the file, and of the float model
+    float_accuracy: float | None = None
 
 
 @dataclass
@@ -55,8 +60,8 @@ def check_formats(formats: list[str] | tuple[str, ...] | None) -> list[str]:
     for name in chosen:
         if name == "torchscript":
             raise InputError(messages.EXPORT_TORCHSCRIPT)
-        if name not in FORMATS:
-            raise InputError(messages.EXPORT_UNKNOWN_FORMAT.format(name=name, known=", ".join(FORMATS)))
+        if name not in OFFERED:
+            raise InputError(messages.EXPORT_UNKNOWN_FORMAT.format(name=name, known=", ".join(OFFERED)))
     return chosen
 
 
@@ -67,8 +72,11 @@ def default_out_dir(run_dir: str | Path) -> Path:
 
 def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None = None,
                out_dir: str | Path | None = None, checkpoint: str = "best",
-               progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Export a run folder (or checkpoint file) to ``formats``; see the module docstring."""
+               progress: Callable[[str], None] | None = None, quant_loader=None) -> ExportReport:
+    """Export a run folder (or checkpoint file) to ``formats``; see the module docstring.
+
+    ``quant_loader(run_dir, checkpoint)`` → `quantize.QuantData` (`engine.quant_data`: the engine
+    loads the run's data, a layer above this package) calibrates and measures onnx-int8."""
     from ftstudio.core.runs import Run, model_from_checkpoint, resolve_checkpoint
     from ftstudio.core.training import checkpoint as ckpt_io
 
@@ -81,7 +89,12 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
     run_path = Path(run_dir).expanduser()
     summary = Run(run_path).read_summary() if run_path.is_dir() else {}
     which = checkpoint if ckpt_path.stem == checkpoint else ckpt_path.stem
-    return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress)
+    quant = None
+    if "onnx-int8" in chosen and quant_loader is not None:
+        if progress:
+            progress("loading training images to calibrate int8 and held-out images to measure it")
+        quant = quant_loader(run_dir, checkpoint)
+    return export_model(model, ckpt, chosen, out, summary=summary, which=which, progress=progress, quant=quant)
 
 
 def ensure_writable(folder: Path) -> None:
@@ -95,8 +108,9 @@ def ensure_writable(folder: Path) -> None:
 
 
 def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, summary: dict[str, Any] | None = None,
-                 which: str = "best", progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata)."""
+                 which: str = "best", progress: Callable[[str], None] | None = None, quant=None) -> ExportReport:
+    """Write, reload and compare each format for an nn.Module in eval mode (``ckpt`` gives its metadata;
+    ``quant``: `quantize.QuantData`, needed for onnx-int8)."""
     from ftstudio.core.export.formats import FORMAT_TABLE
     from ftstudio.core.export.staging import check_target, staged
 
@@ -107,7 +121,7 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
     check_target(out, {f.filename for f in FORMAT_TABLE.values()})
     with staged(out) as stage:  # the previous export stays whole until this one is complete
         report = _write_all(model, ckpt, formats, stage, summary, which,
-                            lambda text: say(text.replace(str(stage), str(out))))
+                            lambda text: say(text.replace(str(stage), str(out))), quant)
     files = [dataclasses.replace(f, path=out / f.path.name) for f in report.files]
     done = ExportReport(out, files, out / "signature.json", out / "model_card.md")
     say(f"{'all files verified' if done.ok else 'SOME FILES FAILED'}; signature and model card in {out}")
@@ -124,7 +138,7 @@ def _check_finite(model) -> None:
 
 
 def _write_all(model, ckpt: dict[str, Any], formats: list[str], out: Path, summary: dict[str, Any] | None,
-               which: str, say: Callable[[str], None]) -> ExportReport:
+               which: str, say: Callable[[str], None], quant=None) -> ExportReport:
     import torch
 
     from ftstudio.core.export import card
@@ -140,7 +154,10 @@ def _write_all(model, ckpt: dict[str, Any], formats: list[str], out: Path, summa
     for name in formats:
         fmt = FORMAT_TABLE[name]
         say(f"exporting {name} → {out / fmt.filename}")
-        report.files.append(_export_one(fmt, model, ckpt, samples, expected, out, say))
+        if name == "onnx-int8":
+            report.files.append(_export_int8(model, samples, out, quant, say))
+        else:
+            report.files.append(_export_one(fmt, model, ckpt, samples, expected, out, say))
     files = {f.format: f.path.name for f in report.files if f.verified}
     sig = card.signature(ckpt, files)
     report.signature_path = out / "signature.json"
@@ -180,7 +197,55 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
     ok = diff <= tol
     text = (f"reloaded with {fmt.runtime}; outputs match" if ok
             else messages.EXPORT_MISMATCH.format(format=fmt.name, diff=diff, tol=tol))
-    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text)
+    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text, path.stat().st_size,
+                        _latency(run, samples[1]))
+
+
+def _latency(run, sample) -> float:
+    from ftstudio.core.export.quantize import latency_ms
+
+    try:
+        return latency_ms(run, sample)
+    except Exception:  # noqa: BLE001 — a timing is a nicety, never a failure
+        return math.nan
+
+
+def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
+    """Quantize, reload with onnxruntime, and compare held-out accuracy with the float model."""
+    import torch
+
+    from ftstudio.core.export.formats import FORMAT_TABLE, first_line, load_onnx
+    from ftstudio.core.export.quantize import MAX_ACCURACY_DROP, accuracy, write_onnx_int8
+    from ftstudio.core.fileio import file_sha256
+
+    fmt = FORMAT_TABLE["onnx-int8"]
+    path = out / fmt.filename
+    if quant is None:
+        return ExportedFile(fmt.name, path, "", False, math.nan, messages.EXPORT_INT8_NO_DATA)
+    try:
+        write_onnx_int8(model, samples[0], path, quant)
+    except OSError as exc:
+        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        return ExportedFile(fmt.name, path, "", False, math.nan, f"onnx-int8: quantization failed ({first_line(exc)})")
+    say(f"verifying onnx-int8 with onnxruntime on {len(quant.y)} held-out images")
+    try:
+        run = load_onnx(path, None)
+        shapes_ok = all(run(x).shape == (len(x), model(x[:1]).shape[1]) for x in samples)
+        with torch.no_grad():
+            ref = accuracy(lambda a: model(torch.from_numpy(a)).numpy(), quant.x, quant.y)
+        acc = accuracy(lambda a: run(torch.from_numpy(a)), quant.x, quant.y)
+        diff = max(float(abs(run(x) - model(x).detach().numpy()).max()) for x in samples)
+    except Exception as exc:  # noqa: BLE001
+        return ExportedFile(fmt.name, path, file_sha256(path), False, math.nan,
+                            f"onnx-int8: reloading with onnxruntime failed ({first_line(exc)})")
+    drop = ref - acc
+    ok = shapes_ok and drop <= MAX_ACCURACY_DROP
+    text = messages.EXPORT_INT8.format(acc=acc, ref=ref, drop=100 * drop, n=len(quant.y))
+    if not ok:
+        text = messages.EXPORT_INT8_DROP.format(drop=100 * drop, limit=100 * MAX_ACCURACY_DROP) + " " + text
+    return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text, path.stat().st_size,
+                        _latency(run, samples[1]), acc, ref)
 
 
 def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):

@@ -46,6 +46,16 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def _bytes(n: int) -> str:
+    if not n:
+        return "–"
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} KB"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value == value else "–"
+
+
 def _pct(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
@@ -130,9 +140,11 @@ def model_card(ckpt: dict[str, Any], summary: dict[str, Any], which: str, sig: d
               f"`[batch, {len(classes)}]`. Steps: " + "; ".join(pre["steps"]) + f". mean = {pre['mean']}, "
               f"std = {pre['std']}. All of it is in `signature.json`.",
               "## Files",
-              _table([(f.format, f"`{f.path.name}`", f"`{f.sha256}`", "yes" if f.verified else "**NO**",
+              _table([(f.format, f"`{f.path.name}`", _bytes(getattr(f, "size_bytes", 0)),
+                       _ms(getattr(f, "latency_ms", float("nan"))), f"`{f.sha256}`", "yes" if f.verified else "**NO**",
                        f"{f.max_abs_diff:.2e}" if f.max_abs_diff == f.max_abs_diff else "–", f.message)
-                      for f in files], ("format", "file", "sha256", "verified", "max abs diff", "note"))]
+                      for f in files], ("format", "file", "size", "latency (1 image, this machine)", "sha256",
+                                        "verified", "max abs diff", "note"))]
     names = {f.format: f.path.name for f in files if f.verified}
     code = snippets(sig, names.get("onnx"), names.get("pt2"))
     if code:

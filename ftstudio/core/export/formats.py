@@ -153,6 +153,8 @@ FORMAT_TABLE: dict[str, Format] = {f.name: f for f in (
     Format("pt2", "model.pt2", "torch.export.load", write_pt2, load_pt2),
     Format("safetensors", "model.safetensors", "safetensors + PyTorch", write_safetensors, load_safetensors),
     Format("state-dict", "model.pt", "torch.load(weights_only=True) + PyTorch", write_state_dict, load_state_dict),
+    # written by export.quantize (it needs calibration images); loads like any ONNX file
+    Format("onnx-int8", "model.int8.onnx", "onnxruntime (int8)", write_onnx, load_onnx),
 )}
 
 

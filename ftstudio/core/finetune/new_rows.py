@@ -9,9 +9,11 @@ the plan's ``new_rows`` field, compared in bench/class_growth.py:
   wins by accident; training has to separate them.
 - ``imprint`` (default; Qi et al. 2018, "Low-shot learning with imprinted weights") — each new
   class's row is the mean feature of its training images, scaled to the known rows' mean
-  norm, its bias the known rows' mean bias: before any step the head is a nearest-class-mean
-  classifier on the frozen features, so it starts far above chance, with no cost but one
-  forward pass over the training images.
+  norm, its bias the known rows' mean bias: before any step the new classes are already
+  recognised (0.64 at 5 shots in the benchmark, vs 0.00 for random/mean), for one forward pass
+  over the training images. Measured cost: until training separates them the imprinted rows also
+  win on known classes' images (ReLU features all point one general way); after 50 head-only
+  steps imprinting is best overall (0.70 vs 0.60 random, 0.62 mean at 5 shots; bench/README.md).
 """
 
 from __future__ import annotations

@@ -56,8 +56,9 @@ def safe_torch_load(path: str | Path) -> Any:
             detail = f"it calls {', '.join(calls[:3])}" if calls else "it contains pickled Python objects"
             raise InputError(messages.CHECKPOINT_UNSAFE.format(path=path, detail=detail)) from None
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="corrupt data")) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError,
-            AttributeError, IndexError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 — RuntimeError, EOFError, BadZipFile, struct.error…: a damaged file
+        if isinstance(exc, MemoryError):
+            raise
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         detail = "truncated or corrupt" if ("failed finding central directory" in first or isinstance(exc, EOFError)
                                             or "invalid load key" in first) else first[:160]

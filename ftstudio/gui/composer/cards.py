@@ -17,7 +17,8 @@ SHORT = {"out_features": "out", "out_channels": "out", "kernel_size": "k", "stri
          "name": "", "weights": "weights", "projection": "projection"}
 ALWAYS = {"Linear": ("out_features",), "Conv2d": ("out_channels", "kernel_size"), "MaxPool2d": ("kernel_size",),
           "AvgPool2d": ("kernel_size",), "AdaptiveAvgPool2d": ("output_size",), "Dropout": ("p",),
-          "LeakyReLU": ("negative_slope",), "Backbone": ("name", "weights")}
+          "LeakyReLU": ("negative_slope",), "Backbone": ("name", "weights"),
+          "TimmBackbone": ("name", "weights")}
 
 
 def shape_text(shape) -> str:

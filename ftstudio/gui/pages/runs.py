@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
+                               QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from ftstudio.core.run_lock import is_locked
 from ftstudio.core.run_records import RunSummary
@@ -53,8 +53,9 @@ class RunsPage(Page, QWidget):
     reuse_requested = Signal(object)  # Path: put the run's settings into the editors
     renamed = Signal(object)  # Path of a run whose name changed (other pages list it too)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, tasks=None, parent=None) -> None:
         super().__init__(parent)
+        self.tasks = tasks  # gui.workers.Tasks: measuring per class runs in the background
         self.busy_run: Path | None = None
         self._filling = False  # refresh() is writing cells: not a rename
         self._build()
@@ -101,10 +102,18 @@ class RunsPage(Page, QWidget):
         self.details.setToolTip("The selected run's summary")
         self.details.setOpenLinks(False)
         self.details.anchorClicked.connect(lambda url: dialogs.reveal(url.toLocalFile()))
+        self.side = QTabWidget()
+        self.side.addTab(self.details, "Summary")
+        self.mistakes = None
+        if self.tasks is not None:
+            from ftstudio.gui.widgets.mistakes import MistakesPanel
+
+            self.mistakes = MistakesPanel(self.tasks)
+            self.side.addTab(self.mistakes, "Per class && mistakes")
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.plots)
-        lower.addWidget(self.details)
-        lower.setSizes([700, 340])
+        lower.addWidget(self.side)
+        lower.setSizes([640, 400])
         top = QWidget()
         tv = QVBoxLayout(top)
         tv.setContentsMargins(0, 0, 0, 0)
@@ -220,6 +229,9 @@ class RunsPage(Page, QWidget):
         self.buttons["delete"].setEnabled(bool(paths) and self.busy_run not in paths)
         self.plots.set_runs([(Run(p).read_summary().get("name") or p.name, Run(p).epochs())
                              for p in paths[:MAX_OVERLAY]])
+        if self.mistakes is not None and one != self.mistakes.run:
+            busy_here = one is not None and one == self.busy_run
+            self.mistakes.set_run(None if busy_here else one)
         self.details.setHtml(_details_html(one, summary) if one else
                              "<p style='color:gray'>Select a run to see its summary; select several to compare "
                              "their curves.</p>" if not paths else f"<p>{len(paths)} runs selected.</p>")

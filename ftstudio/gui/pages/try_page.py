@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import (
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPen,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +35,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -43,6 +52,44 @@ FILTERS = (("all", "All images"), ("uncertain", "Uncertain (top class under 60%)
            ("wrong", "Wrong (subfolder ≠ label)"))
 SORTS = (("order", "In order"), ("low", "Least confident first"), ("high", "Most confident first"))
 ITEM_ROLE = Qt.ItemDataRole.UserRole
+
+
+class Picture(QWidget):
+    """The selected image, scaled to fit (a QLabel's pixmap would grow the label it sits in)."""
+
+    def __init__(self, placeholder: str, parent=None) -> None:
+        super().__init__(parent)
+        self._pixmap = QPixmap()
+        self._text = placeholder
+        self.setMinimumSize(200, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def pixmap(self) -> QPixmap:
+        return self._pixmap
+
+    def setPixmap(self, pixmap: QPixmap) -> None:
+        self._pixmap = pixmap
+        self.update()
+
+    def setText(self, text: str) -> None:
+        self._text = text
+        self._pixmap = QPixmap()
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        rect = self.rect().adjusted(1, 1, -1, -1)
+        if self._pixmap.isNull():
+            painter.setPen(QPen(self.palette().mid().color(), 1, Qt.PenStyle.DashLine))
+            painter.drawRect(rect)
+            painter.setPen(self.palette().text().color())
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self._text)
+            return
+        scaled = self._pixmap.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        x = rect.x() + (rect.width() - scaled.width()) // 2
+        y = rect.y() + (rect.height() - scaled.height()) // 2
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawPixmap(x, y, scaled.width(), scaled.height(), self._pixmap)
 
 
 def _qimage(rgb: np.ndarray) -> QImage:
@@ -140,11 +187,7 @@ class TryPage(Page, QWidget):
         lv.addLayout(tools)
         lv.addWidget(self.views, 1)
 
-        self.picture = QLabel("Drop images here")
-        self.picture.setObjectName("tryPicture")
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(240, 240)
-        self.picture.setStyleSheet("#tryPicture { border: 1px dashed palette(mid); }")
+        self.picture = Picture("Drop images here")
         self.explain = QCheckBox("Show where the model looked")
         self.explain.setToolTip("A heat map of the evidence for the predicted class: Grad-CAM on the last "
                                 "convolution of a conv net, occlusion otherwise (and for exported files)")
@@ -279,6 +322,19 @@ class TryPage(Page, QWidget):
         self.try_inputs([TryInput(name, data=png_bytes(image), truth=truth)])
         self.explain.setChecked(True)
 
+    def open_mistake(self, run: str | Path, mistake) -> None:
+        """A misclassified held-out image (`core.mistakes.Mistake`) of ``run``, with its explanation."""
+        from ftstudio.core.trying import TryInput, png_bytes
+
+        if self.source is None or Path(run) != self.source or self.predictor is None:
+            self.set_source(run)
+        if mistake.path:
+            item = TryInput(Path(mistake.path).name, path=mistake.path, truth=mistake.true)
+        else:
+            item = TryInput(f"held-out image #{mistake.index}", data=png_bytes(mistake.image), truth=mistake.true)
+        self.try_inputs([item])
+        self.explain.setChecked(True)
+
     def paste(self) -> None:
         from PySide6.QtGui import QGuiApplication
 
@@ -386,7 +442,6 @@ class TryPage(Page, QWidget):
         self._set_bars(r)
         if r is None:
             self.picture.setText("Drop images here" if not self.results else "No image matches the filter")
-            self.picture.setPixmap(QPixmap())
             self.answer.setText("")
             self.method.setText("")
             return
@@ -434,14 +489,13 @@ class TryPage(Page, QWidget):
             self.method.setText(f"Heat map: {method} for “{r.prediction.label}” (red = strongest evidence)")
 
     def _set_picture(self, pixmap: QPixmap) -> None:
-        size = self.picture.size()
-        self.picture.setPixmap(pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation))
+        self.picture.setPixmap(pixmap)
 
     def _set_bars(self, r) -> None:
         while self.bars_box.count():
             widget = self.bars_box.takeAt(0).widget()
             if widget is not None:
+                widget.hide()  # it stays a child (and visible) until deleteLater runs
                 widget.deleteLater()
         self.bars = []
         if r is None:

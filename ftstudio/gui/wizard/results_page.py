@@ -104,6 +104,10 @@ class ResultsPage(QWizardPage):
         self.tabs.addTab(self.bars, "Comparison")
         self.tabs.addTab(matrix, "Confusion matrix")
         self.tabs.addTab(self.curves, "Curves per epoch")
+        from ftstudio.gui.widgets.mistakes import MistakesPanel
+
+        self.mistakes = MistakesPanel(tasks)  # the fine-tuned model's per-class numbers and mistakes
+        self.tabs.addTab(self.mistakes, "Per class && mistakes")
         self.tabs.setMinimumHeight(260)
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
@@ -203,6 +207,7 @@ class ResultsPage(QWizardPage):
         self.confusion_of.blockSignals(False)
         self._show_confusion()
         self.curves.set_runs([(row.label, Run(row.run).epochs()) for row in rows])
+        self.mistakes.set_run(first.run, first.checkpoint, measure=True)
         for key in ("finetune", "save"):
             self.buttons[key].setEnabled(True)
         self.buttons["scratch"].setEnabled(comparison.row("scratch") is not None)

@@ -146,6 +146,7 @@ class TorchvisionPage(QWizardPage):
         self.download_button = QPushButton("Download weights…")
         self.download_button.setToolTip("Asks first; the file is checked against its published hash")
         self.download_button.clicked.connect(self._download)
+        self.download_button.setVisible(False)  # shown once the check finds no weights here
         self.banner = Banner()
         self.status = header_label("Checking this computer's caches…", "hint")
         self.backbone.setMinimumContentsLength(32)
@@ -203,6 +204,7 @@ class TorchvisionPage(QWizardPage):
             self.completeChanged.emit()
             return
         self.status.setText(f"Checking this computer for {html.escape(name)} weights…")
+        self.download_button.setVisible(False)
 
         def work(cancel):
             from ftstudio.core.architecture.weights import locate
