@@ -43,9 +43,8 @@ def test_analysing_every_preset_imports_no_dynamo():
             "for name in preset_names():\n"
             "    if 'Backbone' in json.dumps(load_preset(name).to_dict()):\n"
             "        continue\n"
-            "    shape = (3, 32, 32) if name != 'mlp' else (1, 8, 8)\n"
-            "    a = analyze(load_preset(name), shape, 10)\n"
-            "    assert not a.error, (name, a.error)\n"
+            "    found = [analyze(load_preset(name), shape, 10) for shape in ((3, 32, 32), (1, 28, 28), (1, 8, 8))]\n"
+            "    assert any(not a.error for a in found), (name, [a.error for a in found])\n"
             "print('torch._dynamo' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
