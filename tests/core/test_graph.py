@@ -278,3 +278,24 @@ def test_a_chain_of_concats_that_explodes_is_refused_by_name():
     layers += [{"type": "Flatten"}, {"type": "Linear"}]
     a = analyze(parse_model({"layers": layers}), (1, 8, 8), 10)
     assert "(Concat): concatenating gives" in a.error and "over 1,048,576" in a.error
+
+
+def test_a_graph_cut_into_its_first_nodes_is_the_body_under_its_head():
+    """Fine-tuning measures the body under the head as ``model[:head]`` (the baseline, new rows)."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    a, b, head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+    class Add(nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    net = GraphNet([a, b, Add(), head], [[-1], [0], [0, 1], [2]])
+    body = net[:3]
+    x = torch.randn(5, 4)
+    assert isinstance(body, GraphNet) and len(body) == 3
+    assert torch.equal(body(x), a(x) + b(a(x)))
+    assert torch.equal(head(body(x)), net(x))
+    with pytest.raises(IndexError):
+        net[1:3]

@@ -64,6 +64,16 @@ class GraphNet(nn.Sequential):
                 last_use[s] = i
         self.release = tuple(tuple(s for s, j in last_use.items() if j == i) for i in range(len(modules)))
 
+    def __getitem__(self, idx):
+        """``net[:k]`` is the graph of the first ``k`` nodes (they only take earlier outputs), whose
+        output is node ``k - 1``'s: what fine-tuning measures as the body under a head at ``k``."""
+        if not isinstance(idx, slice):
+            return super().__getitem__(idx)
+        start, stop, step = idx.indices(len(self))
+        if start != 0 or step != 1:
+            raise IndexError("a graph network can only be cut into its first k nodes (net[:k])")
+        return GraphNet(list(self)[:stop], self.sources[:stop])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {-1: x}
         out = x
