@@ -28,12 +28,13 @@ def test_sigkill_mid_export_leaves_the_previous_export_whole(source_run, tmp_pat
     assert export_run(source_run, ["state-dict"], out_dir=out).ok
     before = _digest(out)
     proc = subprocess.Popen([sys.executable, "-m", "ftstudio", "export", str(source_run), "--out", str(out),
-                             "--format", "onnx", "safetensors"], cwd=ROOT,
+                             "--format", "onnx,safetensors"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
     while time.time() < deadline and not any(p.is_file() for p in tmp_path.glob(".export.new-*/*")
                                              if p.name != ".lock"):
         time.sleep(0.01)
+    assert proc.poll() is None, "the export ended before it was seen writing a file: nothing was tested"
     proc.send_signal(signal.SIGKILL)  # while it writes its first file
     proc.wait(timeout=30)
     assert _digest(out) == before  # the old model file, card and signature, nothing new, no .tmp
