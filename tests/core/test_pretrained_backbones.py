@@ -36,8 +36,9 @@ def test_torchvision_resnet18_from_a_pth_trains_at_224_and_keeps_frozen_weights(
     file = tmp_path / "resnet18-standin.pth"
     torch.save(net.state_dict(), file)
     out = tmp_path / "run"
+    # --bn keep: the frozen BatchNorm statistics stay the file's too (the default re-estimates them, #12)
     code, err = _run(capsys, "finetune", "--from", "torchvision:resnet18", "--weights", str(file), *TINY_DATA,
-                     "--out", str(out))
+                     "--bn", "keep", "--out", str(out))
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["input_shape"] == [3, 224, 224], summary.get("input_shape")
@@ -59,7 +60,7 @@ def test_timm_resnet18_from_safetensors_trains_at_native_size(tmp_path, capsys):
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(file))
     out = tmp_path / "run"
     code, err = _run(capsys, "finetune", "--from", "timm:resnet18", "--weights", str(file), *TINY_DATA,
-                     "--out", str(out))
+                     "--bn", "keep", "--out", str(out))
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["input_shape"] == [3, 224, 224]
