@@ -30,7 +30,7 @@ def predict(args: argparse.Namespace) -> int:
     from ftstudio.core import messages
     from ftstudio.core.datasets.decode import IMAGE_SUFFIXES
     from ftstudio.core.errors import InputError
-    from ftstudio.core.predict import image_paths, load_predictor, predict_batches
+    from ftstudio.core.inference.predict import image_paths, load_predictor, predict_batches
 
     if args.top_k < 1:
         raise InputError("--top-k must be at least 1")
@@ -95,7 +95,7 @@ def _explain_dir(raw: str | None) -> Path | None:
 def _explain(predictor, batch, folder: Path, taken: set[str]) -> None:
     import numpy as np
 
-    from ftstudio.core.explain import explain, explanation_name, write_overlay
+    from ftstudio.core.inference.explain import explain, explanation_name, write_overlay
 
     images = np.stack([predictor.decode(p.path) for p in batch])
     heat, _method = explain(predictor, images, [p.index for p in batch])

@@ -162,7 +162,7 @@ def _auto_batch(recipe):
     import dataclasses
     import sys
 
-    from ftstudio.core.batch_search import largest_fitting_batch
+    from ftstudio.core.planning.batch_size import largest_fitting_batch
 
     size, how = largest_fitting_batch(recipe, AUTO_BATCH_START)
     print(f"batch size {size}: {how}", file=sys.stderr)

@@ -51,7 +51,7 @@ def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = 
     """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130).
 
     ``options`` go to `train_recipe` (e.g. ``on_prepared``)."""
-    from ftstudio.core.distributed import train_maybe_distributed
+    from ftstudio.core.distributed.torchrun import train_maybe_distributed
 
     stop = threading.Event()
     options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
@@ -173,7 +173,7 @@ def class_table(report: dict) -> str:
 
 
 def runs(args: argparse.Namespace) -> int:
-    from ftstudio.core.runs import list_runs
+    from ftstudio.core.runs.folders import list_runs
 
     rows = []
     for r in list_runs(args.dir):

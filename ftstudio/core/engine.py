@@ -18,7 +18,7 @@ from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.datasets import DataBundle, absolute_paths, load_data
 from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
-from ftstudio.core.runs import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
+from ftstudio.core.runs.folders import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
 from ftstudio.core.training.prepared import Prepared, seed_everything
@@ -69,7 +69,7 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
     ``epochs`` then changes its length."""
     import contextlib
 
-    from ftstudio.core.run_lock import RunLock
+    from ftstudio.core.runs.lock import RunLock
 
     with contextlib.ExitStack() as locks:
         if out is not None and (dist is None or dist.is_main):
@@ -82,7 +82,7 @@ def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callba
 def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, pause_event, resume, epochs,
                   progress, prepared, on_prepared, dist) -> RunResult:
     from ftstudio.core.devices import resolve_device
-    from ftstudio.core.run_lock import RunLock
+    from ftstudio.core.runs.lock import RunLock
     from ftstudio.core.training import checkpoint
 
     run, ckpt = None, None

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QListWidget, QListWidg
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import load_recipe
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.chrome import AfterFirstPaint, build_bars, make_actions, memory_text
 from ftstudio.gui.pages.data import DataPage
@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
                                f"{self.session.train.batch_size}. Find the largest batch size (from {start} down) "
                                "that fits on this device?", "Find batch size"):
             return
-        from ftstudio.core.batch_search import largest_fitting_batch
+        from ftstudio.core.planning.batch_size import largest_fitting_batch
 
         recipe = self.session.recipe()
         self.train_page.banner.show_message("info", f"Looking for a batch size that fits (from {start} down)…")

@@ -102,7 +102,7 @@ class Session(QObject):
 
     def default_run_name(self) -> str:
         """model-data, plus what differs from the last such run (or a count): runs stay distinguishable."""
-        from ftstudio.core.run_names import distinct_name
+        from ftstudio.core.runs.names import distinct_name
 
         base = f"{self.model_label()}-{self.data_label()}"
         try:

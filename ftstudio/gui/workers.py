@@ -191,7 +191,7 @@ class _TrainJob(QObject):
         run_path = self.out
         try:
             from ftstudio.core.engine import train_recipe
-            from ftstudio.core.runs import new_run_dir
+            from ftstudio.core.runs.folders import new_run_dir
 
             if run_path is None:  # created here so the window knows the folder from the start
                 run_path = new_run_dir(None, self.recipe.name or "run")
@@ -219,7 +219,7 @@ class _TrainJob(QObject):
 
 def _remove_if_empty(path: Path | None) -> None:
     """Remove a run folder nothing was written to (its lock file does not count)."""
-    from ftstudio.core.run_lock import LOCK_NAME
+    from ftstudio.core.runs.lock import LOCK_NAME
 
     try:
         if path is not None and path.is_dir() and all(p.name == LOCK_NAME for p in path.iterdir()):
@@ -230,7 +230,7 @@ def _remove_if_empty(path: Path | None) -> None:
 
 
 def _summary(path: Path | None) -> dict[str, Any]:
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs.folders import Run
 
     return Run(path).read_summary() if path is not None and path.exists() else {}
 

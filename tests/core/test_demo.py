@@ -34,7 +34,7 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path):
 
 @pytest.mark.slow
 def test_demo_without_a_folder_leaves_ordinary_runs_in_the_history(tmp_path):
-    from ftstudio.core.runs import list_runs
+    from ftstudio.core.runs.folders import list_runs
 
     result = demo.run_demo(say=lambda line: None, pretrain_epochs=1, steps=2, export_formats=("state-dict",))
     names = sorted(r.read_summary()["name"] for r in list_runs())

@@ -9,8 +9,8 @@ from PIL import Image
 from torch import nn
 
 from ftstudio.cli import main
-from ftstudio.core.explain import explain, explanation_name, last_conv
-from ftstudio.core.predict import Predictor, softmax
+from ftstudio.core.inference.explain import explain, explanation_name, last_conv
+from ftstudio.core.inference.predict import Predictor, softmax
 from tests.ft_helpers import source_run  # noqa: F401  (fixture)
 
 SIZE = 16

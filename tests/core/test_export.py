@@ -12,7 +12,7 @@ import torch
 from ftstudio.core.errors import InputError
 from ftstudio.core.export import FORMATS, export_model, export_run
 from ftstudio.core.export import formats as fmt_module
-from ftstudio.core.runs import load_run_model
+from ftstudio.core.runs.folders import load_run_model
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 
 

@@ -12,7 +12,7 @@ import torch
 from ftstudio.core.errors import InputError
 from ftstudio.core.finetune.strategies import prepare_finetune
 from ftstudio.core.engine import evaluate_run, train_recipe
-from ftstudio.core.runs import load_run_model
+from ftstudio.core.runs.folders import load_run_model
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from tests.ft_helpers import HEAD, SOURCE_CLASSES, recipe, save_payload, source_run  # noqa: F401  (fixture)
@@ -264,7 +264,7 @@ def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
 
 
 def test_a_malformed_lora_entry_is_a_clear_error(source_run, tmp_path):
-    from ftstudio.core.runs import model_from_checkpoint
+    from ftstudio.core.runs.folders import model_from_checkpoint
 
     ckpt = checkpoint.load(source_run / "checkpoints" / "best.pt")
     for bad in ({"rank": 0, "alpha": 1.0}, {"rank": "4"}, {"rank": 2, "alpha": 4.0, "layers": []}):

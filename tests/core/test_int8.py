@@ -9,7 +9,7 @@ from PIL import Image
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.export import export_model, export_run
-from ftstudio.core.predict import load_predictor, predict
+from ftstudio.core.inference.predict import load_predictor, predict
 from tests.ft_helpers import recipe, source_run  # noqa: F401  (fixture)
 from tests.helpers import digit_images
 

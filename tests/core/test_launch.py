@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.launch import write_launch_script
+from ftstudio.core.distributed.launch_script import write_launch_script
 from ftstudio.core.config.recipe import Recipe
 from tests.helpers import ROOT
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ftstudio.cli import main
-from ftstudio.core.mistakes import assess
+from ftstudio.core.inference.mistakes import assess
 from ftstudio.core.training.metrics import averages, class_metrics
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 

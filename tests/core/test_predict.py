@@ -10,7 +10,7 @@ from PIL import Image
 
 from ftstudio.cli import main
 from ftstudio.core.errors import InputError
-from ftstudio.core.predict import folder_truth, load_predictor, predict
+from ftstudio.core.inference.predict import folder_truth, load_predictor, predict
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 from tests.helpers import digit_images
 

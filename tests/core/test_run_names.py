@@ -8,8 +8,8 @@ import pytest
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import Recipe, TrainConfig
-from ftstudio.core.run_names import differences, distinct_name, rename_run
-from ftstudio.core.runs import Run, new_run_dir
+from ftstudio.core.runs.names import differences, distinct_name, rename_run
+from ftstudio.core.runs.folders import Run, new_run_dir
 
 
 def _past_run(tmp_path, name: str, recipe: Recipe, created: float) -> Run:

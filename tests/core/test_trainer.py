@@ -9,7 +9,7 @@ import torch
 from ftstudio.core.errors import GuardStop, InputError
 from ftstudio.core.engine import train_recipe
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback, History
 

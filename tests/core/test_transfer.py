@@ -115,7 +115,7 @@ def test_full_strategy_has_nothing_to_adapt_and_train_mode_marks_layers(source_r
 
 def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(source_run, tmp_path):
     from ftstudio.core.engine import train_recipe
-    from ftstudio.core.runs import load_run_model
+    from ftstudio.core.runs.folders import load_run_model
     from ftstudio.core.training.loader import DeviceBatches
 
     data = {"name": "digits", "classes": ["3", "1", "7", "0"], "per_class": 10}  # 3 known (other order), 1 new

@@ -17,7 +17,7 @@ import torch
 
 from ftstudio.core.export import export_run
 from ftstudio.core.engine import evaluate_run, train_recipe
-from ftstudio.core.runs import load_run_model
+from ftstudio.core.runs.folders import load_run_model
 from ftstudio.core.config.recipe import DatasetSpec
 from tests.ft_helpers import recipe, source_run  # noqa: F401  (fixture)
 from tests.helpers import make_digit_folder

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage
 
 from ftstudio.core.architecture import parse_model
 from ftstudio.core.architecture.presets import load_preset
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from tests.ft_helpers import HEAD, source_run  # noqa: F401  (fixture)

@@ -138,7 +138,7 @@ def test_two_runs_of_the_same_setup_get_names_that_tell_them_apart(qtbot, window
     qtbot.keyClicks(editor, "baseline")
     qtbot.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
     qtbot.waitUntil(lambda: runs.row_texts(first)["Name"] == "baseline", timeout=5_000)
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs.folders import Run
 
     assert Run(first).read_summary()["name"] == "baseline"
     assert any("baseline" in window.export_page.run.itemText(i) for i in range(window.export_page.run.count()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.core.training.callbacks import Callback
 from tests.gui.conftest import set_train
 from tests.helpers import make_digit_folder

@@ -8,7 +8,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from ftstudio.core.predict import predict
+from ftstudio.core.inference.predict import predict
 from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.workers import Tasks
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)

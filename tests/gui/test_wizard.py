@@ -18,7 +18,7 @@ from ftstudio.core.engine import evaluate_run
 from ftstudio.core.workflow.pipeline import PRETRAIN_REF, load_pipeline
 from ftstudio.core.workflow.runner import COMPARISON_FILE
 from ftstudio.core.fileio import file_sha256
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.gui import dialogs
 from ftstudio.gui.wizard import PageId, PipelineWizard, texts
 from tests.helpers import cli

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from ftstudio.core.runs import list_runs
+from ftstudio.core.runs.folders import list_runs
 from tests.helpers import ROOT
 
 

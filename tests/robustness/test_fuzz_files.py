@@ -67,7 +67,7 @@ def test_architecture_files(tmp_path, raw):
 @SETTINGS
 @given(raw=documents("summary"))
 def test_summary_files(tmp_path, raw):
-    from ftstudio.core.runs import Run, list_runs
+    from ftstudio.core.runs.folders import Run, list_runs
 
     run = Run(tmp_path / "run")
     run.path.mkdir(exist_ok=True)
@@ -84,7 +84,7 @@ def test_summary_files(tmp_path, raw):
 @SETTINGS
 @given(lines=st.lists(documents("metrics"), max_size=6))
 def test_metrics_files(tmp_path, lines):
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs.folders import Run
 
     run = Run(tmp_path / "run")
     run.path.mkdir(exist_ok=True)

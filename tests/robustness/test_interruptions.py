@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from ftstudio.core import fileio
-from ftstudio.core.batch_search import find_batch_size
+from ftstudio.core.planning.batch_size import find_batch_size
 from ftstudio.core.errors import FtError
 from ftstudio.core.engine import train_recipe
 from ftstudio.core.config.recipe import Recipe
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
 from tests.helpers import ROOT, cli

@@ -13,8 +13,8 @@ import pytest
 from ftstudio.core.errors import InputError
 from ftstudio.core.engine import train_recipe
 from ftstudio.core.config.recipe import Recipe
-from ftstudio.core.run_lock import RunBusy, RunLock, is_locked
-from ftstudio.core.runs import Run
+from ftstudio.core.runs.lock import RunBusy, RunLock, is_locked
+from ftstudio.core.runs.folders import Run
 from tests.helpers import ROOT, cli
 
 TINY = {"train": {"epochs": 1, "batch_size": 256, "device": "cpu"}, "data": {"per_class": 20}}
@@ -34,7 +34,7 @@ def test_a_second_writer_is_refused_with_exit_2(tmp_path):
 
 def test_a_lock_left_by_kill_9_does_not_block(tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ftstudio.core.run_lock import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ftstudio.core.runs.lock import RunLock; "
                                "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)", str(out)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ftstudio.core.config.recipe import Recipe
-from ftstudio.core.run_records import RunSummary, clean_metrics_row
-from ftstudio.core.runs import Run, list_runs
+from ftstudio.core.runs.records import RunSummary, clean_metrics_row
+from ftstudio.core.runs.folders import Run, list_runs
 from tests.helpers import cli
 
 JUNK_SUMMARIES = {

@@ -77,7 +77,7 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
 
     ``quant_loader(run_dir, checkpoint)`` → `quantize.QuantData` (`engine.quant_data`: the engine
     loads the run's data, a layer above this package) calibrates and measures onnx-int8."""
-    from ftstudio.core.runs import Run, model_from_checkpoint, resolve_checkpoint
+    from ftstudio.core.runs.folders import Run, model_from_checkpoint, resolve_checkpoint
     from ftstudio.core.training import checkpoint as ckpt_io
 
     chosen = check_formats(formats)
@@ -249,6 +249,6 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
 
 
 def _rebuild(ckpt: dict[str, Any], state: dict[str, Any]):
-    from ftstudio.core.runs import model_from_checkpoint
+    from ftstudio.core.runs.folders import model_from_checkpoint
 
     return model_from_checkpoint({**ckpt, "model": state, "lora": None}, "export")

@@ -18,7 +18,7 @@ from pathlib import Path
 from ftstudio.core import messages
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import umask
-from ftstudio.core.run_lock import LOCK_NAME, RunLock, is_locked
+from ftstudio.core.runs.lock import LOCK_NAME, RunLock, is_locked
 
 # What an export folder may hold: anything else means the user pointed --out at their own files.
 EXPORT_FILES = {"signature.json", "architecture.json", "model_card.md"}

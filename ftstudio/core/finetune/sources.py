@@ -50,7 +50,7 @@ def load_source(plan: FinetunePlan) -> Source:
 
 def _checkpoint(source: str, which: str) -> Source:
     from ftstudio.core.architecture.lora import merge_state_dict
-    from ftstudio.core.runs import Run, resolve_checkpoint
+    from ftstudio.core.runs.folders import Run, resolve_checkpoint
     from ftstudio.core.training import checkpoint
 
     path = Path(source).expanduser()

@@ -102,7 +102,7 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
     The runs go into folder ``out`` (``out/pretrain``, … ``out/export``), or, without one, into the
     runs folder as ordinary runs (the history lists them) with the export in the winner's folder."""
     from ftstudio.core.export import export_run
-    from ftstudio.core.runs import new_run_dir
+    from ftstudio.core.runs.folders import new_run_dir
 
     folder = Path(out) if out is not None else None
     if not held_out_is_unseen():  # guards the claim we print; cheap

@@ -49,7 +49,7 @@ class ComparisonRow:
 def measure(run: str | Path, stage: str, label: str | None = None, plan: ComparePlan = ComparePlan()) -> ComparisonRow:
     """Evaluate a run on its own held-out split, as `ftstudio evaluate` does, plus its size and time."""
     from ftstudio.core.engine import evaluate_run
-    from ftstudio.core.runs import Run
+    from ftstudio.core.runs.folders import Run
 
     ev = evaluate_run(run, which=plan.checkpoint, split=plan.split)
     s = Run(Path(run)).read_summary()
@@ -145,7 +145,7 @@ def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[s
                  callbacks: Callable[[str], list] = lambda stage: [],
                  stop_event: threading.Event | None = None) -> PipelineResult:
     """Train every stage (into ``out/<stage>``, or new run folders), compare, export; see the module docstring."""
-    from ftstudio.core.runs import new_run_dir
+    from ftstudio.core.runs.folders import new_run_dir
 
     if p.cpu_threads:
         import torch

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
                                QHeaderView, QLabel, QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ftstudio.core.runs import Run, list_runs
+from ftstudio.core.runs.folders import Run, list_runs
 from ftstudio.gui import dialogs, theme
 from ftstudio.gui.pages.base import Page
 from ftstudio.gui.settings import read_json, write_json

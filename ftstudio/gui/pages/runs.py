@@ -15,9 +15,9 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
                                QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
-from ftstudio.core.run_lock import is_locked
-from ftstudio.core.run_records import RunSummary
-from ftstudio.core.runs import Run, list_runs
+from ftstudio.core.runs.lock import is_locked
+from ftstudio.core.runs.records import RunSummary
+from ftstudio.core.runs.folders import Run, list_runs
 from ftstudio.gui import dialogs
 from ftstudio.gui.live import format_duration
 from ftstudio.gui.pages.base import Page
@@ -249,7 +249,7 @@ class RunsPage(Page, QWidget):
         if self._filling or item.column() != 0:
             return
         from ftstudio.core.errors import InputError
-        from ftstudio.core.run_names import rename_run
+        from ftstudio.core.runs.names import rename_run
 
         path = Path(item.data(PATH_ROLE))
         old = Run(path).read_summary().get("name") or path.name

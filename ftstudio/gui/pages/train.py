@@ -244,7 +244,7 @@ class TrainPage(Page, QWidget):
     def export_launch_script(self) -> None:
         """Write recipe.json + launch.sh (torchrun) for the session's recipe into a chosen folder."""
         from ftstudio.core.errors import InputError
-        from ftstudio.core.launch import write_launch_script
+        from ftstudio.core.distributed.launch_script import write_launch_script
 
         try:
             recipe = self.session.recipe()

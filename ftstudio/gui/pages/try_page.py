@@ -220,7 +220,7 @@ class TryPage(Page, QWidget):
     # ------------------------------------------------------------------------------ the model
     def refresh(self) -> None:
         """List the runs (and their export folders) as model choices, keeping the current one."""
-        from ftstudio.core.runs import list_runs
+        from ftstudio.core.runs.folders import list_runs
 
         current = self.model.currentData()
         self.model.blockSignals(True)
@@ -255,7 +255,7 @@ class TryPage(Page, QWidget):
 
     def set_source(self, path: str | Path) -> None:
         """Load a run folder, checkpoint or export folder in the background."""
-        from ftstudio.core.predict import load_predictor
+        from ftstudio.core.inference.predict import load_predictor
 
         self.source = Path(path)
         self.refresh()
@@ -303,7 +303,7 @@ class TryPage(Page, QWidget):
 
     def open_paths(self, paths: list[str | Path]) -> None:
         """Images or folders (recursive): predict them all."""
-        from ftstudio.core.trying import inputs_from_paths
+        from ftstudio.core.inference.trying import inputs_from_paths
 
         classes = self.predictor.classes if self.predictor is not None else ()
         inputs, missing = inputs_from_paths(paths, classes)
@@ -317,14 +317,14 @@ class TryPage(Page, QWidget):
 
     def open_image(self, image: np.ndarray, name: str, truth: str | None = None) -> None:
         """One in-memory image (uint8 [C, H, W] or [H, W, C]) — how a mistakes gallery opens one here."""
-        from ftstudio.core.trying import TryInput, png_bytes
+        from ftstudio.core.inference.trying import TryInput, png_bytes
 
         self.try_inputs([TryInput(name, data=png_bytes(image), truth=truth)])
         self.explain.setChecked(True)
 
     def open_mistake(self, run: str | Path, mistake) -> None:
         """A misclassified held-out image (`core.mistakes.Mistake`) of ``run``, with its explanation."""
-        from ftstudio.core.trying import TryInput, png_bytes
+        from ftstudio.core.inference.trying import TryInput, png_bytes
 
         if self.source is None or Path(run) != self.source or self.predictor is None:
             self.set_source(run)
@@ -348,7 +348,7 @@ class TryPage(Page, QWidget):
             ptr = image.constBits()
             arr = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
             rgb = arr[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
-            from ftstudio.core.trying import TryInput, png_bytes
+            from ftstudio.core.inference.trying import TryInput, png_bytes
 
             self.try_inputs([TryInput("pasted image", data=png_bytes(rgb))])
 
@@ -369,7 +369,7 @@ class TryPage(Page, QWidget):
                 self.banner.show_message("info", "Choose a model first (above); the images will be predicted "
                                                  "as soon as it has loaded")
             return
-        from ftstudio.core.trying import try_inputs
+        from ftstudio.core.inference.trying import try_inputs
 
         predictor = self.predictor
         self.banner.clear()
@@ -462,7 +462,7 @@ class TryPage(Page, QWidget):
             self._plain(r)
 
     def _plain(self, r) -> None:
-        from ftstudio.core.trying import picture
+        from ftstudio.core.inference.trying import picture
 
         try:
             self._set_picture(QPixmap.fromImage(_qimage(picture(r))))
@@ -470,7 +470,7 @@ class TryPage(Page, QWidget):
             self._set_picture(QPixmap.fromImage(_qimage(r.thumbnail)))
 
     def _explain(self, r) -> None:
-        from ftstudio.core.trying import explain_one
+        from ftstudio.core.inference.trying import explain_one
 
         predictor = self.predictor
         if predictor is None:

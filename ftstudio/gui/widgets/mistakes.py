@@ -108,7 +108,7 @@ class MistakesPanel(QWidget):
             self.start()
 
     def start(self) -> None:
-        from ftstudio.core.mistakes import assess
+        from ftstudio.core.inference.mistakes import assess
 
         if self.run is None:
             return

@@ -169,7 +169,7 @@ class WizardModel(QObject):
                         cpu_threads=cpu_threads)
 
     def stage_done(self, stage: str) -> bool:
-        from ftstudio.core.runs import Run
+        from ftstudio.core.runs.folders import Run
 
         path = self.runs.get(stage)
         return path is not None and Run(path).read_summary().get("status") in DONE

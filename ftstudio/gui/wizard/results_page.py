@@ -171,7 +171,7 @@ class ResultsPage(QWizardPage):
         pass
 
     def _measured(self, comparison) -> None:
-        from ftstudio.core.runs import Run
+        from ftstudio.core.runs.folders import Run
 
         self.comparison = comparison
         rows = comparison.rows

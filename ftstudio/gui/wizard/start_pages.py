@@ -352,7 +352,7 @@ class EarlierRunPage(QWizardPage):
         layout.addLayout(form)
 
     def initializePage(self) -> None:  # noqa: N802
-        from ftstudio.core.runs import list_runs
+        from ftstudio.core.runs.folders import list_runs
 
         runs = [r for r in list_runs() if r.checkpoint("last").exists()]
         self.table.setRowCount(len(runs))

@@ -42,7 +42,7 @@ def assess(run_dir: str | Path, which: str = "best", split: str = "auto", limit:
     import torch
 
     from ftstudio.core.engine import evaluate_run, held_out
-    from ftstudio.core.predict import softmax
+    from ftstudio.core.inference.predict import softmax
     from ftstudio.core.training.loader import normalize
 
     loaded = held_out(run_dir, which=which, split=split)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftstudio.core.predict import Prediction, Predictor, folder_truth, top_prediction
+from ftstudio.core.inference.predict import Prediction, Predictor, folder_truth, top_prediction
 
 THUMB_SIDE = 96
 MAX_SHOWN = 2000  # a folder bigger than this is predicted in full, but only this many thumbnails are kept
@@ -79,7 +79,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 def inputs_from_paths(paths: list[str | Path],
                       classes: tuple[str, ...]) -> tuple[list[TryInput], list[tuple[str, str]]]:
     """Files and folders (recursive) as inputs; a file's truth is its parent folder when that names a class."""
-    from ftstudio.core.predict import image_paths
+    from ftstudio.core.inference.predict import image_paths
 
     files, missing = image_paths(paths)
     return [TryInput(p.name, str(p), truth=folder_truth(p, classes)) for p in files], missing
@@ -137,7 +137,7 @@ def try_inputs(predictor: Predictor, inputs: list[TryInput], top_k: int = 5, bat
 def explain_one(predictor: Predictor, item: Tried) -> tuple[np.ndarray, str]:
     """(overlay picture uint8 [H, W, 3], method) for one tried image's predicted class."""
     from ftstudio.core.datasets.decode import decode
-    from ftstudio.core.explain import explain, overlay
+    from ftstudio.core.inference.explain import explain, overlay
 
     c, h, w = predictor.input_shape
     image = decode(item.input.open(), (h, w), c)
@@ -147,6 +147,6 @@ def explain_one(predictor: Predictor, item: Tried) -> tuple[np.ndarray, str]:
 
 def picture(item: Tried) -> np.ndarray:
     """The image itself at the overlay's size (so toggling the explanation does not move it)."""
-    from ftstudio.core.explain import overlay
+    from ftstudio.core.inference.explain import overlay
 
     return overlay(item.input.open(), np.zeros((2, 2), np.float32))

@@ -20,7 +20,7 @@ from typing import Any
 from ftstudio.core import messages, paths
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, read_bounded, write_json_file
-from ftstudio.core.run_records import RunSummary, clean_metrics_row
+from ftstudio.core.runs.records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
 

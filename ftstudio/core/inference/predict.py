@@ -93,7 +93,7 @@ def load_predictor(source: str | Path, checkpoint: str = "best") -> Predictor:
 def _from_checkpoint(path: Path, which: str) -> Predictor:
     import torch
 
-    from ftstudio.core.runs import load_run_model
+    from ftstudio.core.runs.folders import load_run_model
 
     model, ckpt = load_run_model(path, which)
     pre = ckpt["preprocess"]

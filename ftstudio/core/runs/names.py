@@ -12,7 +12,7 @@ from typing import Any
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import Recipe, load_recipe
-from ftstudio.core.runs import Run, list_runs
+from ftstudio.core.runs.folders import Run, list_runs
 
 MAX_NAME = 80
 MAX_DIFFERENCES = 3  # more than this reads as noise: count instead
