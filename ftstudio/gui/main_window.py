@@ -199,9 +199,6 @@ class MainWindow(QMainWindow):
         task.done.connect(self._engine_loaded)
         task.failed.connect(lambda message: self.data_page.banner.show_message(
             "error", f"The training engine (PyTorch) could not be loaded: {message}"))
-        # the plots (pyqtgraph) are made here on the GUI thread while torch imports on the worker:
-        # ~0.45 s off the time to ready, and not in the middle of the first run
-        QTimer.singleShot(0, self.train_page.plots.build)
 
     @Slot(object)
     def _engine_loaded(self, devices: list) -> None:
@@ -214,6 +211,16 @@ class MainWindow(QMainWindow):
         self._device_changed()
         self.session.set_engine_ready(devices)
         self._update_actions()
+        self._build_plots_when_idle()
+
+    def _build_plots_when_idle(self) -> None:
+        # the plots (pyqtgraph, ~0.4 s of Python on the GUI thread) are made once start-up work has
+        # settled: made while torch imported they held the GIL the import needed and delayed "ready"
+        # by as much; made here they are ready before a first run needs them (begin() builds them anyway)
+        if self.settled():
+            self.train_page.plots.build()
+        else:
+            QTimer.singleShot(100, self, self._build_plots_when_idle)
 
     def _device_changed(self, *_) -> None:
         self.session.device = self.device.currentData() or "auto"

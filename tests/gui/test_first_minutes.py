@@ -207,3 +207,21 @@ def test_a_saved_architecture_keeps_its_name_after_a_relaunch(qtbot, make_window
     second = make_window()
     assert second.model_page.title() == "my-net.json" and not second.model_page.dirty()
     assert "my-net.json" in second.windowTitle()
+
+
+def test_the_plots_are_made_after_start_up_not_while_torch_imports(qtbot, make_window, monkeypatch):
+    """Made while torch imported, the plots held the GIL the import needed and delayed "ready" (#19);
+    they must still exist before a first run needs them, without anyone opening the Train page."""
+    from ftstudio.gui.widgets.plots import TrainingPlots
+
+    built_when_ready: list[bool] = []
+    real_build = TrainingPlots._build
+
+    def build(self):
+        built_when_ready.append(window.session.ready and window.settled())
+        real_build(self)
+
+    monkeypatch.setattr(TrainingPlots, "_build", build)
+    window = make_window(settle=False)
+    qtbot.waitUntil(lambda: window.train_page.plots._built, timeout=60_000)
+    assert built_when_ready == [True]
