@@ -4,6 +4,8 @@ A SIGKILL mid-export once left new model files beside the old model card and sig
 ``.tmp`` file. Now the old export stays whole until the new one is complete: two renames swap
 them (the old one is parked as ``.NAME.old-*`` for that instant and restored if the process died
 between the renames). Leftover staging folders of dead exports are removed on the next export.
+A live export holds the lock file ``.NAME.TOKEN.lock`` beside its folders, not inside them:
+Windows refuses to rename a folder that holds an open file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from ftstudio.core import messages
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import umask
-from ftstudio.core.runs.lock import LOCK_NAME, RunLock, is_locked
+from ftstudio.core.runs.lock import RunLock, is_held
 
 # What an export folder may hold: anything else means the user pointed --out at their own files.
 EXPORT_FILES = {"signature.json", "architecture.json", "model_card.md"}
@@ -29,13 +31,27 @@ def recover(out: Path) -> None:
     parent = out.parent
     if not parent.is_dir():
         return
-    parked = sorted(parent.glob(f".{out.name}.old-*"))
+    parked = [p for p in sorted(parent.glob(f".{out.name}.old-*")) if not _alive(p)]
     if parked and not out.exists():
         os.replace(parked[-1], out)
         parked = parked[:-1]
     for leftover in [*parked, *parent.glob(f".{out.name}.new-*")]:
-        if not is_locked(leftover):
+        if not _alive(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
+    for lock_file in parent.glob(f".{out.name}.*.lock"):
+        if not is_held(lock_file):
+            lock_file.unlink(missing_ok=True)
+
+
+def _lock_file(out: Path, token: str) -> Path:
+    return out.parent / f".{out.name}.{token}.lock"
+
+
+def _alive(leftover: Path) -> bool:
+    """Whether the export that made ``.NAME.new-TOKEN`` / ``.NAME.old-TOKEN`` still runs."""
+    name, _, token = leftover.name.rpartition("-")
+    out = leftover.parent / name[1:].rsplit(".", 1)[0]
+    return is_held(_lock_file(out, token))
 
 
 def check_target(out: Path, known: set[str]) -> None:
@@ -56,11 +72,10 @@ def staged(out: Path) -> Iterator[Path]:
     recover(out)
     token = secrets.token_hex(4)
     stage = out.parent / f".{out.name}.new-{token}"
-    lock = RunLock(stage).acquire()  # marks the staging folder as alive for a concurrent recover()
+    lock = RunLock(stage, _lock_file(out, token)).acquire()  # marks its folders alive for a concurrent recover()
     try:
         os.chmod(stage, 0o777 & ~umask())
         yield stage
-        (stage / LOCK_NAME).unlink(missing_ok=True)
         if out.exists():
             parked = out.parent / f".{out.name}.old-{token}"
             os.replace(out, parked)
