@@ -156,6 +156,89 @@ def test_offline_download_fails_fast_and_says_what_to_do(monkeypatch, capsys):
     assert code == 2 and "could not reach" in err and "--weights FILE" in err
 
 
+class _Hub(http.server.BaseHTTPRequestHandler):
+    """The Hugging Face Hub as a client sees it: ``resolve`` answers 302 to the CDN with the file's metadata
+    (the LFS sha256 in X-Linked-Etag, its size, the commit); the CDN serves the bytes."""
+
+    published: dict[str, bytes] = {}  # resolve path → the file the Hub's metadata describes
+    served: dict[str, bytes] = {}  # resolve path → what the CDN actually sends
+
+    def _answer(self, body: bool) -> None:
+        if self.path.startswith("/cdn/"):
+            data = self.served[self.path.removeprefix("/cdn")]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+            return
+        file = self.published.get(self.path)
+        if file is None:
+            self.send_error(404)
+            return
+        self.send_response(302)
+        self.send_header("Location", f"/cdn{self.path}")
+        self.send_header("X-Linked-Etag", f'"{hashlib.sha256(file).hexdigest()}"')
+        self.send_header("X-Linked-Size", str(len(file)))
+        self.send_header("X-Repo-Commit", "a" * 40)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self):  # noqa: N802 (http.server's name)
+        self._answer(body=False)
+
+    def do_GET(self):  # noqa: N802
+        self._answer(body=True)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    yield _Hub
+    httpd.shutdown()
+    httpd.server_close()
+    _Hub.published, _Hub.served = {}, {}
+
+
+def test_a_corrupted_hub_download_is_refused_and_a_good_one_lands_in_the_hf_cache(hub, capsys, tmp_path):
+    from safetensors.torch import save_file
+
+    from ftstudio.core.architecture.backbones import load_weights_file
+    from ftstudio.core.architecture.weights import locate
+    from ftstudio.core.paths import hf_hub_cache_dir
+
+    save_file({"conv1.weight": torch.arange(12.0).reshape(2, 6)}, str(tmp_path / "w.safetensors"))
+    good = (tmp_path / "w.safetensors").read_bytes()
+    resolve = "/timm/resnet18.a1_in1k/resolve/main/model.safetensors"
+    hub.published = {resolve: good}
+    hub.served = {resolve: good[:-4] + b"\0\0\0\0"}  # same size, different bytes
+    code = main(["backbones", "--download", "timm:resnet18"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the check failed" in err and "sha256" in err, err
+    files = [p for p in hf_hub_cache_dir().rglob("*") if not p.is_dir()]
+    assert files == [] and locate("timm:resnet18").local_file() == ""  # nothing stays in the cache
+
+    hub.served = {resolve: good[:100]}  # cut short: the published size is the check
+    assert main(["backbones", "--download", "timm:resnet18"]) == 2
+    assert "the check failed" in capsys.readouterr().err
+    assert not [p for p in hf_hub_cache_dir().rglob("*") if not p.is_dir()]
+
+    hub.served = {resolve: good}
+    code = main(["backbones", "--download", "timm:resnet18"])
+    out = capsys.readouterr().out.strip()
+    assert code == 0 and out == locate("timm:resnet18").local_file()  # where timm / huggingface_hub look, too
+    snapshot = Path(out)
+    assert snapshot.is_symlink() and snapshot.resolve().name == hashlib.sha256(good).hexdigest()
+    assert torch.equal(load_weights_file(snapshot)["conv1.weight"], torch.arange(12.0).reshape(2, 6))
+    assert main(["backbones", "--download", "timm:resnet18"]) == 0  # already here: nothing fetched again
+
+
 # ------------------------------------------------------------------------------------------- catalogue
 def test_catalogue_lists_torchvision_and_timm_with_native_input(capsys, tmp_path):
     from torchvision.models import list_models

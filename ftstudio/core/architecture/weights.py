@@ -3,10 +3,13 @@ consent only, checked, written atomically.
 
 torchvision files go to torch's hub cache under their published name (``resnet18-f37072fd.pth``),
 whose hash prefix is the check (torch.hub's own rule); ``FTSTUDIO_WEIGHTS_MIRROR=URL`` replaces
-``https://download.pytorch.org``. timm files come from the Hugging Face Hub into its cache through
-``huggingface_hub`` and are checked against the sha256 the Hub publishes for them. A file that fails
-its check is deleted and refused: nothing half-written or corrupted stays where a later run would
-load it. No network is touched unless `download` is called.
+``https://download.pytorch.org``. timm files come from the Hugging Face Hub (``HF_ENDPOINT``, the Hub's own
+variable, replaces ``https://huggingface.co``): its file metadata publishes the sha256 of every LFS file
+(``X-Linked-Etag``) and the size; the file is streamed through the same checked downloader and put into
+the Hugging Face cache in the Hub's own layout (blob named by its sha256, snapshot link, ``refs/main``), where
+timm and huggingface_hub find it too. A file that fails its check is deleted and refused: nothing
+half-written or corrupted stays where a later run would load it. No network is touched unless `download`
+is called.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from ftstudio.core.errors import InputError
 
 MIRROR_ENV = "FTSTUDIO_WEIGHTS_MIRROR"
 TORCHVISION_HOST = "https://download.pytorch.org"
+HF_ENDPOINT_ENV = "HF_ENDPOINT"
+HF_HOST = "https://huggingface.co"
+SHA256 = re.compile(r"[0-9a-f]{64}")
+COMMIT = re.compile(r"[0-9a-f]{40}")
 HASH_PREFIX = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub: the file name carries a sha256 prefix
 TIMEOUT_S = 15.0
 CHUNK = 1 << 20
@@ -70,6 +77,17 @@ def mirror_url(url: str) -> str:
     return mirror.rstrip("/") + url[len(TORCHVISION_HOST):]
 
 
+def hub_endpoint() -> str:
+    """The Hugging Face Hub's address: ``$HF_ENDPOINT`` (a mirror) when set, read at call time."""
+    return os.environ.get(HF_ENDPOINT_ENV, "").strip().rstrip("/") or HF_HOST
+
+
+def hub_url(repo_id: str, filename: str, revision: str = "main") -> str:
+    """The Hub's download address of a file (it redirects LFS files to its CDN)."""
+    quoted = urllib.parse.quote(filename)
+    return f"{hub_endpoint()}/{repo_id}/resolve/{urllib.parse.quote(revision, safe='')}/{quoted}"
+
+
 def locate(name: str) -> WeightsSource:
     """Where ``torchvision:NAME`` / ``timm:NAME`` weights are kept and come from (no network)."""
     kind, _, bare = name.partition(":")
@@ -96,8 +114,8 @@ def locate(name: str) -> WeightsSource:
         if not repo:
             raise InputError(f"{name}: timm publishes no Hugging Face weights for it; pass --weights FILE")
         filename = getattr(cfg, "hf_hub_filename", None) or "model.safetensors"
-        return WeightsSource(name, f"https://huggingface.co/{repo}/blob/main/{filename}", None, None,
-                             repo_id=repo, filename=filename, licence=getattr(cfg, "license", None))
+        return WeightsSource(name, hub_url(repo, filename), None, None, repo_id=repo, filename=filename,
+                             licence=getattr(cfg, "license", None))
     raise InputError(f"{name}: expected torchvision:NAME or timm:NAME")
 
 
@@ -105,7 +123,7 @@ def download(source: WeightsSource, progress: Progress | None = None,
              cancel: threading.Event | None = None) -> str:
     """Fetch ``source`` (the caller has asked the user), check it, and return the local file."""
     if source.repo_id:
-        return _download_hf(source)
+        return _download_hub(source, progress, cancel)
     assert source.path is not None
     return str(_download_url(source.url, source.path, source.sha256_prefix, progress, cancel))
 
@@ -114,18 +132,36 @@ def _download_url(url: str, dest: Path, sha256_prefix: str, progress: Progress |
                   cancel: threading.Event | None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        digest, _ = _stream(url, tmp, progress, cancel, MIRROR_ENV)
+        if sha256_prefix and not digest.startswith(sha256_prefix):
+            raise WeightsCheckFailed(f"{url}: the check failed — sha256 {digest[:12]}… does not start "
+                                     f"with the published {sha256_prefix}; the file was deleted, nothing was kept")
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _stream(url: str, tmp: Path, progress: Progress | None, cancel: threading.Event | None, mirror_env: str,
+            expected: int = 0) -> tuple[str, int]:
+    """Write ``url`` to ``tmp`` (fsynced); (sha256, bytes). A short or over-long body fails the check:
+    at most ``expected`` (published) or Content-Length bytes are read."""
     digest = hashlib.sha256()
     host = urllib.parse.urlsplit(url).netloc or url
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
+            total = expected or int(response.headers.get("Content-Length") or 0)
             done = 0
-            while block := response.read(CHUNK):
+            while block := response.read(CHUNK if not total else min(CHUNK, total - done + 1)):
                 if cancel is not None and cancel.is_set():
                     raise InputError(f"download of {url} cancelled")
+                done += len(block)
+                if total and done > total:
+                    raise WeightsCheckFailed(f"{url}: the check failed — more than the published {total} bytes; "
+                                             "the file was deleted, nothing was kept")
                 out.write(block)
                 digest.update(block)
-                done += len(block)
                 if progress is not None:
                     progress(done, total)
             out.flush()
@@ -133,50 +169,128 @@ def _download_url(url: str, dest: Path, sha256_prefix: str, progress: Progress |
         if total and done != total:
             raise WeightsCheckFailed(f"{url}: the check failed — received {done} of {total} bytes (truncated); "
                                      "the file was deleted, nothing was kept")
-        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
-            raise WeightsCheckFailed(f"{url}: the check failed — sha256 {digest.hexdigest()[:12]}… does not start "
-                                     f"with the published {sha256_prefix}; the file was deleted, nothing was kept")
-        os.replace(tmp, dest)
-        return dest
+        return digest.hexdigest(), done
     except urllib.error.HTTPError as exc:
         raise InputError(f"{url}: the server answered {exc.code} {exc.reason}") from None
     except http.client.HTTPException as exc:  # IncompleteRead: the connection closed early
         raise WeightsCheckFailed(f"{url}: the check failed — the download was cut short ({type(exc).__name__}); "
                                  "the file was deleted, nothing was kept") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"could not reach {host} to download {url} ({reason}). Offline? Download the file on "
-                         f"another machine and pass --weights FILE, or set {MIRROR_ENV} to a reachable "
-                         "mirror") from None
+        raise _unreachable(host, url, exc, mirror_env) from None
+
+
+def _unreachable(host: str, url: str, exc: BaseException, mirror_env: str) -> InputError:
+    reason = getattr(exc, "reason", exc)
+    return InputError(f"could not reach {host} to download {url} ({reason}). Offline? Download the file on "
+                      f"another machine and pass --weights FILE, or set {mirror_env} to a reachable mirror")
+
+
+# ------------------------------------------------------------------------------------ Hugging Face Hub
+@dataclass(frozen=True)
+class HubFile:
+    """What the Hub publishes about a file before it is fetched (its metadata answer)."""
+
+    url: str
+    sha256: str  # "" when not published (a file not kept in LFS)
+    size: int  # 0 when not published
+    commit: str  # the revision's commit ("" when not said)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # the answer to a HEAD carries the metadata itself
+        return None
+
+
+def hub_metadata(url: str) -> HubFile:
+    """The Hub's metadata of a file: a HEAD request, following only the Hub's own relative redirects
+    (renamed repositories), never the CDN's; the LFS sha256 is ``X-Linked-Etag``."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    host = urllib.parse.urlsplit(url).netloc or url
+    for _ in range(5):
+        try:
+            with opener.open(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_S) as response:
+                headers = response.headers
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (301, 302, 303, 307, 308):
+                hint = (" (a gated or private model: download it with your Hugging Face login and pass "
+                        "--weights FILE|FOLDER)" if exc.code in (401, 403) else "")
+                raise InputError(f"{url}: the server answered {exc.code} {exc.reason}{hint}") from None
+            headers = exc.headers
+            location = headers.get("Location") or ""
+            if not headers.get("X-Linked-Etag") and not headers.get("X-Repo-Commit") and location \
+                    and not urllib.parse.urlsplit(location).netloc:
+                url = urllib.parse.urljoin(url, location)
+                continue
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            raise _unreachable(host, url, exc, HF_ENDPOINT_ENV) from None
+        etag = (headers.get("X-Linked-Etag") or headers.get("ETag") or "").removeprefix("W/").strip('"').lower()
+        size = headers.get("X-Linked-Size") or headers.get("Content-Length") or "0"
+        commit = (headers.get("X-Repo-Commit") or "").strip().lower()
+        return HubFile(url, etag if SHA256.fullmatch(etag) else "", int(size) if size.isdigit() else 0,
+                       commit if COMMIT.fullmatch(commit) else "")
+    raise InputError(f"{url}: too many redirects")
+
+
+def _download_hub(source: WeightsSource, progress: Progress | None, cancel: threading.Event | None) -> str:
+    """Stream a Hub file through the checked downloader into the Hugging Face cache, in the Hub's layout."""
+    filename = source.filename
+    if not filename or filename.startswith("/") or ".." in Path(filename).parts:
+        raise InputError(f"{source.name}: unusable file name {filename!r} in timm's configuration")
+    try:
+        meta = hub_metadata(source.url)
+    except InputError as exc:
+        if filename != "model.safetensors" or " 404 " not in str(exc):
+            raise
+        filename = "pytorch_model.bin"  # older timm repositories: what timm itself falls back to
+        meta = hub_metadata(hub_url(source.repo_id, filename))
+    from ftstudio.core.paths import hf_hub_cache_dir
+
+    repo_dir = hf_hub_cache_dir() / f"models--{source.repo_id.replace('/', '--')}"
+    blobs = repo_dir / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    tmp = blobs / f".{os.getpid()}.{threading.get_ident()}.part"
+    try:
+        digest, _ = _stream(meta.url, tmp, progress, cancel, HF_ENDPOINT_ENV, meta.size)
+        if meta.sha256 and digest != meta.sha256:
+            raise WeightsCheckFailed(f"{source.repo_id}/{filename}: the check failed — sha256 {digest[:12]}… differs "
+                                     f"from the {meta.sha256[:12]}… the Hub publishes; the file was deleted, "
+                                     "nothing was kept")
+        blob = blobs / digest
+        os.replace(tmp, blob)
     finally:
         tmp.unlink(missing_ok=True)
+    refs = repo_dir / "refs" / "main"
+    commit = meta.commit or _read_ref(refs) or digest[:40]  # a mirror that names no commit: a stable stand-in
+    snapshot = repo_dir / "snapshots" / commit / filename
+    _place(blob, snapshot)
+    _write_atomic(refs, commit)
+    return str(snapshot)
 
 
-def _download_hf(source: WeightsSource) -> str:
-    """Through huggingface_hub into its cache, then checked against the Hub's published sha256."""
+def _read_ref(path: Path) -> str:
     try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    except ModuleNotFoundError:
-        from ftstudio.core.architecture.timm_backbones import NEEDS_TIMM
+        text = path.read_text(encoding="ascii")[:64].strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return text if COMMIT.fullmatch(text) else ""
 
-        raise InputError(NEEDS_TIMM) from None
+
+def _place(blob: Path, snapshot: Path) -> None:
+    """The snapshot entry for ``blob``: a relative link like huggingface_hub's, swapped in atomically; where
+    links are not allowed (Windows without developer mode), the file itself."""
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.link")
     try:
-        meta = get_hf_file_metadata(hf_hub_url(source.repo_id, source.filename), timeout=TIMEOUT_S)
-        from ftstudio.core.paths import hf_hub_cache_dir
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.path.relpath(blob, snapshot.parent))
+        os.replace(tmp, snapshot)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        os.replace(blob, snapshot)
 
-        path = hf_hub_download(source.repo_id, source.filename, etag_timeout=TIMEOUT_S, cache_dir=hf_hub_cache_dir())
-    except Exception as exc:  # httpx, the Hub's own errors and OSError all mean: not fetched
-        raise InputError(f"could not download {source.repo_id}/{source.filename} from the Hugging Face Hub "
-                         f"({str(exc).splitlines()[0]}). Offline? Pass --weights FILE|FOLDER instead") from None
-    published = (meta.etag or "").strip('"')
-    if re.fullmatch(r"[0-9a-f]{64}", published):
-        from ftstudio.core.fileio import file_sha256
 
-        if file_sha256(path) != published:
-            real = Path(path).resolve()
-            Path(path).unlink(missing_ok=True)
-            real.unlink(missing_ok=True)
-            raise WeightsCheckFailed(f"{source.repo_id}/{source.filename}: the check failed — its sha256 differs "
-                                     "from the one the Hub publishes; the file was deleted, nothing was kept")
-    return path
-
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text, encoding="ascii")
+    os.replace(tmp, path)
