@@ -137,6 +137,9 @@ class MainWindow(QMainWindow):
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
         self.runs_page.mistakes.open_in_try.connect(self.open_in_try)
+        for gallery in (self.runs_page.mistakes, self.try_page):  # mistakes of built datasets move to their class
+            gallery.set_relabeler(self.dataset_page)
+        self.dataset_page.edited.connect(self._built_data_edited)
         self.runs_page.reuse_requested.connect(self.reuse_settings)
         self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
@@ -333,6 +336,7 @@ class MainWindow(QMainWindow):
 
         # a mistake opened in the wizard's gallery waits on the Try page behind the wizard
         self.wizard.page_(PageId.RESULTS).mistakes.open_in_try.connect(self.open_in_try)
+        self.wizard.page_(PageId.RESULTS).mistakes.set_relabeler(self.dataset_page)
         self.wizard.show()
         return self.wizard
 
@@ -405,6 +409,13 @@ class MainWindow(QMainWindow):
         self.status_device.setText(f"Device: {self.device.currentText()}{training_on}")
 
     # --------------------------------------------------------------------------- folders
+    def _built_data_edited(self) -> None:
+        """A relabel (or any edit) of the dataset the Data page shows: reload it, so its counts and
+        samples are the folder's, not the ones loaded before."""
+        built = self.dataset_page.dataset
+        if built is not None and Path(self.session.data_spec.name).expanduser().resolve() == built.root.resolve():
+            self.data_page.load()
+
     def _train_on_built(self, path: str) -> None:
         self.data_page.use_folder(path)
         self.show_page("data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +15,9 @@ from ftstudio.core.datasets.builder import (
     DeleteImages,
     MoveImages,
     RenameClass,
-    relabel_file,
     builder_root,
+    relabel_file,
+    relabel_target,
     list_datasets,
     move_image,
 )
@@ -128,3 +130,38 @@ def test_relabel_file_moves_only_builder_images(tmp_path, source):
     with pytest.raises(InputError, match="your own folders"):
         relabel_file(source / "cat/cat_001.png", "dog")
     assert (source / "cat/cat_001.png").exists()
+    with pytest.raises(InputError, match="not a file"):
+        relabel_target(None)  # a mistake of a built-in dataset has no path
+    with pytest.raises(InputError, match="no longer in dataset"):
+        relabel_target(ds.root / "cat/cat_000.png")  # already moved
+
+
+def _labels_by_file(bundle) -> dict[str, str]:
+    out = {}
+    for part in (bundle.train, bundle.val):
+        for path, y in zip(part.paths, part.y.tolist()):
+            out[Path(path).name] = bundle.classes[y]
+    return out
+
+
+def test_a_relabel_never_reads_a_stale_decode_cache_or_health_report(source):
+    """Loading a builder dataset caches its decoded arrays; after a move (and after its undo) the next
+    load and the next health check see the folder as it is, not as it was cached."""
+    from ftstudio.core import paths
+    from ftstudio.core.config.recipe import DatasetSpec
+    from ftstudio.core.datasets import load_data
+    from ftstudio.core.datasets.health import check_folder
+
+    ds = BuilderDataset.create("cached")
+    ds.import_folder(source)
+    spec = DatasetSpec(name=str(ds.root), val_split=0.34)
+    before = _labels_by_file(load_data(spec))
+    assert before["cat_000.png"] == "cat" and any((paths.cache_dir() / "decoded").glob("*.npz"))
+    move = MoveImages(ds, ["cat/cat_000.png"], "dog")
+    move.apply()
+    after = _labels_by_file(load_data(spec))
+    assert after == {**before, "cat_000.png": "dog"}
+    assert check_folder(ds.root, workers=1)["classes"] == {"cat": 2, "dog": 4}
+    move.revert()
+    assert _labels_by_file(load_data(spec)) == before
+    assert check_folder(ds.root, workers=1)["classes"] == {"cat": 3, "dog": 3}

@@ -3,27 +3,20 @@ one image and undoes it — all in the real window."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QListWidgetItem, QMenu
 
 from ftstudio.gui import dialogs
 from tests.gui.conftest import set_train
+from tests.gui.drop_helpers import drop_files
 from tests.helpers import make_color_folder
 
 
-def drop(widget, paths, at: QPoint | None = None) -> None:
-    at = at or QPoint(20, 20)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    target = widget.viewport()
-    enter = QDragEnterEvent(at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, enter)
-    assert target.acceptDrops() and enter.isAccepted()
-    event = QDropEvent(QPointF(at), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, event)
+def drop(view, paths, at: QPoint | None = None) -> None:
+    drop_files(view.viewport(), paths, at)
 
 
 def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path):
@@ -50,11 +43,64 @@ def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path
 
     qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
     assert window.current_page() == "data" and window.session.data_spec.name == str(page.dataset.root)
-    set_train(window, epochs=1, batch_size=8)
+    set_train(window, epochs=1, batch_size=8, lr=1e-7)  # barely trained: it gets held-out images wrong
     qtbot.mouseClick(window.train_page.buttons["start"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(outcomes) >= 1, timeout=120_000)
     assert outcomes[0].status == "completed", outcomes[0].message
     assert outcomes[0].summary["classes"] == ["apples", "limes", "plums"]
+
+    # the run's mistakes gallery moves a wrongly answered image to another class, and Undo brings it back
+    window.show_page("runs")
+    window.runs_page.select(outcomes[0].run_path)
+    gallery = window.runs_page.mistakes
+    window.runs_page.side.setCurrentWidget(gallery)
+    qtbot.mouseClick(gallery.measure, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gallery.assessment is not None, timeout=120_000)
+    assert gallery.gallery.count() > 0
+    item = gallery.gallery.item(0)
+    mistake = item.data(Qt.ItemDataRole.UserRole)
+    source = Path(mistake.path)
+    assert source.parent.parent == page.dataset.root and source.parent.name == mistake.true
+    target = next(c for c in page.dataset.classes() if c != mistake.true)
+    before, there = page.dataset.counts(), set((page.dataset.root / target).iterdir())
+    content = source.read_bytes()
+    moves = gallery.context_menu(item).findChildren(QMenu)[0]
+    (action,) = [a for a in moves.actions() if a.text().split()[0] == target]
+    action.trigger()
+    (moved,) = set((page.dataset.root / target).iterdir()) - there  # (renamed when the name is taken)
+    assert not source.exists() and moved.read_bytes() == content and moved.stem.startswith(source.stem)
+    after = {**before, mistake.true: before[mistake.true] - 1, target: before[target] + 1}
+    assert page.dataset.counts() == after
+    qtbot.waitUntil(lambda: page.health["classes"] == after, timeout=30_000)  # re-checked, not a stale report
+    assert item.text().startswith("✓") and "Undo" in gallery.note.text()
+    assert "no longer" not in gallery.note.text()
+    menu_texts = [a.text() for a in gallery.context_menu(item).actions()]
+    assert any(t.startswith("Undo: Move 1 image(s) to " + target) for t in menu_texts)  # and not a second move
+    assert not any(isinstance(a.menu(), QMenu) for a in gallery.context_menu(item).actions())
+    assert gallery.undo.isVisibleTo(window) and gallery.undo.isEnabled()
+    qtbot.mouseClick(gallery.undo, Qt.MouseButton.LeftButton)
+    assert source.read_bytes() == content and not moved.exists() and page.dataset.counts() == before
+    assert not item.text().startswith("✓")
+    qtbot.waitUntil(lambda: page.health["classes"] == before, timeout=30_000)
+
+    # the Try page, on the dataset's folder: a wrong answer moves to the model's answer, and undoes
+    tried = window.try_page
+    tried.set_source(outcomes[0].run_path)
+    qtbot.waitUntil(lambda: tried.predictor is not None, timeout=60_000)
+    tried.open_paths([page.dataset.root])
+    qtbot.waitUntil(lambda: len(tried.results) == 24, timeout=60_000)
+    item = next(tried.grid.item(i) for i in range(tried.grid.count())
+                if tried.grid.item(i).data(Qt.ItemDataRole.UserRole).wrong)
+    r = item.data(Qt.ItemDataRole.UserRole)
+    source = Path(r.input.path)
+    first = tried.context_menu(item).findChildren(QMenu)[0].actions()[0]
+    assert first.text() == f"{r.prediction.label}  (the model's answer)"
+    first.trigger()
+    assert not source.exists() and page.dataset.counts()[r.prediction.label] == before[r.prediction.label] + 1
+    assert item.text().startswith("✓ ✗")
+    (undo,) = [a for a in tried.context_menu(item).actions() if a.text().startswith("Undo:")]
+    undo.trigger()
+    assert source.is_file() and page.dataset.counts() == before and item.text().startswith("✗")
 
     window.show_page("dataset")
     page.classes.setCurrentRow(0)
@@ -69,6 +115,23 @@ def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path
     qtbot.mouseClick(page.redo_button, Qt.MouseButton.LeftButton)
     assert page.dataset.counts()["plums"] == 9
     qtbot.waitUntil(lambda: not window.tasks.busy(), timeout=30_000)
+
+
+def test_a_mistake_outside_a_built_dataset_offers_nothing_destructive(qtbot, window, tmp_path):
+    """The user's own folders are never changed: their mistakes say why, and move nothing."""
+    from ftstudio.core.inference.mistakes import Mistake
+
+    photos = make_color_folder(tmp_path / "mine", n_per_class=2, classes=2)
+    gallery = window.runs_page.mistakes
+    for path in (str(photos / "class_0" / "0.jpg"), None):
+        m = Mistake(0, "class_0", "class_1", 0.9, np.zeros((3, 8, 8), np.uint8), path)
+        item = QListWidgetItem("x")
+        item.setData(Qt.ItemDataRole.UserRole, m)
+        menu = gallery.context_menu(item)
+        assert not menu.findChildren(QMenu)  # no "Move to class"
+        (why,) = [a for a in menu.actions() if a.text().startswith("Relabel")]
+        assert not why.isEnabled() and ("your own folders" in why.toolTip() or "not a file" in why.toolTip())
+    assert sorted(p.name for p in (photos / "class_0").iterdir()) == ["0.jpg", "1.jpg"]
 
 
 def test_refusals_are_shown_and_delete_undoes(qtbot, window, tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import Qt
 
 from ftstudio.core.inference.predict import predict
 from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.workers import Tasks
+from tests.gui.drop_helpers import drop_files
 from tests.ft_helpers import SOURCE_CLASSES, source_run  # noqa: F401  (fixture)
 from tests.helpers import digit_images
 
@@ -27,11 +27,7 @@ def page(qtbot):
 
 
 def _drop(page: TryPage, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    page.dropEvent(event)
+    drop_files(page, paths)
 
 
 def _folder(root, n=4):

@@ -294,14 +294,25 @@ def dataset_of(image: str | Path, base: Path | None = None) -> tuple[BuilderData
     return BuilderDataset(root / rel.parts[0]), f"{rel.parts[1]}/{rel.parts[2]}"
 
 
-def relabel_file(image: str | Path, to_class: str) -> Path:
-    """Move an image (e.g. ``Mistake.path`` from a mistakes gallery) to ``to_class`` of its builder
-    dataset; returns its new path. Folders the user made themselves are never changed."""
+def relabel_target(image: str | Path | None) -> tuple[BuilderDataset, str]:
+    """(the builder dataset, ``CLASS/file``) of an image a gallery shows, or an InputError saying why
+    it cannot be relabelled: only datasets made in the app are ever changed, never the user's folders."""
+    if image is None:
+        raise InputError("this image is not a file (a built-in dataset): nothing to relabel")
     found = dataset_of(image)
     if found is None:
         raise InputError(f"{image}: not an image of a dataset made in the app; ftstudio does not move files in "
                          f"your own folders (build a dataset on the Build data page to relabel there)")
     ds, rel = found
+    if not ds.path(rel).is_file():
+        raise InputError(f"{rel}: no longer in dataset {ds.name} (moved or deleted since)")
+    return found
+
+
+def relabel_file(image: str | Path, to_class: str) -> Path:
+    """Move an image (e.g. ``Mistake.path`` from a mistakes gallery) to ``to_class`` of its builder
+    dataset; returns its new path. Folders the user made themselves are never changed."""
+    ds, rel = relabel_target(image)
     return ds.path(move_image(ds.root, rel, to_class))
 
 

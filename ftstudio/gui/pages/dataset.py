@@ -48,11 +48,13 @@ from ftstudio.core.datasets.builder import (
     MoveImages,
     RenameClass,
     list_datasets,
+    relabel_target,
 )
 from ftstudio.core.errors import InputError
 from ftstudio.gui import dialogs
 from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.widgets.drops import FileDrops, local_paths
 from ftstudio.gui.workers import Tasks
 
 THUMB = 88
@@ -74,41 +76,19 @@ class _Undoable(QUndoCommand):
         else:
             self.command.apply()
         self.page.refresh()
+        self.page.edited.emit()
 
     def undo(self) -> None:
         self.command.revert()
         self.page.refresh()
-
-
-class _DropList(QListWidget):
-    """A list that takes dropped files; ``dropped(paths, item)`` names the item under the drop."""
-
-    dropped = Signal(list, object)
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
-
-    def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.dropped.emit(paths, self.itemAt(event.position().toPoint()))
+        self.page.edited.emit()
 
 
 class DatasetPage(Page, QWidget):
     """See the module docstring."""
 
     train_requested = Signal(str)  # the dataset folder
+    edited = Signal()  # the current dataset's files changed: an edit, or its undo or redo
 
     def __init__(self, tasks: Tasks, parent=None) -> None:
         super().__init__(parent)
@@ -140,12 +120,12 @@ class DatasetPage(Page, QWidget):
         top.addWidget(self.new_button)
         top.addWidget(self.train_button)
 
-        self.classes = _DropList()
+        self.classes = QListWidget()
         self.classes.setToolTip("Classes and their image counts; drop images on a class to add them to it")
         self.classes.setMaximumWidth(220)
         self.classes.setMinimumWidth(150)
         self.classes.currentRowChanged.connect(lambda _: self._show_images())
-        self.classes.dropped.connect(self._dropped_on_class)
+        FileDrops(self.classes.viewport()).dropped.connect(self._dropped_on_class)
         self.add_class_button = QPushButton("Add class…")
         self.add_class_button.clicked.connect(self._add_class)
         self.rename_button = QPushButton("Rename…")
@@ -157,17 +137,15 @@ class DatasetPage(Page, QWidget):
         row.addWidget(self.rename_button)
         left.addLayout(row)
 
-        self.thumbs = _DropList()
+        self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListView.ViewMode.IconMode)
         self.thumbs.setIconSize(QSize(THUMB, THUMB))
         self.thumbs.setGridSize(QSize(THUMB + 16, THUMB + 24))
         self.thumbs.setResizeMode(QListView.ResizeMode.Adjust)
-        self.thumbs.setMovement(QListView.Movement.Static)  # (this turns drops off: back on below)
-        self.thumbs.setAcceptDrops(True)
-        self.thumbs.viewport().setAcceptDrops(True)
+        self.thumbs.setMovement(QListView.Movement.Static)
         self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbs.setToolTip("The selected class's images; drop image files here to add them")
-        self.thumbs.dropped.connect(lambda paths, _item: self.add_files(paths))
+        FileDrops(self.thumbs.viewport()).dropped.connect(lambda paths, _pos: self.add_files(paths))
         self.open_button = QPushButton("Open files…")
         self.open_button.clicked.connect(self._open_files)
         self.paste_button = QPushButton("Paste")
@@ -237,10 +215,12 @@ class DatasetPage(Page, QWidget):
     def reload_datasets(self, select: Path | None = None) -> None:
         self.chooser.blockSignals(True)
         self.chooser.clear()
-        for folder in list_datasets():
+        folders = list_datasets()
+        for folder in folders:
             self.chooser.addItem(folder.name, str(folder))
-        if select is not None:
-            self.chooser.setCurrentIndex(max(self.chooser.findData(str(select)), 0))
+        if select is not None:  # (a path from a gallery is resolved; the list's may hold a symlink)
+            same = [i for i, f in enumerate(folders) if f.resolve() == Path(select).resolve()]
+            self.chooser.setCurrentIndex(same[0] if same else 0)
         self.chooser.blockSignals(False)
         self._chosen()
 
@@ -312,6 +292,24 @@ class DatasetPage(Page, QWidget):
         self.undo_stack.push(_Undoable(command, self))
         return True
 
+    def relabel_classes(self, path: str | None) -> list[str]:
+        """The classes a gallery's image can move to (`gui.widgets.relabel.Relabeler`)."""
+        ds, _rel = relabel_target(path)
+        return ds.classes()
+
+    def relabel_image(self, path: str, to_class: str) -> str:
+        """Move a builder dataset's image (a mistake another page shows) to ``to_class`` on this page's
+        undo stack, switching to its dataset; returns the new path. Raises InputError when refused."""
+        ds, rel = relabel_target(path)
+        if self.dataset is None or self.dataset.root.resolve() != ds.root.resolve():
+            self.reload_datasets(select=ds.root)
+        if self.dataset is None or self.dataset.root.resolve() != ds.root.resolve():
+            raise InputError(f"{ds.root}: not a dataset of the Build data page")
+        command = MoveImages(self.dataset, [rel], to_class)
+        command.apply()
+        self.undo_stack.push(_Undoable(command, self))
+        return str(self.dataset.path(command.moved[0][1]))
+
     def create_dataset(self, name: str, classes: tuple[str, ...] = ()) -> bool:
         try:
             ds = BuilderDataset.create(name, classes)
@@ -366,8 +364,8 @@ class DatasetPage(Page, QWidget):
 
     def paste(self) -> None:
         data = QApplication.clipboard().mimeData()
-        if data.hasUrls():
-            self.add_files([u.toLocalFile() for u in data.urls() if u.isLocalFile()])
+        if local_paths(data):
+            self.add_files(local_paths(data))
         elif data.hasImage():
             image = QApplication.clipboard().image()
             with tempfile.TemporaryDirectory() as tmp:
@@ -442,7 +440,8 @@ class DatasetPage(Page, QWidget):
         if files:
             self.add_files(files)
 
-    def _dropped_on_class(self, paths: list[str], item) -> None:
+    def _dropped_on_class(self, paths: list[str], pos) -> None:
+        item = self.classes.itemAt(pos)
         label = item.data(PATH_ROLE) if item is not None else self.current_class()
         self.add_files(paths, label)
 

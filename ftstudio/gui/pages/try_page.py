@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import (
+    QBrush,
     QIcon,
     QImage,
     QKeySequence,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -45,6 +47,8 @@ from PySide6.QtWidgets import (
 from ftstudio.gui import dialogs
 from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
+from ftstudio.gui.widgets.drops import FileDrops, local_paths
+from ftstudio.gui.widgets.relabel import Relabeler, add_relabel_menu, is_moved, mark_moved
 from ftstudio.gui.workers import Tasks
 
 TOP_K = 5
@@ -92,6 +96,12 @@ class Picture(QWidget):
         painter.drawPixmap(x, y, scaled.width(), scaled.height(), self._pixmap)
 
 
+def _caption(r) -> str:
+    """A grid item's text: the answer and its confidence, crossed when it is wrong."""
+    text = f"{r.prediction.label} {r.prediction.probability:.0%}"
+    return f"✗ {text}" if r.wrong else text
+
+
 def _qimage(rgb: np.ndarray) -> QImage:
     data = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
     h, w = data.shape[:2]
@@ -107,13 +117,14 @@ class TryPage(Page, QWidget):
         super().__init__(parent)
         self.tasks = tasks
         self.predictor = None  # core.predict.Predictor, used only by background tasks
+        self.relabeler: Relabeler | None = None  # moves a wrong answer's file to its class (set_relabeler)
         self.source: Path | None = None
         self.results: list = []  # core.trying.Tried
         self.has_truth = False
         self.bars: list[tuple[QLabel, QProgressBar]] = []
         self._explained: dict[int, QPixmap] = {}  # id(Tried) → overlay
         self._pending: list = []  # inputs waiting for the model to load
-        self.setAcceptDrops(True)
+        FileDrops(self).dropped.connect(lambda paths, _pos: self.open_paths(paths))
         self._build()
         self.refresh()
 
@@ -171,6 +182,8 @@ class TryPage(Page, QWidget):
         self.grid.setWordWrap(True)
         self.grid.setUniformItemSizes(True)
         self.grid.currentItemChanged.connect(lambda *_: self._show_selected())
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._menu)
         self.empty = QLabel("1. Choose a model above (a run, or its export folder)\n"
                             "2. Open, drop or paste (Ctrl+V) images — or a whole folder\n\n"
                             "Each image gets the model's answer and confidence; a folder whose subfolders are "
@@ -341,8 +354,8 @@ class TryPage(Page, QWidget):
         mime = QGuiApplication.clipboard().mimeData()
         if mime is None:
             return
-        if mime.hasUrls():
-            self.open_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
+        if local_paths(mime):
+            self.open_paths(local_paths(mime))
         elif mime.hasImage():
             image = QImage(mime.imageData()).convertToFormat(QImage.Format.Format_RGB888)
             ptr = image.constBits()
@@ -351,16 +364,6 @@ class TryPage(Page, QWidget):
             from ftstudio.core.inference.trying import TryInput, png_bytes
 
             self.try_inputs([TryInput("pasted image", data=png_bytes(rgb))])
-
-    def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
 
     def try_inputs(self, inputs: list) -> None:
         if self.predictor is None:
@@ -394,6 +397,34 @@ class TryPage(Page, QWidget):
         self._update_controls()
         self._fill_grid()
 
+    # ---------------------------------------------------------------------------- relabelling
+    def set_relabeler(self, relabeler: Relabeler) -> None:
+        """Offer "Move to class" on images of datasets made in the app (`gui.widgets.relabel`)."""
+        self.relabeler = relabeler
+        relabeler.edited.connect(self._mark_moved)
+
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        r = item.data(ITEM_ROLE)
+        path = r.input.path
+        menu = QMenu(self)
+        add_relabel_menu(menu, self.relabeler, path, Path(path).parent.name if path else None, r.prediction.label,
+                         lambda text: self.banner.show_message("info", text))
+        return menu
+
+    def _menu(self, pos) -> None:
+        item = self.grid.itemAt(pos)
+        if item is not None and self.relabeler is not None:
+            menu = self.context_menu(item)
+            menu.exec(self.grid.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    def _mark_moved(self) -> None:
+        for i in range(self.grid.count()):
+            item = self.grid.item(i)
+            r = item.data(ITEM_ROLE)
+            mark_moved(item, _caption(r), is_moved(r.input.path), self.palette(),
+                       QBrush(Qt.GlobalColor.red) if r.wrong else None)
+
     # ------------------------------------------------------------------------------- the views
     def shown(self) -> list:
         """The results the grid shows, filtered and sorted as chosen."""
@@ -410,17 +441,18 @@ class TryPage(Page, QWidget):
         self.grid.clear()
         for r in self.shown():
             text = f"{r.prediction.label} {r.prediction.probability:.0%}"
-            item = QListWidgetItem(QIcon(QPixmap.fromImage(_qimage(r.thumbnail))), text)
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(_qimage(r.thumbnail))), _caption(r))
             tip = f"{r.input.path or r.input.name}\n{text}"
             if r.truth is not None:
                 tip += f"\ntrue class: {r.truth}"
                 if r.wrong:
                     item.setForeground(Qt.GlobalColor.red)
-                    item.setText(f"✗ {text}")
             item.setToolTip(tip)
             item.setData(ITEM_ROLE, r)
             self.grid.addItem(item)
         self.grid.blockSignals(False)
+        if self.relabeler is not None:
+            self._mark_moved()
         self.views.setCurrentWidget(self.grid if self.results else self.empty)
         n = self.grid.count()
         wrong = sum(r.wrong for r in self.results)

@@ -2,15 +2,15 @@
 
 Used by the Runs page and the wizard's results. Measuring runs `core.mistakes.assess` — the numbers
 of `ftstudio evaluate` plus the misclassified images, most confident first — as a background task.
-Activating a mistake (double-click, Enter) emits ``open_in_try(run, mistake)``; another page that
-can fix labels sets ``relabel`` (a callable taking the `core.mistakes.Mistake`) and gets a
-"Relabel…" entry in the gallery's context menu.
+Activating a mistake (double-click, Enter) emits ``open_in_try(run, mistake)``. Given a
+`gui.widgets.relabel.Relabeler` (`set_relabeler`: the Build data page), a mistake from a dataset
+made in the app moves to its right class from the gallery's context menu, with Undo; a moved
+image is marked as such (what the folder holds decides: an undo anywhere unmarks it).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from ftstudio.gui.widgets.images import to_qimage
+from ftstudio.gui.widgets.relabel import Relabeler, add_relabel_menu, is_moved, mark_moved
 from ftstudio.gui.workers import Tasks
 
 MISTAKE_ROLE = Qt.ItemDataRole.UserRole
@@ -51,7 +52,7 @@ class MistakesPanel(QWidget):
         self.run: Path | None = None
         self.which = "best"
         self.assessment = None
-        self.relabel: Callable[[object], None] | None = None  # hook for a dataset editor
+        self.relabeler: Relabeler | None = None
         self._build()
         self.set_run(None)
 
@@ -62,8 +63,16 @@ class MistakesPanel(QWidget):
         self.measure.setToolTip("Evaluate this run on its held-out images (as `ftstudio evaluate` does) and "
                                 "collect the images it gets wrong")
         self.measure.clicked.connect(self.start)
+        self.undo = QPushButton("Undo")
+        self.undo.setToolTip("Undo the last edit of the dataset: a relabel from this gallery, or the Build data "
+                             "page's")
+        self.undo.hide()  # until a relabeler is set
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setObjectName("hint")
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
+        top.addWidget(self.undo, 0, Qt.AlignmentFlag.AlignTop)
         top.addWidget(self.measure, 0, Qt.AlignmentFlag.AlignTop)
         self.table = QTableWidget(0, len(METRIC_COLUMNS))
         self.table.setHorizontalHeaderLabels(METRIC_COLUMNS)
@@ -90,7 +99,18 @@ class MistakesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addWidget(self.note)
         layout.addWidget(split, 1)
+
+    def set_relabeler(self, relabeler: Relabeler) -> None:
+        """Offer "Move to class" for mistakes of datasets made in the app, on ``relabeler``'s undo stack."""
+        self.relabeler = relabeler
+        stack = relabeler.undo_stack
+        self.undo.clicked.connect(stack.undo)
+        stack.canUndoChanged.connect(self.undo.setEnabled)
+        self.undo.setEnabled(stack.canUndo())
+        self.undo.show()
+        relabeler.edited.connect(self._mark_moved)
 
     def set_run(self, run: str | Path | None, which: str = "best", measure: bool = False) -> None:
         """Show ``run`` (nothing measured yet, unless ``measure``); None clears the panel."""
@@ -99,6 +119,7 @@ class MistakesPanel(QWidget):
         self.assessment = None
         self.table.setRowCount(0)
         self.gallery.clear()
+        self.note.setText("")
         self.measure.setEnabled(self.run is not None)
         self.summary.setText("Select a run to see its precision and recall per class and the images it gets "
                              "wrong." if self.run is None else
@@ -151,13 +172,20 @@ class MistakesPanel(QWidget):
                 self.table.setItem(i, j, item)
         self.gallery.clear()
         for m in assessment.mistakes:
-            item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(m.image))),
-                                   f"{m.true} → {m.predicted}\n{m.confidence:.0%}")
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(to_qimage(m.image))), _caption(m))
             item.setToolTip(f"true class {m.true}, predicted {m.predicted} with {m.confidence:.1%} confidence"
                             + (f"\n{m.path}" if m.path else f"\nheld-out image #{m.index}"))
             item.setData(MISTAKE_ROLE, m)
             self.gallery.addItem(item)
+        self._mark_moved()
         self.measured.emit(assessment)
+
+    def _mark_moved(self) -> None:
+        """Mark the mistakes whose file has moved to another class (by a relabel), unmark the others."""
+        for i in range(self.gallery.count()):
+            item = self.gallery.item(i)
+            m = item.data(MISTAKE_ROLE)
+            mark_moved(item, _caption(m), is_moved(m.path), self.palette())
 
     def mistakes(self) -> list:
         return [self.gallery.item(i).data(MISTAKE_ROLE) for i in range(self.gallery.count())]
@@ -166,12 +194,21 @@ class MistakesPanel(QWidget):
         if self.run is not None:
             self.open_in_try.emit(self.run, item.data(MISTAKE_ROLE))
 
-    def _menu(self, pos: QPoint) -> None:
-        item = self.gallery.itemAt(pos)
-        if item is None:
-            return
+    def context_menu(self, item: QListWidgetItem) -> QMenu:
+        """The menu of one mistake: open it in Try; move it to its right class when it can be."""
+        m = item.data(MISTAKE_ROLE)
         menu = QMenu(self)
         menu.addAction("Open in Try, with its explanation", lambda: self._activated(item))
-        if self.relabel is not None:
-            menu.addAction("Relabel…", lambda: self.relabel(item.data(MISTAKE_ROLE)))
-        menu.exec(self.gallery.viewport().mapToGlobal(pos))
+        add_relabel_menu(menu, self.relabeler, m.path, m.true, m.predicted, self.note.setText)
+        return menu
+
+    def _menu(self, pos: QPoint) -> None:
+        item = self.gallery.itemAt(pos)
+        if item is not None:
+            menu = self.context_menu(item)
+            menu.exec(self.gallery.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+
+def _caption(m) -> str:
+    return f"{m.true} → {m.predicted}\n{m.confidence:.0%}"
