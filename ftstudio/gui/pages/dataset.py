@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QIcon,
+    QImage,
     QImageReader,
     QKeySequence,
     QPixmap,
@@ -151,6 +152,13 @@ class DatasetPage(Page, QWidget):
         self.paste_button = QPushButton("Paste")
         self.paste_button.setToolTip("Paste images or image files from the clipboard into the selected class (Ctrl+V)")
         self.paste_button.clicked.connect(self.paste)
+        self.camera_button = QPushButton("Camera…")
+        self.camera_button.setToolTip("Capture pictures with a camera into the selected class")
+        self.camera_button.clicked.connect(self.open_camera)
+        self.camera_button.hide()  # until a camera is found (gui.widgets.camera: Qt Multimedia, optional)
+        self._cameras: list = []
+        self._devices = None  # QMediaDevices watching cameras come and go; False: no Qt Multimedia
+        self.camera_dialog = None
         self.import_button = QToolButton()
         self.import_button.setText("Import")
         self.import_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -177,7 +185,7 @@ class DatasetPage(Page, QWidget):
                                                                             self.delete_selected)):
             QShortcut(keys, self.thumbs, activated=slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         tools = QHBoxLayout()  # two short rows: the page fits a 1024-pixel-wide window
-        for w in (self.open_button, self.paste_button, self.import_button):
+        for w in (self.open_button, self.paste_button, self.camera_button, self.import_button):
             tools.addWidget(w)
         tools.addStretch(1)
         for w in (self.undo_button, self.redo_button):
@@ -238,7 +246,8 @@ class DatasetPage(Page, QWidget):
         """Redraw classes and thumbnails from the folder (the folder is the only state)."""
         has = self.dataset is not None and self.dataset.root.is_dir()
         for w in (self.add_class_button, self.rename_button, self.open_button, self.paste_button,
-                  self.import_button, self.move_button, self.delete_button, self.train_button, self.thumbs):
+                  self.camera_button, self.import_button, self.move_button, self.delete_button, self.train_button,
+                  self.thumbs):
             w.setEnabled(has)
         if not has:
             self.dataset = None
@@ -367,13 +376,56 @@ class DatasetPage(Page, QWidget):
         if local_paths(data):
             self.add_files(local_paths(data))
         elif data.hasImage():
-            image = QApplication.clipboard().image()
-            with tempfile.TemporaryDirectory() as tmp:
-                path = str(Path(tmp) / "pasted.png")
-                image.save(path, "PNG")
-                self.add_files([path])
+            self.add_image(QApplication.clipboard().image(), "pasted")
         else:
             self.banner.show_message("info", "The clipboard holds no image or image file to paste.")
+
+    def add_image(self, image: QImage, name: str, label: str | None = None) -> None:
+        """An image in memory (pasted, or a camera frame) into the class, as a PNG copy (undoable)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / f"{name}.png")
+            if not image.save(path, "PNG"):
+                self.banner.show_message("warning", f"Could not store the {name} image (an empty picture?).")
+                return
+            self.add_files([path], label)
+
+    # ------------------------------------------------------------------------------ camera
+    def showEvent(self, event) -> None:  # noqa: N802 — Qt override
+        super().showEvent(event)
+        if self._devices is None:
+            self.probe_cameras()
+
+    def probe_cameras(self) -> None:
+        """Show the Camera button when Qt Multimedia is importable and sees a camera; keep watching."""
+        from ftstudio.gui.widgets import camera
+
+        if self._devices is None:  # the first probe: watch for cameras plugged in later
+            mm = camera.multimedia()
+            self._devices = mm.QMediaDevices(self) if mm is not None else False
+            if self._devices:
+                self._devices.videoInputsChanged.connect(self.probe_cameras)
+        self._cameras = camera.video_inputs()
+        self.camera_button.setVisible(bool(self._cameras))
+
+    def open_camera(self) -> None:
+        label = self.current_class()
+        if self.dataset is None or label is None:
+            self.banner.show_message("warning", "Add a class first (Add class…), then capture its pictures.")
+            return
+        if not self._cameras:
+            return
+        self.camera_dialog = self.make_camera_dialog(self._cameras[0], label)
+        self.camera_dialog.open()
+
+    def make_camera_dialog(self, device, label: str):
+        """A camera preview whose captures go to ``label`` (``device`` None: no camera started, frames
+        come only from its sink)."""
+        from ftstudio.gui.widgets.camera import CameraDialog
+
+        dialog = CameraDialog(device, label, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.captured.connect(lambda image: self.add_image(image, "camera", label))
+        return dialog
 
     def import_from(self, kind: str, path: str) -> None:
         """Import a folder, zip or CSV in the background (imports are additive: Delete undoes one)."""
