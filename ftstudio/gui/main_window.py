@@ -32,6 +32,7 @@ from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import settings
 from ftstudio.gui.state import Session, load_engine
+from ftstudio.gui.widgets.drops import local_paths
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
 PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
@@ -429,11 +430,7 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _dropped_folder(event) -> str | None:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        for url in urls:
-            if url.isLocalFile() and Path(url.toLocalFile()).is_dir():
-                return url.toLocalFile()
-        return None
+        return next((p for p in local_paths(event.mimeData()) if Path(p).is_dir()), None)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 — Qt override
         if self._dropped_folder(event):
