@@ -63,7 +63,11 @@ RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choo
 CHECKPOINT_UNSAFE = ("{path}: refused — not a plain weights file (it would need to run code to "
                      "load: {detail}). Only load checkpoints from people you trust")
 CHECKPOINT_INVALID = "{path}: not an ftstudio checkpoint ({detail})"
-CHECKPOINT_MISSING = "{path}: checkpoint not found"
+MODEL_FILE_MISSING = "{path}: {what} not found"
+MODEL_FILE_BAD = "{path}: cannot load this {what} ({detail})"
+MODEL_FILE_TOO_BIG = ("{path}: the {what} is {size}, over the {limit} limit for model files — not loaded; if it "
+                      "really is a model that large, raise the limit with {env}=GB")
+MODEL_FILE_LIMIT_BAD = "{env}={value!r}: expected a size in GB greater than 0 (e.g. {env}=16)"
 
 # fine-tuning
 SOURCE_MISSING = ("{path}: not found; --from takes a run folder, a checkpoint file (.pt) or "

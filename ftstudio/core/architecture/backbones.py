@@ -50,18 +50,17 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         if found is None:
             raise InputError(f"{path}: a folder without weights; expected one of {', '.join(FOLDER_FILES)}")
         path = found
-    if not path.is_file():
-        raise InputError(f"{path}: weights file not found")
+    from ftstudio.core.training.checkpoint import check_model_file, safe_torch_load
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
+        check_model_file(path, "weights file")  # a device or FIFO would be read forever
         try:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
             raise InputError(f"{path}: not a readable safetensors file ({exc})") from None
-    from ftstudio.core.training.checkpoint import safe_torch_load
-
-    data = safe_torch_load(path)
+    data = safe_torch_load(path, "weights file")
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):

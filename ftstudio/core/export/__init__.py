@@ -173,6 +173,7 @@ def _write_all(model, ckpt: dict[str, Any], formats: list[str], out: Path, summa
 def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> ExportedFile:
     from ftstudio.core.export.formats import blocking_layer, first_line
     from ftstudio.core.fileio import file_sha256
+    from ftstudio.core.training.checkpoint import check_model_file
 
     path = out / fmt.filename
     try:
@@ -188,6 +189,7 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
         return ExportedFile(fmt.name, path, "", False, math.nan, text)
     say(f"verifying {fmt.name} with {fmt.runtime}")
     try:
+        check_model_file(path, f"{fmt.name} file", expected_size(model))
         run = fmt.load(path, lambda state: _rebuild(ckpt, state))
         diff = max(float(abs(run(x) - y).max()) for x, y in zip(samples, expected))
     except Exception as exc:  # noqa: BLE001
@@ -199,6 +201,13 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
             else messages.EXPORT_MISMATCH.format(format=fmt.name, diff=diff, tol=tol))
     return ExportedFile(fmt.name, path, file_sha256(path), ok, diff, text, path.stat().st_size,
                         _latency(run, samples[1]))
+
+
+def expected_size(model) -> int:
+    """The most an exported file of ``model`` should hold: twice its weights and buffers, plus 64 MB
+    for the graph. Reloading the file to verify it never reads more than that."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return 2 * sum(t.numel() * t.element_size() for t in tensors) + 64_000_000
 
 
 def _latency(run, sample) -> float:
@@ -217,6 +226,7 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
     from ftstudio.core.export.formats import FORMAT_TABLE, first_line, load_onnx
     from ftstudio.core.export.quantize import MAX_ACCURACY_DROP, accuracy, write_onnx_int8
     from ftstudio.core.fileio import file_sha256
+    from ftstudio.core.training.checkpoint import check_model_file
 
     fmt = FORMAT_TABLE["onnx-int8"]
     path = out / fmt.filename
@@ -230,6 +240,7 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
         return ExportedFile(fmt.name, path, "", False, math.nan, f"onnx-int8: quantization failed ({first_line(exc)})")
     say(f"verifying onnx-int8 with onnxruntime on {len(quant.y)} held-out images")
     try:
+        check_model_file(path, "onnx-int8 file", expected_size(model))
         run = load_onnx(path, None)
         shapes_ok = all(run(x).shape == (len(x), model(x[:1]).shape[1]) for x in samples)
         with torch.no_grad():

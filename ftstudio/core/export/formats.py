@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ftstudio.core.fileio import atomic_write_bytes, umask
+from ftstudio.core.training.checkpoint import check_model_file
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 MAX_BATCH = 65_536
@@ -115,9 +116,12 @@ def write_state_dict(model: nn.Module, sample: torch.Tensor, path: Path) -> None
 
 
 # ------------------------------------------------------------------------------------- loaders
+# Each loader first checks the file (a regular file within the model-file size limit): the runtimes
+# would read a device or a FIFO forever.
 def load_onnx(path: Path, rebuild) -> Runner:
     import onnxruntime as ort
 
+    check_model_file(path, "ONNX model")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -125,6 +129,7 @@ def load_onnx(path: Path, rebuild) -> Runner:
 
 
 def load_pt2(path: Path, rebuild) -> Runner:
+    check_model_file(path, "torch.export program")
     module = torch.export.load(str(path)).module()
     return _torch_runner(module)
 
@@ -132,10 +137,12 @@ def load_pt2(path: Path, rebuild) -> Runner:
 def load_safetensors(path: Path, rebuild) -> Runner:
     from safetensors.torch import load_file
 
+    check_model_file(path, "safetensors file")
     return _torch_runner(rebuild(load_file(str(path))))
 
 
 def load_state_dict(path: Path, rebuild) -> Runner:
+    check_model_file(path, "state dict")
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     return _torch_runner(rebuild(state))
 

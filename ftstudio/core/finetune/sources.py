@@ -17,6 +17,7 @@ from ftstudio.core.architecture import LAYERS, ModelSpec, parse_model
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import file_sha256
 from ftstudio.core.config.recipe import FinetunePlan
+from ftstudio.core.training.checkpoint import check_model_file
 
 TORCHVISION = "torchvision:"
 TIMM = "timm:"
@@ -98,9 +99,7 @@ def _torchvision(name: str, weights: str | None) -> Source:
         from ftstudio.core.architecture.backbones import cached_weights_path, weights_url
 
         if weights_file:
-            if not Path(weights_file).is_file():
-                raise InputError(f"{weights_file}: weights file not found (--weights)")
-            used = weights_file
+            used = str(check_model_file(weights_file, "--weights file"))
         else:
             cached = cached_weights_path(name)
             if not cached.is_file():
@@ -131,6 +130,8 @@ def _timm(name: str, weights: str | None) -> Source:
         used = str(Path(weights).expanduser()) if weights else cached_timm_weights(name)
         if weights and not Path(used).exists():
             raise InputError(f"{used}: weights file or folder not found (--weights)")
+        if weights and not Path(used).is_dir():
+            check_model_file(used, "--weights file")  # it is hashed: /dev/zero never ends
         if not used:
             from ftstudio.core.architecture.weights import locate
 

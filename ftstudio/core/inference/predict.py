@@ -160,6 +160,9 @@ def _from_export(folder: Path, chosen: str | None = None) -> Predictor:
 
 
 def _export_runner(fmt: str, path: Path) -> Runner:
+    from ftstudio.core.training.checkpoint import check_model_file
+
+    check_model_file(path, f"{fmt} model")  # a device or FIFO would be read forever
     try:
         if fmt in ("onnx", "onnx-int8"):
             import onnxruntime as ort

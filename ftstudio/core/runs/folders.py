@@ -194,7 +194,7 @@ def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     path = Path(run_dir).expanduser()
     if not path.exists():
         raise InputError(f"{path}: not a run folder or checkpoint file (it does not exist)")
-    ckpt_path = path if path.is_file() else Run(path).checkpoint(which)
+    ckpt_path = Run(path).checkpoint(which) if path.is_dir() else path  # a device or FIFO: refused on load
     if path.is_dir() and not ckpt_path.exists() and which == "best":
         ckpt_path = Run(path).checkpoint("last")
     if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():

@@ -2,12 +2,16 @@
 
 Nothing in a checkpoint file can run code when loaded: torch's weights-only unpickler refuses
 anything but tensors and plain containers, and we translate its refusal into a clear message.
+`check_model_file` guards every load of a model file a user names (checkpoints, pretrained
+weights, exported models): torch, safetensors and onnxruntime would read a device or a FIFO
+forever, and a file is only loaded when its size is within what a model file can sanely hold.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import stat
 import warnings
@@ -22,6 +26,54 @@ from ftstudio.core.fileio import atomic_write
 FORMAT = "ftstudio.checkpoint"
 VERSION = 1
 REQUIRED = ("model", "epoch", "step", "architecture", "classes", "preprocess")
+LIMIT_ENV = "FTSTUDIO_MAX_MODEL_FILE_GB"
+DEFAULT_LIMIT_GB = 4.0  # ~1 billion float32 weights; a checkpoint holds them and Adam's two moments
+
+
+def size_limit() -> int:
+    """The largest model file loaded, in bytes: ``FTSTUDIO_MAX_MODEL_FILE_GB`` or 4 GB."""
+    raw = os.environ.get(LIMIT_ENV, "").strip()
+    if not raw:
+        return int(DEFAULT_LIMIT_GB * 1e9)
+    try:
+        gb = float(raw)
+    except ValueError:
+        gb = math.nan
+    if not math.isfinite(gb) or gb <= 0:
+        raise InputError(messages.MODEL_FILE_LIMIT_BAD.format(env=LIMIT_ENV, value=raw[:40]))
+    return int(gb * 1e9)
+
+
+def check_model_file(path: str | Path, what: str = "checkpoint", limit: int | None = None) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes (default `size_limit`), else InputError.
+
+    ``st_size`` is 0 for /dev/zero and FIFOs, and ``os.stat`` never opens the file (opening a FIFO
+    without a writer blocks), so this refuses them before any loader touches them."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(messages.MODEL_FILE_MISSING.format(path=path, what=what)) from None
+    except OSError as exc:
+        raise InputError(messages.MODEL_FILE_BAD.format(path=path, what=what, detail=exc.strerror or exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(messages.MODEL_FILE_BAD.format(path=path, what=what, detail="a folder, not a file"))
+    if not stat.S_ISREG(st.st_mode):  # /dev/zero or a FIFO would be read forever
+        raise InputError(messages.MODEL_FILE_BAD.format(path=path, what=what,
+                                                        detail="not a regular file: a device, pipe or socket"))
+    limit = size_limit() if limit is None else limit
+    if st.st_size > limit:
+        raise InputError(messages.MODEL_FILE_TOO_BIG.format(path=path, what=what, size=_gb(st.st_size),
+                                                            limit=_gb(limit), env=LIMIT_ENV))
+    if st.st_size == 0:
+        raise InputError(messages.MODEL_FILE_BAD.format(path=path, what=what, detail="the file is empty"))
+    return path
+
+
+def _gb(n: int) -> str:
+    if n >= 10**8:
+        return f"{round(n / 1e9, 1):g} GB"
+    return f"{round(n / 1e6, 1):g} MB" if n >= 10**5 else f"{n} bytes"
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -33,19 +85,12 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
-def safe_torch_load(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)`` with clear errors for missing, empty, corrupt or unsafe files."""
+def safe_torch_load(path: str | Path, what: str = "checkpoint", limit: int | None = None) -> Any:
+    """``torch.load(weights_only=True)`` with clear errors for missing, empty, corrupt, unsafe,
+    oversized or not-regular files (``what`` names the file in them)."""
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(messages.CHECKPOINT_MISSING.format(path=path))
-    if path.is_dir():
-        raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="a folder, not a file"))
-    if not stat.S_ISREG(path.stat().st_mode):  # /dev/zero or a FIFO would be read forever
-        raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="not a regular file"))
-    if path.stat().st_size == 0:
-        raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail="the file is empty"))
+    path = check_model_file(path, what, limit)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's notes on foreign pickle protocols
