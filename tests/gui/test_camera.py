@@ -81,6 +81,18 @@ def test_a_preview_frame_is_captured_into_the_selected_class(qtbot, make_page):
     dialog.close()
 
 
+def test_a_camera_gone_since_the_probe_says_so_and_captures_nothing(qtbot, make_page, monkeypatch):
+    mm = camera.multimedia()
+    monkeypatch.setattr(camera, "video_inputs", lambda: [mm.QCameraDevice()])  # seen, then unplugged
+    page = make_page()
+    qtbot.mouseClick(page.camera_button, Qt.MouseButton.LeftButton)
+    dialog = page.camera_dialog
+    assert dialog.isVisible() and dialog.camera is not None
+    assert dialog.preview.text().startswith("The camera failed: ") and not dialog.capture_button.isEnabled()
+    dialog.close()
+    assert page.dataset.images("limes") == []
+
+
 def test_an_empty_frame_captures_nothing(qtbot, make_page):
     page = make_page()
     dialog = page.make_camera_dialog(None, "limes")

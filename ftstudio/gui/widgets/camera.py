@@ -90,9 +90,16 @@ class CameraDialog(QDialog):
         self.resize(560, 480)
         if device is not None:
             self.camera = mm.QCamera(device, self)
-            self.camera.errorOccurred.connect(lambda _error, text: self.preview.setText(f"The camera failed: {text}"))
+            self.camera.errorOccurred.connect(lambda _error, text: self._failed(text))
             self.session.setCamera(self.camera)
             self.camera.start()
+            if self.camera.error() != mm.QCamera.Error.NoError:  # (a device gone already fails in the constructor)
+                self._failed(self.camera.errorString())
+
+    def _failed(self, text: str) -> None:
+        self.preview.setText(f"The camera failed: {text or 'no picture'}. Check that it is plugged in and that "
+                             f"no other program is using it.")
+        self.preview.setWordWrap(True)
 
     def _frame(self, frame) -> None:
         self.frame = frame
