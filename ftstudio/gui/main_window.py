@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
         page.document_changed.connect(self._show_document)
         s.model_changed.connect(self._model_changed)
         s.data_loaded.connect(self._update_model_input)
-        s.train_changed.connect(lambda: self.model_page.set_batch_size(s.train.batch_size))
+        s.train_changed.connect(lambda: self.model_page.set_train(s.train))
         s.engine_ready.connect(self.export_page.load_formats)
         self.runs_page.resume_requested.connect(self.resume_run)
         self.runs_page.mistakes.open_in_try.connect(self.open_in_try)
@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
         c.finished.connect(self._run_ended)
         c.failed.connect(self._run_ended)
         self.model_page.set_model(s.model)
-        self.model_page.set_batch_size(s.train.batch_size)
+        self.model_page.set_train(s.train)
 
     def _restore_window(self, store) -> None:
         geometry = store.value("window/geometry")

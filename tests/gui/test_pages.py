@@ -231,9 +231,11 @@ def test_export_page_says_when_the_exporter_is_missing(make_window, monkeypatch)
     assert "not part of this build" in page.banner.text() and not page.export_button.isEnabled()
 
 
-def test_batch_size_reaches_the_model_memory_estimate(window):
+def test_training_settings_reach_the_model_memory_fit(window):
     set_train(window, batch_size=512)
-    assert "batch size 512" in window.model_page.header.text()
+    assert "to train at batch size 512 — fits" in window.model_page.memory.text()
+    set_train(window, optimizer="sgd", momentum=0.0)  # no optimizer state at all
+    assert "Optimizer state: 0 MB" in window.model_page.memory.toolTip()
 
 
 def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tmp_path):

@@ -279,12 +279,24 @@ def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
     assert (saved.finetune.finetune.source, saved.finetune.finetune.checkpoint) == (str(earlier), "last")
 
 
+def pick_backbone(qtbot, page, search: str, name: str) -> None:
+    """Search the pretrained page's catalogue like a user (typing), then click ``name`` in the list."""
+    page.search.clear()
+    qtbot.keyClicks(page.search, search)
+    qtbot.waitUntil(lambda: name in page.listed(), timeout=60_000)  # timm's names join once listed
+    row = page.listed().index(name)
+    item = page.matches.item(row)
+    page.matches.scrollToItem(item)
+    qtbot.mouseClick(page.matches.viewport(), Qt.MouseButton.LeftButton, pos=page.matches.visualItemRect(item).center())
+    assert page.backbone.text() == name
+
+
 def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_wizard, answers, tmp_path):
     w = make_wizard()
     w.page_(PageId.START).radios["torchvision"].setChecked(True)
     go_next(qtbot, w, PageId.TORCHVISION)
     page = w.page_(PageId.TORCHVISION)
-    page.backbone.setCurrentText("torchvision:mobilenet_v3_small")
+    pick_backbone(qtbot, page, "mobilenet_v3_s", "torchvision:mobilenet_v3_small")
     qtbot.waitUntil(lambda: "torchvision:mobilenet_v3_small" in page.found, timeout=60_000)
     assert page.found["torchvision:mobilenet_v3_small"][0] is False  # TORCH_HOME is empty in tests: nothing cached
     text = page.banner.text()
@@ -371,11 +383,18 @@ def test_pretrained_page_searches_timm_and_refuses_a_corrupted_download(qtbot, m
         w.page_(PageId.START).radios["torchvision"].setChecked(True)
         go_next(qtbot, w, PageId.TORCHVISION)
         page = w.page_(PageId.TORCHVISION)
-        qtbot.waitUntil(lambda: page.backbone.findText("timm:vit_tiny_patch16_224") >= 0, timeout=60_000)
-        page.backbone.setCurrentText("timm:resnet18")
+        qtbot.keyClicks(page.search, "vit_tiny_patch16")  # the list narrows as you type, timm's names included
+        qtbot.waitUntil(lambda: "timm:vit_tiny_patch16_224" in page.listed(), timeout=60_000)
+        assert all("vit_tiny_patch16" in n for n in page.listed())
+        page.search.clear()
+        assert len(page.listed()) == 200 and "more: type more of the name" in page.matches.item(200).text()
+        qtbot.keyClicks(page.search, "resnet18")
+        assert page.listed()[:2] == ["torchvision:resnet18", "timm:resnet18"]  # the exact model first
+        assert all("resnet18" in n for n in page.listed())
+        pick_backbone(qtbot, page, "resnet18", "timm:resnet18")
         qtbot.waitUntil(lambda: "timm:resnet18" in page.found, timeout=60_000)
         assert not page.found["timm:resnet18"][0] and "huggingface.co/timm/resnet18" in page.banner.text()
-        page.backbone.setCurrentText("torchvision:resnet18")
+        pick_backbone(qtbot, page, "resnet18", "torchvision:resnet18")
         qtbot.waitUntil(lambda: "torchvision:resnet18" in page.found, timeout=60_000)
         answers.yes = True
         page.download_button.click()

@@ -101,6 +101,32 @@ def _timm_entries(search: str) -> list[BackboneEntry]:
     return out
 
 
+def backbone_names() -> list[str]:
+    """Every catalogued name, torchvision's first: nothing built, no weights looked up (a live search's list)."""
+    names = [f"{TORCHVISION}{n}" for n in TORCHVISION_BACKBONES]
+    if timm_available():
+        import timm
+
+        names += [f"{TIMM}{n}" for n in timm.list_models()]
+    return names
+
+
+def search_names(names: list[str], text: str) -> list[str]:
+    """The names containing every word of ``text`` (case-insensitive): the exact model first, then names
+    that start with it, then the rest, each in catalogue order (``resnet18`` before ``resnet18d``)."""
+    words = text.lower().split()
+    if not words:
+        return list(names)
+    found = [n for n in names if all(w in n.lower() for w in words)]
+    first = words[0].partition(":")[2] or words[0]
+
+    def rank(name: str) -> int:
+        bare = name.lower().partition(":")[2]
+        return 0 if bare == first else 1 if bare.startswith(first) else 2
+
+    return sorted(found, key=rank)  # stable: catalogue order within a rank
+
+
 def catalogue(search: str = "", *, with_params: bool | None = None) -> list[BackboneEntry]:
     """Entries whose name contains ``search`` (case-insensitive); timm's only when timm is installed.
 

@@ -92,7 +92,7 @@ class MemoryFit:
         text = f"Memory: {head} — more than the {size_text(b.free)} free on {b.label}"
         enough = [s for s in self.suggestions if s.fits]
         if enough:
-            return f"{text}. Try {enough[0].text} (about {size_text(enough[0].need)})"
+            return f"{text}. Try {enough[0].text}: about {size_text(enough[0].need)}"
         return f"{text}; not even the suggestions together are enough: choose a smaller network"
 
     def details(self) -> str:

@@ -20,7 +20,7 @@ from ftstudio.core.errors import InputError
 from ftstudio.gui import theme
 from ftstudio.gui.composer.cards import PATH_MIME, Card, LayerCard, shape_text
 from ftstudio.gui.composer.editor import INPUT, Editor
-from ftstudio.gui.composer.palette import TYPE_MIME
+from ftstudio.gui.composer.palette import dropped_layer, has_layer
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,7 @@ class Canvas(QWidget):
 
     def _accepts(self, event) -> bool:
         mime = event.mimeData()
-        return mime.hasFormat(TYPE_MIME) or mime.hasFormat(PATH_MIME)
+        return has_layer(mime) or mime.hasFormat(PATH_MIME)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 — Qt override
         if self._accepts(event):
@@ -360,8 +360,8 @@ class Canvas(QWidget):
             event.ignore()
             return
         try:
-            if mime.hasFormat(TYPE_MIME):
-                self.editor.insert(bytes(mime.data(TYPE_MIME)).decode("utf-8"), slot.path)
+            if has_layer(mime):
+                self.editor.insert_layers([dropped_layer(mime)], slot.path)
             else:
                 self.editor.move(bytes(mime.data(PATH_MIME)).decode("utf-8"), slot.path)
         except InputError as exc:

@@ -18,13 +18,12 @@ from PySide6.QtGui import QBrush, QColor, QFontMetrics, QKeyEvent, QPainter, QPa
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
                                QGraphicsSimpleTextItem, QGraphicsView, QMenu)
 
-from ftstudio.core.architecture import LAYERS
 from ftstudio.core.architecture.graph import ranks, wiring
 from ftstudio.core.errors import InputError
 from ftstudio.gui import theme
 from ftstudio.gui.composer.cards import key_params, shape_text
 from ftstudio.gui.composer.editor import INPUT, Editor
-from ftstudio.gui.composer.palette import TYPE_MIME
+from ftstudio.gui.composer.palette import dropped_layer, has_layer
 
 NODE_W, NODE_H, GAP_X, ROW = 168, 46, 28, 84
 PORT = 5.0
@@ -368,18 +367,17 @@ class GraphView(QGraphicsView):
 
     # ---------------------------------------------------------------- palette drops
     def dragEnterEvent(self, event) -> None:  # noqa: N802 — Qt override
-        if event.mimeData().hasFormat(TYPE_MIME):
+        if has_layer(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802 — Qt override
-        if event.mimeData().hasFormat(TYPE_MIME):
+        if has_layer(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802 — Qt override
-        kind = bytes(event.mimeData().data(TYPE_MIME)).decode("utf-8", "replace")
-        if kind not in LAYERS:
+        if not has_layer(event.mimeData()):
             return
         node = self._node_at(event.position().toPoint())
         slot = str(node.index + 1) if node is not None else str(len(self.editor.spec.layers))
-        self._guard(lambda: self.editor.insert(kind, slot))
+        self._guard(lambda: self.editor.insert_layers([dropped_layer(event.mimeData())], slot))
         event.acceptProposedAction()

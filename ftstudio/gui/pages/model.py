@@ -6,6 +6,8 @@ each one the page re-analyses the network on the meta device (debounced, in the 
 puts every shape, parameter count and error on the cards. New / Open / Save / Save As read and
 write exactly the architecture JSON `ftstudio train --model PATH` takes. "Start from a run" loads a
 trained network to fine-tune from its weights; "Check" runs one real batch forward and backward.
+Under the summary, one line says whether the network fits the chosen device for training at the batch
+size (`core.planning.memory`), and what to change when it does not; its tooltip has the numbers.
 
 The page takes and gives a `ModelSpec` (``set_model`` / ``model_spec`` / ``model_value``) and emits
 ``changed`` when the architecture changes, so the main window and the wizard can embed it.
@@ -51,9 +53,11 @@ def _sync(fn, on_done, on_failed) -> None:
         on_done(result)
 
 
-def _analyse(spec: ModelSpec, shape, classes: int):
-    """The engine's analysis plus the stages of every valid backbone (background work)."""
+def _analyse(spec: ModelSpec, shape, classes: int, device: str):
+    """The engine's analysis, the stages of every valid backbone, and the memory side: the network's
+    activations and the device's free memory (or why it is unknown) — background work."""
     from ftstudio.core.architecture import analyze
+    from ftstudio.core.planning.memory import activation_profile, device_budget
 
     analysis = analyze(spec, shape, classes)
     stages = {}
@@ -62,7 +66,11 @@ def _analyse(spec: ModelSpec, shape, classes: int):
             from ftstudio.core.architecture.backbones import backbone_stages
 
             stages[info.path] = backbone_stages(info.resolved["name"], info.in_shape)
-    return analysis, stages
+    try:
+        budget = device_budget(device)
+    except (InputError, RuntimeError) as exc:  # not on this machine; a CUDA driver that will not answer
+        budget = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return analysis, stages, (activation_profile(analysis), budget)
 
 
 def dense_widths(analysis) -> str:
@@ -90,6 +98,10 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self.editor.load(DocState(self.editor.spec, preset="mlp", preset_spec=self.editor.spec), "", undoable=False)
         self._input: tuple[tuple[int, int, int], int] | None = None
         self._batch_size = 64
+        self._optimizer: tuple[str, float, bool] = ("adam", 0.9, False)  # optimizer, momentum, amp
+        self._device = "auto"
+        self.memory_side = None  # (Activations, DeviceBudget or why not) of the analysed network
+        self.memory_fit = None  # the MemoryFit shown
         self._data = None  # (DataBundle, device) for Check
         self._generation = self._shown = 0  # analyses asked for / shown
         self._pending = 0  # background jobs of this page still running
@@ -162,6 +174,8 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self.presets.currentItemChanged.connect(self._preset_clicked)
         self.palette = Palette()
         self.palette.insert_requested.connect(lambda kind: self._guard(lambda: self.editor.insert(kind)))
+        self.palette.insert_layer_requested.connect(self._insert_backbone)
+        self.palette.backbones_wanted.connect(self._load_backbones)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -176,6 +190,9 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         for key in ("new", "open", "save", "save_as", None, "undo", "redo", None, "start_from", "check"):
             self.toolbar.addSeparator() if key is None else self.toolbar.addAction(self.actions_[key])
         self.header = header_label("Load data to see shapes and parameter counts")
+        self.memory = header_label("", "memoryFit")
+        self.memory.setTextFormat(Qt.TextFormat.RichText)
+        self.memory.hide()
         self.banner = Banner()
         self.source_note = QLabel()
         self.source_note.setObjectName("hint")
@@ -192,8 +209,8 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 0, 0, 0)
-        for w, stretch in ((self.toolbar, 0), (self.header, 0), (self.banner, 0), (self.source_note, 0),
-                           (self.views, 1)):
+        for w, stretch in ((self.toolbar, 0), (self.header, 0), (self.memory, 0), (self.banner, 0),
+                           (self.source_note, 0), (self.views, 1)):
             cv.addWidget(w, stretch)
 
         self.properties = PropertyEditor(self.editor)
@@ -209,6 +226,21 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         splitter.setChildrenCollapsible(False)
         layout = QHBoxLayout(self)
         layout.addWidget(splitter)
+
+    def _insert_backbone(self, kind: str, params: dict) -> None:
+        from ftstudio.core.architecture.composer import new_layer
+
+        self._guard(lambda: self.editor.insert_layers([new_layer(kind, **params)]))
+
+    def _load_backbones(self) -> None:
+        """The catalogue's names for the palette's search (timm's import takes a second or two: background)."""
+        def names():
+            from ftstudio.core.architecture.catalogue import backbone_names, timm_available
+
+            return backbone_names(), "" if timm_available() else "timm models: pip install 'ftstudio[timm]'"
+
+        self._run("catalogue", names, lambda result: self.palette.set_backbones(*result),
+                  lambda message: self.palette.set_backbones([], f"the catalogue could not be read: {message}"))
 
     def _focus_search(self) -> None:
         self.palette.search.setFocus()
@@ -255,9 +287,18 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self._batch_size = batch_size
         self._show_totals()
 
+    def set_train(self, train) -> None:
+        """The training settings the memory estimate depends on (a `TrainConfig`)."""
+        self._batch_size = train.batch_size
+        self._optimizer = (train.optimizer, train.momentum, train.amp)
+        self._show_totals()
+
     def set_data(self, bundle, device: str = "auto") -> None:
-        """The loaded data (a DataBundle) and device Check runs one batch of."""
+        """The loaded data (a DataBundle) and the device Check runs one batch on and the memory fit is for."""
         self._data = (bundle, device) if bundle is not None else None
+        if (device or "auto") != self._device:
+            self._device = device or "auto"
+            self._schedule()  # the free memory is the new device's
 
     def dirty(self) -> bool:
         return self.editor.dirty()
@@ -342,6 +383,7 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
             self._show_analysis(spec, None, {})
             return
         shape, classes = self._input
+        device = self._device
         self.header.setText("Analysing…")
 
         def done(result) -> None:
@@ -355,10 +397,10 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
                 self._show_analysis(spec, None, {})
                 self.banner.show_message("error", message)
 
-        self._run("analysis", lambda: _analyse(spec, shape, classes), done, failed, counted=False)
+        self._run("analysis", lambda: _analyse(spec, shape, classes, device), done, failed, counted=False)
 
-    def _show_analysis(self, spec: ModelSpec, analysis, stages: dict) -> None:
-        self.analysis, self.analysed_spec = analysis, spec
+    def _show_analysis(self, spec: ModelSpec, analysis, stages: dict, memory_side=None) -> None:
+        self.analysis, self.analysed_spec, self.memory_side = analysis, spec, memory_side
         note = ""
         if self._data is not None and analysis is not None:
             bundle = self._data[0]
@@ -390,8 +432,8 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
             layers = len(self.editor.spec.layers)
             wait = "Analysing…" if self._input is not None else "load data to see shapes and parameter counts"
             self.header.setText(f"{doc} — {layers} layers · {wait}")
+            self.memory.hide()
             return
-        memory = a.memory_estimate(self._batch_size) / 1e6
         name = self.editor.spec.name
         if name and name != self.title():
             doc += f" — {html.escape(name)}"
@@ -401,4 +443,32 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
             doc += f" · {widths}"
         self.header.setText(f"{doc} — {len(a.layers)} layers · <b>{a.params:,}</b> parameters "
                             f"({a.trainable:,} trainable) · {a.size_mb():.1f} MB · input {shape_text(a.input_shape)} → "
-                            f"output {out} · about {memory:,.0f} MB to train at batch size {self._batch_size}")
+                            f"output {out}")
+        self._show_memory(a)
+
+    def _show_memory(self, a) -> None:
+        """The one line: fits or not, and the first change that would make it fit; the numbers in its tooltip."""
+        from ftstudio.gui import theme
+
+        if self.memory_side is None or any(i.error for i in a.layers):  # a head still to add: memory is known
+            self.memory.hide()
+            return
+        from ftstudio.core.planning.memory import plan
+
+        profile, budget = self.memory_side
+        if isinstance(budget, str):  # the chosen device is not there (cuda:1 on a one-GPU machine)
+            self.memory_fit = None
+            self.memory.setText(f"<b>Memory:</b> unknown — {html.escape(budget, quote=False)}")
+            self.memory.setToolTip("")
+            self.memory.show()
+            return
+        optimizer, momentum, amp = self._optimizer
+        fit = self.memory_fit = plan(a.params, a.trainable, profile, self._batch_size, budget, optimizer, momentum,
+                                     amp)
+        kind, symbol = ("success", "✔") if fit.fits else ("warning", "⚠")
+        line = html.escape(fit.line(), quote=False).replace("Memory:", "<b>Memory:</b>", 1)
+        self.memory.setText(f'<span style="color:{theme.banner_colors(kind)[1]}">{symbol}</span> {line}')
+        self.memory.setToolTip("<br>".join(html.escape(row, quote=False) for row in fit.details().splitlines())
+                               + "<br><i>An estimate made before anything is allocated; Check (F5) measures one "
+                                 "real batch.</i>")
+        self.memory.show()

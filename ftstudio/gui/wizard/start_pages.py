@@ -1,8 +1,9 @@
 """Where the fine-tune starts: the Start page (the choice), torchvision weights, or an earlier run.
 
-Start branches in ``nextId``; the torchvision page checks torch's cache in the background and,
-offline, says so plainly with the random-initialisation way out; the earlier-run page lists the
-runs folder. Mandatory fields are registered with ``*`` so Next waits for them.
+Start branches in ``nextId``; the pretrained page searches the backbone catalogue live (torchvision's
+networks at once, timm's ~1,400 once they are listed in the background), checks this computer's caches in
+the background and, offline, says so plainly with the random-initialisation way out; the earlier-run page
+lists the runs folder. Mandatory fields are registered with ``*`` so Next waits for them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QPushButton, QRadioButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWizardPage)
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QRadioButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWizardPage)
 
 from ftstudio.gui import dialogs
 from ftstudio.gui.widgets.banner import Banner, header_label
@@ -23,6 +24,8 @@ from ftstudio.gui.wizard.model import PageId, WizardModel
 from ftstudio.gui.workers import Tasks
 
 NEXT = {"pretrain": PageId.PRETRAIN_DATA, "torchvision": PageId.TORCHVISION, "earlier": PageId.EARLIER_RUN}
+SHOWN = 200  # matches listed at once; more say how many
+NAME = Qt.ItemDataRole.UserRole
 
 
 def _hint(text: str) -> QLabel:
@@ -116,13 +119,25 @@ class TorchvisionPage(QWizardPage):
         self.found: dict[str, tuple[bool, str, str, int | None]] = {}  # name → (here, path, url, bytes)
         self.setTitle("Start from a pretrained model")
         self.setSubTitle("A torchvision or timm network trained on ImageNet, with a new head for your classes. "
-                         "Type to search (timm lists ~1,400 models).")
-        self.backbone = QComboBox()
-        self.backbone.setEditable(True)
-        self.backbone.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.backbone.setToolTip("The network whose features you start from: torchvision:NAME or timm:NAME")
-        self.registerField("backbone*", self.backbone, "currentText")  # registered empty: filled once chosen
-        self.backbone.currentTextChanged.connect(self._backbone_changed)
+                         "Search by name (timm lists ~1,400 models).")
+        self.names: list[str] = []  # the catalogue's names (timm's join once listed)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search: resnet, vit_small, convnext, efficientnet…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Type part of a name; the list shows every backbone whose name contains it. "
+                               "Enter picks the first")
+        self.search.textChanged.connect(self._filter)
+        self.search.returnPressed.connect(self._pick_first)
+        self.matches = QListWidget()
+        self.matches.setToolTip("Click a network to start from it")
+        self.matches.setMinimumHeight(140)
+        self.matches.currentItemChanged.connect(self._picked)
+        self.backbone = QLineEdit()
+        self.backbone.setToolTip("The network whose features you start from: torchvision:NAME or timm:NAME (pick it "
+                                 "in the list, or type an exact name, e.g. a timm tag like resnet50.a1_in1k)")
+        self.registerField("backbone*", self.backbone)  # registered empty: filled once chosen
+        self.backbone.textChanged.connect(self._backbone_changed)
+        self.backbone.editingFinished.connect(lambda: self._backbone_changed(self.backbone.text(), typed=True))
         box = QGroupBox("Pretrained weights")
         v = QVBoxLayout(box)
         self.weight_radios: dict[str, QRadioButton] = {}
@@ -149,12 +164,12 @@ class TorchvisionPage(QWizardPage):
         self.download_button.setVisible(False)  # shown once the check finds no weights here
         self.banner = Banner()
         self.status = header_label("Checking this computer's caches…", "hint")
-        self.backbone.setMinimumContentsLength(32)
         form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("Search", self.search)
+        form.addRow("", self.matches)
         form.addRow("Network", self.backbone)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(form, 1)
         layout.addWidget(box)
         layout.addWidget(self.status)
         down = QHBoxLayout()
@@ -162,30 +177,62 @@ class TorchvisionPage(QWizardPage):
         down.addStretch(1)
         layout.addLayout(down)
         layout.addWidget(self.banner)
-        layout.addStretch(1)
 
     def initializePage(self) -> None:  # noqa: N802
-        if not self.backbone.count():
+        if not self.names:
             from ftstudio.core.architecture.torchvision_names import TORCHVISION_BACKBONES
 
-            self.backbone.blockSignals(True)
-            self.backbone.addItems([f"torchvision:{n}" for n in TORCHVISION_BACKBONES])
-            completer = self.backbone.completer()
-            completer.setFilterMode(Qt.MatchFlag.MatchContains)
-            completer.setCompletionMode(completer.CompletionMode.PopupCompletion)
+            self.names = [f"torchvision:{n}" for n in TORCHVISION_BACKBONES]  # at once; timm's after listing
             current = self.model.backbone
-            self.backbone.setCurrentText(current if ":" in current else f"torchvision:{current}")
+            self.backbone.blockSignals(True)
+            self.backbone.setText(current if ":" in current else f"torchvision:{current}")
             self.backbone.blockSignals(False)
-            task = self.tasks.start("catalogue", lambda cancel: _timm_names())
+            self._filter(self.search.text())
+            task = self.tasks.start("catalogue", lambda cancel: _catalogue_names())
             task.done.connect(self._add_names)
-        self._backbone_changed(self.backbone.currentText())
+        self._backbone_changed(self.backbone.text())
 
     def _add_names(self, names: list[str]) -> None:
-        current = self.backbone.currentText()
-        self.backbone.blockSignals(True)
-        self.backbone.addItems(names)
-        self.backbone.setCurrentText(current)
-        self.backbone.blockSignals(False)
+        self.names = names
+        self._filter(self.search.text())
+
+    def listed(self) -> list[str]:
+        """The names the list shows now."""
+        return [n for n in (self.matches.item(i).data(NAME) for i in range(self.matches.count())) if n]
+
+    def _filter(self, text: str) -> None:
+        """List the names containing every word of ``text``; keep the chosen one selected when it is listed."""
+        from ftstudio.core.architecture.catalogue import search_names
+
+        found = search_names(self.names, text)
+        chosen = self.backbone.text().strip()
+        self.matches.blockSignals(True)
+        self.matches.clear()
+        for name in found[:SHOWN]:
+            item = QListWidgetItem(name)
+            item.setData(NAME, name)
+            self.matches.addItem(item)
+            if name == chosen:
+                self.matches.setCurrentItem(item)
+        if len(found) > SHOWN:
+            more = QListWidgetItem(f"… {len(found) - SHOWN:,} more: type more of the name")
+            more.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.matches.addItem(more)
+        elif not found:
+            none = QListWidgetItem(f"No backbone's name contains “{text.strip()}”")
+            none.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.matches.addItem(none)
+        self.matches.blockSignals(False)
+
+    def _picked(self, item: QListWidgetItem | None, _previous=None) -> None:
+        if item is not None and item.data(NAME):
+            self.backbone.setText(item.data(NAME))
+
+    def _pick_first(self) -> None:
+        listed = self.listed()
+        if listed:
+            self.matches.setCurrentRow(0)
+            self._picked(self.matches.item(0))
 
     def cleanupPage(self) -> None:  # noqa: N802
         pass
@@ -193,14 +240,20 @@ class TorchvisionPage(QWizardPage):
     def nextId(self) -> int:  # noqa: N802
         return int(PageId.FINETUNE_DATA)
 
-    def _backbone_changed(self, name: str) -> None:
+    def _backbone_changed(self, name: str, typed: bool = False) -> None:
+        """A name picked from the list is checked at once; one typed into the field once it is finished."""
         name = name.strip()
         self.model.set(backbone=name)
         if name in self.found:
             self._show()
             return
         if not name.startswith(("torchvision:", "timm:")) or name.endswith(":"):
-            self.banner.show_message("info", "Name a network as torchvision:NAME or timm:NAME (type to search).")
+            self.banner.show_message("info", "Name a network as torchvision:NAME or timm:NAME (search for it above).")
+            self.completeChanged.emit()
+            return
+        if name not in self.names and not typed:
+            self.banner.show_message("info", f"{name}: not in the catalogue's list; press Enter to look it up as typed "
+                                             "(a timm tag such as resnet50.a1_in1k is fine).")
             self.completeChanged.emit()
             return
         self.status.setText(f"Checking this computer for {html.escape(name)} weights…")
@@ -220,7 +273,7 @@ class TorchvisionPage(QWizardPage):
     def _checked(self, result) -> None:
         name, found, path, url, size = result
         self.found[name] = (found, path, url, size)
-        if name == self.backbone.currentText().strip():
+        if name == self.backbone.text().strip():
             self._show()
 
     def _weights_changed(self, key: str) -> None:
@@ -235,7 +288,7 @@ class TorchvisionPage(QWizardPage):
             self._show()
 
     def _download(self) -> None:
-        name = self.backbone.currentText().strip()
+        name = self.backbone.text().strip()
         cached = self.found.get(name)
         if cached is None or cached[0]:
             return
@@ -272,7 +325,7 @@ class TorchvisionPage(QWizardPage):
         self.download_button.setEnabled(True)
 
     def _show(self) -> None:
-        name, m = self.backbone.currentText().strip(), self.model
+        name, m = self.backbone.text().strip(), self.model
         self.file_label.setText(html.escape(m.weights_file) or "no file chosen")
         self.file_button.setEnabled(m.weights == "file")
         cached = self.found.get(name)
@@ -295,20 +348,18 @@ class TorchvisionPage(QWizardPage):
         if not super().isComplete():
             return False
         if m.weights == "none":
-            return ":" in self.backbone.currentText()
+            return ":" in self.backbone.text()
         if m.weights == "file":
             return bool(m.weights_file) and Path(m.weights_file).is_file()
-        cached = self.found.get(self.backbone.currentText().strip())
+        cached = self.found.get(self.backbone.text().strip())
         return bool(cached and cached[0])
 
 
-def _timm_names() -> list[str]:
-    """timm's model names for the search (empty without the optional timm extra)."""
-    try:
-        import timm
-    except ModuleNotFoundError:
-        return []
-    return [f"timm:{n}" for n in timm.list_models()]
+def _catalogue_names() -> list[str]:
+    """Every backbone's name for the search (timm's only with the optional timm extra)."""
+    from ftstudio.core.architecture.catalogue import backbone_names
+
+    return backbone_names()
 
 
 class EarlierRunPage(QWizardPage):
