@@ -19,6 +19,15 @@ def drop(view, paths, at: QPoint | None = None) -> None:
     drop_files(view.viewport(), paths, at)
 
 
+def loaded_counts(window) -> dict[str, int] | None:
+    """Images per class of the Data page's loaded dataset (training and validation together)."""
+    bundle = window.session.bundle
+    if bundle is None:
+        return None
+    both = np.add(bundle.class_counts("train"), bundle.class_counts("val"))
+    return dict(zip(bundle.classes, both.tolist()))
+
+
 def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path):
     photos = make_color_folder(tmp_path / "mine", n_per_class=8, classes=3)
     answers = iter(["fruit", "apples", "limes", "plums"])
@@ -72,6 +81,7 @@ def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path
     after = {**before, mistake.true: before[mistake.true] - 1, target: before[target] + 1}
     assert page.dataset.counts() == after
     qtbot.waitUntil(lambda: page.health["classes"] == after, timeout=30_000)  # re-checked, not a stale report
+    qtbot.waitUntil(lambda: loaded_counts(window) == after, timeout=30_000)  # and the Data page reloaded it
     assert item.text().startswith("✓") and "Undo" in gallery.note.text()
     assert "no longer" not in gallery.note.text()
     menu_texts = [a.text() for a in gallery.context_menu(item).actions()]
@@ -82,6 +92,7 @@ def test_build_train_relabel_undo(qtbot, window, outcomes, monkeypatch, tmp_path
     assert source.read_bytes() == content and not moved.exists() and page.dataset.counts() == before
     assert not item.text().startswith("✓")
     qtbot.waitUntil(lambda: page.health["classes"] == before, timeout=30_000)
+    qtbot.waitUntil(lambda: loaded_counts(window) == before, timeout=30_000)
 
     # the Try page, on the dataset's folder: a wrong answer moves to the model's answer, and undoes
     tried = window.try_page
