@@ -394,6 +394,10 @@ def test_pretrained_page_searches_timm_and_refuses_a_corrupted_download(qtbot, m
         pick_backbone(qtbot, page, "resnet18", "timm:resnet18")
         qtbot.waitUntil(lambda: "timm:resnet18" in page.found, timeout=60_000)
         assert not page.found["timm:resnet18"][0] and "huggingface.co/timm/resnet18" in page.banner.text()
+        answers.yes = False  # the question names the source and a size (estimated: nothing asked of the Hub yet)
+        page.download_button.click()
+        assert "huggingface.co/timm/resnet18" in answers.asked[-1]
+        assert "about 47 MB, estimated from its parameter count" in answers.asked[-1]  # 11.7 M float32 parameters
         pick_backbone(qtbot, page, "resnet18", "torchvision:resnet18")
         qtbot.waitUntil(lambda: "torchvision:resnet18" in page.found, timeout=60_000)
         answers.yes = True

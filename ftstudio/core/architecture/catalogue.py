@@ -157,11 +157,35 @@ def _cached_params(version: str) -> dict[str, int]:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
 
 
+def params_of(name: str) -> int | None:
+    """The parameter count of ``torchvision:NAME`` / ``timm:NAME`` (with its classifier, as published)."""
+    if name.startswith(TORCHVISION):
+        from torchvision.models import get_model_weights
+
+        return get_model_weights(name[len(TORCHVISION):]).DEFAULT.meta.get("num_params")
+    import timm
+
+    bare = name.removeprefix(TIMM)
+    known = _cached_params(timm.__version__)
+    if bare not in known:
+        known[bare] = _count_timm(bare)
+        _save_params(timm.__version__, known)
+    return known[bare]
+
+
+def _count_timm(bare: str) -> int:
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        net = timm.create_model(bare, pretrained=False)
+    return sum(p.numel() for p in net.parameters())
+
+
 def _fill_params(entries: list[BackboneEntry]) -> list[BackboneEntry]:
     import dataclasses
 
     import timm
-    import torch
 
     missing = [e for e in entries if e.params is None]
     if not missing:
@@ -169,10 +193,13 @@ def _fill_params(entries: list[BackboneEntry]) -> list[BackboneEntry]:
     known = _cached_params(timm.__version__)
     for entry in missing:
         bare = entry.name[len(TIMM):]
-        with torch.device("meta"):
-            net = timm.create_model(bare, pretrained=False)
-        known[bare] = sum(p.numel() for p in net.parameters())
-    path = _params_file(timm.__version__)
+        known[bare] = _count_timm(bare)
+    _save_params(timm.__version__, known)
+    return [dataclasses.replace(e, params=known.get(e.name[len(TIMM):], e.params)) for e in entries]
+
+
+def _save_params(version: str, known: dict[str, int]) -> None:
+    path = _params_file(version)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -180,4 +207,3 @@ def _fill_params(entries: list[BackboneEntry]) -> list[BackboneEntry]:
         os.replace(tmp, path)
     except OSError:
         pass  # a cache: counting again next time is fine
-    return [dataclasses.replace(e, params=known.get(e.name[len(TIMM):], e.params)) for e in entries]

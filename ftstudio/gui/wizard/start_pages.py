@@ -116,7 +116,7 @@ class TorchvisionPage(QWizardPage):
     def __init__(self, model: WizardModel, tasks: Tasks) -> None:
         super().__init__()
         self.model, self.tasks = model, tasks
-        self.found: dict[str, tuple[bool, str, str, int | None]] = {}  # name → (here, path, url, bytes)
+        self.found: dict[str, tuple[bool, str, str, str]] = {}  # name → (here, path, url, size for people)
         self.setTitle("Start from a pretrained model")
         self.setSubTitle("A torchvision or timm network trained on ImageNet, with a new head for your classes. "
                          "Search by name (timm lists ~1,400 models).")
@@ -264,7 +264,7 @@ class TorchvisionPage(QWizardPage):
 
             src = locate(name)
             here = src.local_file()
-            return name, bool(here), here or str(src.path or src.repo_id), src.url, src.size
+            return name, bool(here), here or str(src.path or src.repo_id), src.url, _size_text(name, src.size)
 
         task = self.tasks.start("weights", work)
         task.done.connect(self._checked)
@@ -292,7 +292,7 @@ class TorchvisionPage(QWizardPage):
         cached = self.found.get(name)
         if cached is None or cached[0]:
             return
-        size = f"{cached[3] / 1e6:.0f} MB" if cached[3] else "size not published"
+        size = cached[3]
         if not dialogs.confirm(self, "Download pretrained weights",
                                texts.DOWNLOAD_ASK.format(name=name, size=size, url=cached[2]), yes="Download"):
             return
@@ -315,7 +315,7 @@ class TorchvisionPage(QWizardPage):
     def _downloaded(self, result) -> None:
         name, path = result
         old = self.found.get(name)
-        self.found[name] = (True, path, old[2] if old else "", old[3] if old else None)
+        self.found[name] = (True, path, old[2] if old else "", old[3] if old else "")
         self.weight_radios["cache"].setChecked(True)
         self._show()
 
@@ -353,6 +353,21 @@ class TorchvisionPage(QWizardPage):
             return bool(m.weights_file) and Path(m.weights_file).is_file()
         cached = self.found.get(self.backbone.text().strip())
         return bool(cached and cached[0])
+
+
+def _size_text(name: str, published: int | None) -> str:
+    """The size the download question names: torchvision's published one, else estimated from the parameter
+    count (float32) — the Hub's metadata would say exactly, but nothing is asked of the network before the
+    user agrees."""
+    if published:
+        return f"{published / 1e6:,.0f} MB"
+    from ftstudio.core.architecture.catalogue import params_of
+
+    try:
+        params = params_of(name)
+    except Exception:  # noqa: BLE001 — a model that will not build on the meta device: no estimate
+        params = None
+    return f"about {params * 4 / 1e6:,.0f} MB, estimated from its parameter count" if params else "size not published"
 
 
 def _catalogue_names() -> list[str]:
