@@ -53,6 +53,10 @@ def test_activations_too_large_suggest_checkpointing_first():
     assert [(s.key, s.fits) for s in tight.suggestions] == [("checkpointing", True), ("fsdp", True), ("batch", True),
                                                             ("bf16", False)]
     assert tight.suggestions[1].text == "--distributed fsdp on 4 GPUs"  # 3 would fit, but 128 splits over 4
+    already = plan(100 * M, 100 * M, acts, 128, GPU, checkpointing=True)  # what is on is counted, not suggested
+    assert already.fits and already.need.activations == 10 * M * 128
+    sharded = plan(100 * M, 100 * M, acts, 128, DeviceBudget("cuda:0", "GPU 0", 4_000 * M, 8_000 * M, 8), shards=2)
+    assert [s.text for s in sharded.suggestions if s.key == "fsdp"] == ["--distributed fsdp on 4 GPUs"]
 
 
 def test_parameters_too_large_on_a_gpu_suggest_fsdp_and_on_the_cpu_nothing_helps():

@@ -15,6 +15,7 @@ bf16 — each with the memory it would need, so the user sees which one is enoug
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -127,10 +128,12 @@ def estimate(params: int, trainable: int, activations: Activations, batch_size: 
 
 
 def plan(params: int, trainable: int, activations: Activations, batch_size: int, budget: DeviceBudget,
-         optimizer: str = "adam", momentum: float = 0.9, amp: bool = False) -> MemoryFit:
-    """The estimate against ``budget``, with suggestions in order when it does not fit."""
+         optimizer: str = "adam", momentum: float = 0.9, amp: bool = False, checkpointing: bool = False,
+         shards: int = 1) -> MemoryFit:
+    """The estimate against ``budget``, with suggestions in order when it does not fit; what is already on
+    (``checkpointing``, fsdp over ``shards`` GPUs, ``amp``) is part of the estimate and not suggested again."""
     def need(**changes) -> MemoryNeed:
-        args = {"batch_size": batch_size, "amp": amp, "checkpointing": False, "shards": 1} | changes
+        args = {"batch_size": batch_size, "amp": amp, "checkpointing": checkpointing, "shards": shards} | changes
         return estimate(params, trainable, activations, optimizer=optimizer, momentum=momentum, **args)
 
     base = need()
@@ -139,24 +142,23 @@ def plan(params: int, trainable: int, activations: Activations, batch_size: int,
         return MemoryFit(base, budget, batch_size)
     out: list[Suggestion] = []
     combined: dict = {}
-    if activations.checkpointed is not None and activations.checkpointed < activations.kept:
+    if not checkpointing and activations.checkpointed is not None and activations.checkpointed < activations.kept:
         n = need(checkpointing=True).total
         out.append(Suggestion("checkpointing", "gradient checkpointing (--grad-checkpoint)", n, n <= room))
         combined["checkpointing"] = True
     if budget.is_gpu:
-        fitting = [g for g in range(2, MAX_GPUS + 1) if need(shards=g).total <= room]
-        shards = next((g for g in fitting if batch_size % g == 0), fitting[0] if fitting else 0)  # 4 for 64, not 3
-        if shards:
-            notes = [f"this machine has {budget.gpus}"] if budget.gpus < shards else []
-            if batch_size % shards:
-                notes.append(f"a batch size that is a multiple of {shards}")
+        fitting = [g for g in range(shards + 1, MAX_GPUS + 1) if need(shards=g).total <= room]
+        gpus = next((g for g in fitting if batch_size % g == 0), fitting[0] if fitting else 0)  # 4 for 64, not 3
+        if gpus:
+            notes = [f"this machine has {budget.gpus}"] if budget.gpus < gpus else []
+            if batch_size % gpus:
+                notes.append(f"a batch size that is a multiple of {gpus}")
             more = f" ({'; '.join(notes)})" if notes else ""
-            out.append(Suggestion("fsdp", f"--distributed fsdp on {shards} GPUs{more}", need(shards=shards).total,
-                                  True))
+            out.append(Suggestion("fsdp", f"--distributed fsdp on {gpus} GPUs{more}", need(shards=gpus).total, True))
     smaller = batch_size // 2
-    while smaller >= 1 and need(batch_size=smaller).total > room:
+    while smaller >= shards and need(batch_size=smaller).total > room:
         smaller //= 2
-    if smaller >= 1:
+    if smaller >= shards:
         out.append(Suggestion("batch", f"batch size {smaller}", need(batch_size=smaller).total, True))
     if budget.is_gpu and not amp:
         n = need(amp=True).total
@@ -203,6 +205,7 @@ def activation_profile(analysis) -> Activations:
     return Activations(kept, checkpointed if can_checkpoint else None, largest)
 
 
+@functools.lru_cache(maxsize=32)  # the composer re-analyses after every edit; a backbone's build takes seconds
 def backbone_activations(name: str, in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """(all, with checkpointing per stage, largest) per-sample bytes of a backbone's layers, measured on the
     meta device: every leaf layer's output is kept for backward; checkpointed, only each stage's output is,
