@@ -30,7 +30,7 @@ from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.screen_fit import resize_to_fit
-from ftstudio.gui.settings import settings
+from ftstudio.gui.settings import settings, take_notices
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.widgets.drops import local_paths
 from ftstudio.gui.workers import Outcome, RunController, Tasks
@@ -66,6 +66,9 @@ class MainWindow(QMainWindow):
         self._restore_window(store)  # (the pages' settings too: the model's file names the document)
         self._show_document()  # the title names the network (the platform adds the app's name)
         self._update_actions()
+        notices = take_notices()  # a settings file that was set aside: say so, and that defaults are used
+        if notices:
+            self.statusBar().showMessage(" · ".join(notices), 120_000)
         self.memory_timer = QTimer(self, interval=1000)
         self.memory_timer.timeout.connect(self._update_status)
         self.memory_timer.start()
