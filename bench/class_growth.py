@@ -26,12 +26,12 @@ SGD = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.0, "device": "cpu"}
 
 
 def pretrain(out: Path, epochs: int) -> Path:
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from ftstudio.core.config.recipe import Recipe
 
     if not (out / "checkpoints" / "last.pt").exists():
-        train_recipe(Recipe.from_dict({"model": "seed", "data": {"name": "mnist5k", "classes": list("01234")},
-                                       "train": {**SGD, "epochs": epochs}}), out)
+        train(Recipe.from_dict({"model": "seed", "data": {"name": "mnist5k", "classes": list("01234")},
+                                "train": {**SGD, "epochs": epochs}}), out)
     return out
 
 
@@ -53,7 +53,7 @@ def scores(prepared, split) -> tuple[float, float, float]:
 
 
 def run(source: Path, method: str, shots: int | None, seed: int, steps: int) -> dict:
-    from ftstudio.core.engine import prepare, train_recipe
+    from ftstudio.core.engine import prepare, train
     from ftstudio.core.config.recipe import Recipe
 
     data = {"name": "mnist5k", "val_split": 0.2, "split_seed": 0, **({"per_class": shots} if shots else {})}
@@ -68,7 +68,7 @@ def run(source: Path, method: str, shots: int | None, seed: int, steps: int) -> 
         import dataclasses
 
         run_prepared = dataclasses.replace(prepared, data=dataclasses.replace(prepared.data, val=tiny))
-        train_recipe(None, Path(tmp) / "run", prepared=run_prepared)
+        train(run_prepared, Path(tmp) / "run")
     after = scores(prepared, val)
     return {"method": method, "shots": shots or "all", "seed": seed, "before": before, "after": after}
 

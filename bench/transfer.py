@@ -100,7 +100,7 @@ def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def pretrain(out: Path, size: int, epochs: int) -> Path:
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from ftstudio.core.config.recipe import Recipe
 
     if (out / "checkpoints" / "last.pt").exists():
@@ -109,7 +109,7 @@ def pretrain(out: Path, size: int, epochs: int) -> Path:
                                "data": {"name": "mnist5k", "val_split": 0.2, "split_seed": 0,
                                         "image_size": [size, size]},
                                "train": {"epochs": epochs, "device": "cpu", "seed": 0}})
-    result = train_recipe(recipe, out)
+    result = train(recipe, out)
     print(f"pretrained cnn on clean mnist5k ({size}×{size}): val accuracy {result.summary['val_accuracy']:.3f}",
           flush=True)
     return out
@@ -120,7 +120,7 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
     """One fine-tune (or scratch) run; its score on every held-out shifted image."""
     import torch
 
-    from ftstudio.core.engine import prepare, train_recipe
+    from ftstudio.core import engine
     from ftstudio.core.config.recipe import Recipe
     from ftstudio.core.training.loader import DeviceBatches
     from ftstudio.core.training.metrics import evaluate
@@ -139,7 +139,7 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
         per_epoch = -(-shots * 10 // 64)
         train["epochs"] = max(10, -(-steps // per_epoch))
     recipe = Recipe.from_dict(doc)
-    prepared = prepare(recipe)
+    prepared = engine.prepare(recipe)
     held_out = prepared.data.val
     tiny = held_out.subset(np.arange(min(10, len(held_out))))  # validation while training: a token few images
     prepared = dataclasses.replace(prepared, data=dataclasses.replace(prepared.data, val=tiny))
@@ -147,7 +147,7 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        train_recipe(None, Path(tmp) / "run", prepared=prepared, on_prepared=None)
+        engine.train(prepared, Path(tmp) / "run")
         seconds = time.perf_counter() - start
     model = prepared.model.cpu().eval()
     batches = DeviceBatches(held_out, prepared.data.mean, prepared.data.std, torch.device("cpu"), 512)

@@ -35,9 +35,9 @@ def recipe(data: dict, train: dict | None = None, finetune: dict | None = None, 
 
 def train_source(out: Path, epochs: int = 2) -> Path:
     """A tiny CNN trained on digits 0–4 (20 images each) into ``out``."""
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
-    train_recipe(recipe({"name": "digits", "classes": SOURCE_CLASSES, "per_class": 20}, {"epochs": epochs}), out)
+    train(recipe({"name": "digits", "classes": SOURCE_CLASSES, "per_class": 20}, {"epochs": epochs}), out)
     return out
 
 

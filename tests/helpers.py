@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ftstudio.core.training.callbacks import Callback
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,3 +83,15 @@ def make_photo_folder(root: Path, n_per_class: int = 12, classes: tuple[str, ...
         for i in range(n_per_class):
             photo(seed * 100_000 + c * 1000 + i).save(folder / f"{name}_{i:03d}.png")
     return root
+
+
+class StopAt(Callback):
+    """Sets the trainer's stop event once the given global step has been reported."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.at = step
+
+    def on_batch_finished(self, event) -> None:
+        if event.step >= self.at:
+            self.trainer.stop_event.set()

@@ -119,12 +119,14 @@ def finetune(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from ftstudio.core.engine import RunControls
     from ftstudio.core.workflow.demo import run_demo, table
 
     out = Path(args.out).expanduser() if args.out else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: not empty; the demo writes its runs there — choose a new or empty --out folder")
-    result = run_demo(out, say=lambda line: print(line, flush=True), callbacks=lambda stage: [_milestones()])
+    result = run_demo(out, say=lambda line: print(line, flush=True),
+                      controls=lambda stage: RunControls(callbacks=(_milestones(),)))
     print()
     print(table(result))
     report = result.export

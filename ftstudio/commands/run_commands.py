@@ -47,18 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def execute(recipe, out: str | None, resume: bool = False, epochs: int | None = None, prefix: str = "",
-            **options) -> int:
-    """Train with a console progress bar; Ctrl-C stops cleanly with a checkpoint (exit 130).
-
-    ``options`` go to `train_recipe` (e.g. ``on_prepared``)."""
+            on_prepared=None) -> int:
+    """Train (or, with ``resume``, continue the run in ``out``) with a console progress bar; Ctrl-C
+    stops cleanly with a checkpoint (exit 130). ``on_prepared(prepared)`` runs before training."""
     from ftstudio.core.distributed.torchrun import train_maybe_distributed
+    from ftstudio.core.engine import RunControls
+    from ftstudio.core.errors import InputError
 
+    if resume and out is None:
+        raise InputError("--resume needs --out RUN_DIR: the run folder to continue")
     stop = threading.Event()
-    options["on_prepared"] = _warn_about_data(options.get("on_prepared"), prefix)
+    controls = RunControls(stop=stop, callbacks=(ConsoleProgress(prefix=prefix),),
+                           on_prepared=_warn_about_data(on_prepared, prefix))
     with ctrl_c_stops(stop) as interrupted:
         try:
-            result = train_maybe_distributed(recipe, out, callbacks=[ConsoleProgress(prefix=prefix)],
-                                             stop_event=stop, resume=resume, epochs=epochs, **options)
+            result = train_maybe_distributed(recipe, out, controls, resume=resume, epochs=epochs)
         except Cancelled:
             if interrupted.is_set():
                 raise interrupted.error("interrupted before training started") from None
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_pipeline_file(pipeline, out: str | None) -> int:
     """Replay a pipeline with progress bars; Ctrl-C stops the current stage with a checkpoint (exit 130)."""
+    from ftstudio.core.engine import RunControls
     from ftstudio.core.errors import InputError
     from ftstudio.core.workflow.runner import run_pipeline
 
@@ -126,8 +130,9 @@ def run_pipeline_file(pipeline, out: str | None) -> int:
     stop = threading.Event()
     with ctrl_c_stops(stop) as interrupted:
         try:
-            result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True), stop_event=stop,
-                                  callbacks=lambda stage: [ConsoleProgress(prefix=f"{stage} ")])
+            result = run_pipeline(pipeline, folder, say=lambda line: print(line, flush=True),
+                                  controls=lambda stage: RunControls(stop=stop,
+                                                                     callbacks=(ConsoleProgress(prefix=f"{stage} "),)))
         except Exception as exc:
             if interrupted.is_set():
                 raise interrupted.error(f"interrupted: {exc}") from None

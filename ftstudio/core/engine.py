@@ -1,27 +1,33 @@
 """Recipe → data, model, run folder and trainer: the one path every front door takes.
 
-`train_recipe` is what `ftstudio train`, `ftstudio run`, the desktop app's Start button and
-torchrun all call; `evaluate_run` is `ftstudio evaluate`.
+`train` (a new run) and `resume` (a stopped one) are what `ftstudio train`, `ftstudio run`, the
+desktop app's Start button and torchrun all call, steered by one `RunControls`; `evaluate_run` is
+`ftstudio evaluate`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftstudio.core import messages
 from ftstudio.core.architecture import AUTO, ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
-from ftstudio.core.datasets import DataBundle, absolute_paths, load_data
+from ftstudio.core.datasets import DataBundle, Progress, absolute_paths, load_data
 from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
 from ftstudio.core.runs.folders import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
 from ftstudio.core.training.prepared import Prepared, seed_everything
+
+if TYPE_CHECKING:
+    from ftstudio.core.distributed.torchrun import DistContext
 
 
 @dataclass
@@ -59,64 +65,87 @@ def preprocess_info(data: DataBundle) -> dict[str, Any]:
     return {"input_shape": list(data.input_shape), "mean": list(data.mean), "std": list(data.std), "scale": 255.0}
 
 
-def train_recipe(recipe: Recipe | None, out: str | Path | None = None, *, callbacks: list[Callback] | tuple = (),
-                 stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
-                 resume: bool = False, epochs: int | None = None, progress=None, prepared: Prepared | None = None,
-                 on_prepared=None, dist=None) -> RunResult:
-    """Train a recipe into a run folder (new, or ``out``).
+@dataclass(frozen=True)
+class RunControls:
+    """How a front door steers and watches a run, handed down as one object.
 
-    ``resume`` continues the run in ``out`` with its own recipe (``recipe`` may be None);
-    ``epochs`` then changes its length."""
-    import contextlib
+    ``stop`` and ``pause`` are checked between batches (and while data decodes); ``callbacks`` join
+    the run's own (a progress bar, the app's signal bridge); ``progress(done, total)`` hears of data
+    loading; ``on_prepared(prepared)`` is told when data and model are ready, before training."""
 
-    from ftstudio.core.runs.lock import RunLock
-
-    with contextlib.ExitStack() as locks:
-        if out is not None and (dist is None or dist.is_main):
-            locks.enter_context(RunLock(Path(out)))  # a second writer is refused, never mixed in
-        return _train_locked(recipe, out, locks, callbacks=callbacks, stop_event=stop_event,
-                             pause_event=pause_event, resume=resume, epochs=epochs, progress=progress,
-                             prepared=prepared, on_prepared=on_prepared, dist=dist)
+    stop: threading.Event = field(default_factory=threading.Event)
+    pause: threading.Event = field(default_factory=threading.Event)
+    callbacks: Sequence[Callback] = ()
+    progress: Progress | None = None
+    on_prepared: Callable[[Prepared], None] | None = None
 
 
-def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, pause_event, resume, epochs,
-                  progress, prepared, on_prepared, dist) -> RunResult:
-    from ftstudio.core.devices import resolve_device
-    from ftstudio.core.runs.lock import RunLock
+def train(recipe: Recipe | Prepared, out: str | Path | None = None, controls: RunControls | None = None, *,
+          dist: DistContext | None = None) -> RunResult:
+    """Train a recipe (or what `prepare` already made of one) into a new run folder: ``out``, or a
+    new folder in the runs folder."""
+    controls = controls or RunControls()
+    with _writing(out, dist) as locks:
+        if out is not None and Run(Path(out)).exists():
+            raise InputError(messages.RUN_EXISTS.format(path=out))
+        if isinstance(recipe, Prepared):
+            prepared = recipe
+        else:  # recipe.json names the files this run used
+            recipe = recipe.replace(data=absolute_paths(recipe.data))
+            prepared = prepare(recipe, progress=controls.progress, cancel=controls.stop)
+        return _fit(prepared, None, out, None, controls, dist, locks)
+
+
+def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: int | None = None,
+           dist: DistContext | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` from its last checkpoint with its own ``recipe.json``;
+    ``epochs`` changes its length. Bit-exact: the result is the uninterrupted run's."""
     from ftstudio.core.training import checkpoint
 
-    run, ckpt = None, None
-    if resume:
-        if out is None:
-            raise InputError("--resume needs --out RUN_DIR: the run folder to continue")
-        run = Run(Path(out))
+    controls = controls or RunControls()
+    with _writing(run_dir, dist) as locks:
+        run = Run(Path(run_dir))
         if not run.exists():
-            raise InputError(f"{out}: not a run folder (recipe.json is missing)")
+            raise InputError(f"{run_dir}: not a run folder (recipe.json is missing)")
         last = run.checkpoint("last")
         if not last.exists():
-            raise InputError(messages.RESUME_NOTHING.format(path=out))
+            raise InputError(messages.RESUME_NOTHING.format(path=run_dir))
         ckpt = checkpoint.load(last)
         recipe = load_validated(run.recipe_path, "recipe", Recipe.from_dict)
         if epochs is not None:
             if epochs < int(ckpt["epoch"]):
                 raise InputError(f"--epochs {epochs}: this run has already finished {ckpt['epoch']} epochs")
             recipe = recipe.replace(train=_with(recipe.train, epochs=epochs))
-    elif out is not None and Run(Path(out)).exists():
-        raise InputError(messages.RUN_EXISTS.format(path=out))
-
-    if ckpt is None and recipe is not None:
-        recipe = recipe.replace(data=absolute_paths(recipe.data))  # recipe.json names what this run used
-    try:
-        prepared = prepared or prepare(recipe, progress=progress, cancel=stop_event)
-    except Cancelled:
-        raise
-    except InputError as exc:
-        if ckpt is None:
+        try:
+            prepared = prepare(recipe, progress=controls.progress, cancel=controls.stop)
+        except Cancelled:
             raise
-        raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
+        except InputError as exc:
+            raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
+        return _fit(prepared, run, run_dir, ckpt, controls, dist, locks)
+
+
+@contextlib.contextmanager
+def _writing(out: str | Path | None, dist: DistContext | None) -> Iterator[contextlib.ExitStack]:
+    """Hold the run folder's lock (a second writer is refused, never mixed in); the stack takes the
+    lock of a folder made later, when there was no ``out``."""
+    from ftstudio.core.runs.lock import RunLock
+
+    with contextlib.ExitStack() as locks:
+        if out is not None and (dist is None or dist.is_main):
+            locks.enter_context(RunLock(Path(out)))
+        yield locks
+
+
+def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict[str, Any] | None,
+         controls: RunControls, dist: DistContext | None, locks: contextlib.ExitStack) -> RunResult:
+    """Write the run folder (new) or rewind it (resume), then train; ``ckpt`` is the checkpoint resumed."""
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.runs.lock import RunLock
+
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
-    if on_prepared is not None:
-        on_prepared(prepared)
+    if controls.on_prepared is not None:
+        controls.on_prepared(prepared)
     resolve_device(recipe.train.device)  # before any file is written: `--device tpu` leaves no folder
     if ckpt is not None:
         _check_resumable(run, prepared, ckpt)
@@ -131,15 +160,15 @@ def _train_locked(recipe: Recipe | None, out, locks, *, callbacks, stop_event, p
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
     if prepared.lora:
         state["lora"] = prepared.lora
-    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *callbacks] if main else []
+    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *controls.callbacks] if main else []
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
     cbs.extend(prepared.callbacks)
     from ftstudio.core.training.trainer import Trainer  # (torch: imported while data decodes, see prepare)
 
     try:
-        trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=stop_event,
-                          pause_event=pause_event, lr_multipliers=prepared.lr_multipliers, state=state,
+        trainer = Trainer(prepared.model, prepared.data, recipe.train, cbs, stop_event=controls.stop,
+                          pause_event=controls.pause, lr_multipliers=prepared.lr_multipliers, state=state,
                           augment=recipe.data.augment if recipe.data.augment.enabled else None, dist=dist)
     except BaseException:
         if main and fresh:
@@ -166,6 +195,12 @@ def _check_resumable(run: Run | None, prepared: Prepared, ckpt: dict[str, Any]) 
     (It used to surface as a RuntimeError from load_state_dict, exit 1, and the run marked failed.)"""
     import torch
 
+    from ftstudio.core.training import progress
+
+    problem = progress.problem(ckpt)
+    if problem:
+        raise InputError(messages.CHECKPOINT_INVALID.format(path=run.checkpoint("last") if run else "last.pt",
+                                                            detail=problem))
     where = run.recipe_path if run is not None else "recipe.json"
     if list(ckpt["classes"]) != list(prepared.data.classes):
         raise InputError(messages.RESUME_RECIPE.format(

@@ -2,10 +2,11 @@
 
 `Tasks` runs short jobs (importing torch, loading data, analysing a model, exporting) on a QThread
 each and reports ``done(result)`` / ``failed(message)`` on the GUI thread. `RunController` runs
-one training run at a time: a worker object on its own QThread calls `engine.train_recipe`, and a
-`SignalBridge` callback turns the trainer's events into at most ~10 Qt signals a second. Stop and
-pause are `threading.Event`s the trainer checks between batches; exactly one of ``finished`` /
-``failed`` fires per run; ``shutdown`` stops and joins everything before the window goes away.
+one training run at a time: a worker object on its own QThread calls `engine.train` (or
+`engine.resume`), and a `SignalBridge` callback turns the trainer's events into at most ~10 Qt
+signals a second. Stop and pause are `threading.Event`s the trainer checks between batches;
+exactly one of ``finished`` / ``failed`` fires per run; ``shutdown`` stops and joins everything
+before the window goes away.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class _TrainJob(QObject):
 
         run_path = self.out
         try:
-            from ftstudio.core.engine import train_recipe
+            from ftstudio.core import engine
             from ftstudio.core.runs.folders import new_run_dir
 
             if run_path is None:  # created here so the window knows the folder from the start
@@ -200,10 +201,13 @@ class _TrainJob(QObject):
             def on_prepared(prepared) -> None:
                 self.prepared.emit(make_preview(run_path, prepared))
 
+            controls = engine.RunControls(stop=self.stop, pause=self.pause, callbacks=(bridge, *self.extra),
+                                          progress=bridge.loading, on_prepared=on_prepared)
             with training_levers.applied(training_levers.DEFAULT):  # the window stays responsive
-                result = train_recipe(self.recipe, run_path, callbacks=[bridge, *self.extra],
-                                      stop_event=self.stop, pause_event=self.pause, resume=self.resume,
-                                      progress=bridge.loading, on_prepared=on_prepared)
+                if self.resume:
+                    result = engine.resume(run_path, controls)
+                else:
+                    result = engine.train(self.recipe, run_path, controls)
             self.outcome = Outcome(str(result.summary.get("status") or result.finished.reason),
                                    result.run.path, result.summary)
         except BaseException as exc:  # noqa: BLE001 — exactly one outcome per run, always

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from ftstudio.core.config.recipe import Recipe
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import RunControls, train
 from ftstudio.core.errors import Cancelled, FtError, InputError
 from tests.helpers import make_digit_folder
 
@@ -16,7 +16,7 @@ def test_a_stop_while_the_data_decodes_is_cancelled_and_leaves_no_run(tmp_path):
     stop.set()
     recipe = Recipe.from_dict({"model": "mlp", "data": {"name": str(folder)}, "train": {"epochs": 1}})
     with pytest.raises(Cancelled) as caught:
-        train_recipe(recipe, tmp_path / "run", stop_event=stop)
+        train(recipe, tmp_path / "run", RunControls(stop=stop))
     assert caught.value.exit_code == 130 and not isinstance(caught.value, InputError)
     assert not (tmp_path / "run" / "recipe.json").exists()
 

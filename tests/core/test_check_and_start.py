@@ -12,7 +12,7 @@ from ftstudio.core.architecture.presets import load_preset
 from ftstudio.core.architecture.composer import Change, Insert, new_layer
 from ftstudio.core.datasets import load_data
 from ftstudio.core.dryrun import check_one_batch
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import train
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
 from ftstudio.core.finetune.start_from import open_run, plan_for
 from ftstudio.core.training import checkpoint
@@ -86,7 +86,7 @@ def test_training_from_a_run_honours_the_edited_freeze_flags(source_run, tmp_pat
     recipe = Recipe(data=DatasetSpec(name="digits", classes=("0", "1", "2"), per_class=5), model=spec.to_dict(),
                     train=TrainConfig(epochs=1, batch_size=8, device="cpu"), finetune=plan)
     recipe = Recipe.from_dict(recipe.to_dict())  # as the desktop app's session hands it over
-    result = train_recipe(recipe, tmp_path / "ft")
+    result = train(recipe, tmp_path / "ft")
     before = checkpoint.load(source_run / "checkpoints" / "best.pt")["model"]
     after = checkpoint.load(result.run.checkpoint("last"))["model"]
     assert torch.equal(after["0.weight"], before["0.weight"])  # frozen in the composer: untouched

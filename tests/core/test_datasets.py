@@ -228,7 +228,7 @@ def test_folders_too_large_for_memory_stream_from_disk(tmp_path, monkeypatch):
     """Over the in-memory limit, images stay on disk and are decoded batch by batch (same labels,
     same statistics within sampling, and training works)."""
     from ftstudio.core.datasets import StreamSplit
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from ftstudio.core.config.recipe import Recipe
 
     root = make_digit_folder(tmp_path / "d", n_per_class=10, classes=range(3))
@@ -242,8 +242,8 @@ def test_folders_too_large_for_memory_stream_from_disk(tmp_path, monkeypatch):
     import ftstudio.core.datasets as datasets
 
     monkeypatch.setattr(datasets, "IN_MEMORY_LIMIT", 0)
-    result = train_recipe(Recipe.from_dict({"data": {"name": str(root)}, "train": {"epochs": 2, "batch_size": 8}}),
-                          tmp_path / "run")
+    result = train(Recipe.from_dict({"data": {"name": str(root)}, "train": {"epochs": 2, "batch_size": 8}}),
+                   tmp_path / "run")
     assert result.summary["status"] == "completed" and result.summary["epochs"] == 2
     assert "streamed" in (tmp_path / "run" / "summary.json").read_text()
 

@@ -90,12 +90,12 @@ def test_a_mismatch_makes_the_report_fail(source_run, tmp_path, monkeypatch):
 
 
 def test_lora_run_exports_merged_weights(source_run, tmp_path):
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from tests.ft_helpers import recipe
 
     r = recipe({"name": "digits", "classes": SOURCE_CLASSES, "per_class": 4}, {"epochs": 2},
                {"source": str(source_run), "strategy": "lora", "min_steps": 0})
-    run = train_recipe(r, tmp_path / "lora").run.path
+    run = train(r, tmp_path / "lora").run.path
     report = export_run(run, ["safetensors", "onnx"], checkpoint="last")
     assert report.ok
     from safetensors.torch import load_file

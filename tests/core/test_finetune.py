@@ -11,7 +11,7 @@ import torch
 
 from ftstudio.core.errors import InputError
 from ftstudio.core.finetune.strategies import prepare_finetune
-from ftstudio.core.engine import evaluate_run, train_recipe
+from ftstudio.core.engine import RunControls, evaluate_run, resume, train
 from ftstudio.core.runs.folders import load_run_model
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
@@ -83,7 +83,7 @@ def test_lora_trains_only_adapters_and_merges_exactly(source_run, tmp_path):
     expected = {f"{n}.{w}" for n in adapted for w in ("lora_a", "lora_b")} | {f"{HEAD}.weight", f"{HEAD}.bias"}
     assert names_trainable(model) == expected
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = train_recipe(r, tmp_path / "run", prepared=prepared)
+    result = train(prepared, tmp_path / "run")
     after = model.state_dict()
     for key in before:  # frozen base weights did not move; adapters and head did
         moved = not torch.equal(before[key], after[key])
@@ -138,10 +138,10 @@ def test_gradual_unfreezing_survives_resume(source_run, tmp_path):
     prepared = prepare_finetune(r)
     recorder = GradRecorder(prepared.model[0])
     assert not prepared.model[0].weight.requires_grad and prepared.model[HEAD].weight.requires_grad
-    train_recipe(r, tmp_path / "run", prepared=prepared, callbacks=[recorder])
+    train(prepared, tmp_path / "run", RunControls(callbacks=[recorder]))
     assert recorder.seen == [False, True]  # frozen in epoch 1, training in epoch 2
     assert not torch.equal(prepared.model[0].weight.detach(), source_state(source_run)["0.weight"])
-    result = train_recipe(None, tmp_path / "run", resume=True, epochs=3)  # optimizer groups must match
+    result = resume(tmp_path / "run", epochs=3)  # optimizer groups must match
     assert result.summary["epochs"] == 3
 
 
@@ -168,7 +168,7 @@ def test_finetune_run_is_a_normal_run(source_run, tmp_path):
     shutil.copytree(source_run, src)
     r = plan_recipe(src, data={"name": "digits-shifted", "classes": ["0", "1", "2", "3", "4"], "per_class": 4},
                     strategy="full", min_steps=0)
-    result = train_recipe(r, tmp_path / "ft")
+    result = train(r, tmp_path / "ft")
     summary = result.summary
     assert summary["lineage"]["source"] == str(src.resolve()) and summary["lineage"]["strategy"] == "full"
     assert summary["finetune"] and summary["notes"]
@@ -255,10 +255,10 @@ def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
     from ftstudio.core.config.recipe import Recipe, read_json
 
     r = plan_recipe(source_run, strategy="lora", min_steps=0)
-    first = train_recipe(r, tmp_path / "a").run.path
+    first = train(r, tmp_path / "a").run.path
     replay = Recipe.from_dict(read_json(first / "recipe.json"))
     assert replay.finetune == r.finetune and replay.model["layers"][HEAD]["params"]["out_features"] == 7
-    second = train_recipe(replay, tmp_path / "b").run.path
+    second = train(replay, tmp_path / "b").run.path
     a, b = (checkpoint.load(p / "checkpoints" / "last.pt")["model"] for p in (first, second))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

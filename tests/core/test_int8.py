@@ -20,11 +20,11 @@ SMALL = {"name": "small cnn", "layers": [
 
 @pytest.mark.slow
 def test_int8_export_is_verified_with_its_accuracy_drop_sizes_and_latency(tmp_path):
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
     run = tmp_path / "run"  # a model that learned something (~97%), so an accuracy drop would show
-    train_recipe(recipe({"name": "digits", "classes": ["0", "1", "2", "3", "4"], "per_class": 60},
-                        {"epochs": 4, "lr": 0.01}, model=SMALL), run)
+    train(recipe({"name": "digits", "classes": ["0", "1", "2", "3", "4"], "per_class": 60},
+                 {"epochs": 4, "lr": 0.01}, model=SMALL), run)
     from ftstudio.core.engine import quant_data
 
     report = export_run(run, ["onnx", "onnx-int8"], tmp_path / "out", quant_loader=quant_data)

@@ -71,13 +71,13 @@ def test_bad_documents_name_the_field(tmp_path, change, words):
 
 
 def test_stage_references_resolve_to_the_runs(tmp_path):
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
     p = tiny()
-    pre = train_recipe(p.pretrain, tmp_path / "pre").run.path
+    pre = train(p.pretrain, tmp_path / "pre").run.path
     ft_recipe = resolve_finetune(p, pre)
     assert ft_recipe.finetune.source == str(pre) and ft_recipe.data == p.finetune.data
-    ft = train_recipe(ft_recipe, tmp_path / "ft").run.path
+    ft = train(ft_recipe, tmp_path / "ft").run.path
     scratch = resolve_scratch(p, ft)
     ran = json.loads((ft / "recipe.json").read_text())
     assert scratch.train.epochs == ran["train"]["epochs"] == 3  # min_steps 3 on 50 images: 3 epochs of 1 step

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from ftstudio.core.errors import GuardStop, InputError
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import RunControls, resume, train
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback, History
+from tests.helpers import StopAt
 
 
 def recipe(**train) -> Recipe:
@@ -19,21 +20,9 @@ def recipe(**train) -> Recipe:
     return Recipe.from_dict({"data": {"name": "digits"}, "model": "mlp", "train": cfg})
 
 
-class StopAt(Callback):
-    """Sets the trainer's stop event once the given global step has been reported."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.at = step
-
-    def on_batch_finished(self, event) -> None:
-        if event.step >= self.at:
-            self.trainer.stop_event.set()
-
-
 def test_event_order_is_recorded(tmp_path):
     h = History()
-    train_recipe(recipe(epochs=2), tmp_path / "run", callbacks=[h])
+    train(recipe(epochs=2), tmp_path / "run", RunControls(callbacks=[h]))
     kinds = h.kinds()
     assert kinds[0] == "FitStarted" and kinds[-1] == "FitFinished"
     per_epoch = ["EpochStarted", "BatchFinished", "ValidationFinished", "EpochFinished"]
@@ -44,9 +33,9 @@ def test_event_order_is_recorded(tmp_path):
 
 def test_same_seed_same_curve_other_seed_differs(tmp_path):
     a, b, c = History(), History(), History()
-    train_recipe(recipe(), tmp_path / "a", callbacks=[a])
-    train_recipe(recipe(), tmp_path / "b", callbacks=[b])
-    train_recipe(recipe(seed=1), tmp_path / "c", callbacks=[c])
+    train(recipe(), tmp_path / "a", RunControls(callbacks=[a]))
+    train(recipe(), tmp_path / "b", RunControls(callbacks=[b]))
+    train(recipe(seed=1), tmp_path / "c", RunControls(callbacks=[c]))
     assert a.losses == b.losses
     assert a.losses != c.losses
 
@@ -55,12 +44,12 @@ def test_same_seed_same_curve_other_seed_differs(tmp_path):
 def test_resume_gives_identical_results(tmp_path, stop_step):
     cfg = dict(epochs=3, scheduler="cosine", warmup_epochs=0.5)
     full = History()
-    train_recipe(recipe(**cfg), tmp_path / "full", callbacks=[full])
-    stopped = train_recipe(recipe(**cfg), tmp_path / "part", callbacks=[StopAt(stop_step)])
+    train(recipe(**cfg), tmp_path / "full", RunControls(callbacks=[full]))
+    stopped = train(recipe(**cfg), tmp_path / "part", RunControls(callbacks=[StopAt(stop_step)]))
     assert stopped.finished.reason == "stopped"
     assert Run(tmp_path / "part").read_summary()["status"] == "stopped"
     rest = History()
-    train_recipe(recipe(**cfg), tmp_path / "part", resume=True, callbacks=[rest])
+    resume(tmp_path / "part", RunControls(callbacks=[rest]))
     a = checkpoint.load(tmp_path / "full" / "checkpoints" / "last.pt")["model"]
     b = checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -83,7 +72,7 @@ def test_nan_loss_stops_with_guard_and_keeps_last_good_checkpoint(tmp_path):
                         p.fill_(float("nan"))
 
     with pytest.raises(GuardStop, match=r"loss became nan at epoch 2, step 13"):
-        train_recipe(recipe(), tmp_path / "run", callbacks=[Poison()])
+        train(recipe(), tmp_path / "run", RunControls(callbacks=[Poison()]))
     run = Run(tmp_path / "run")
     assert run.read_summary()["status"] == "failed"
     good = checkpoint.load(run.checkpoint("last"))
@@ -92,7 +81,7 @@ def test_nan_loss_stops_with_guard_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    result = train_recipe(recipe(epochs=50, lr=0.5, optimizer="sgd", early_stopping=2), tmp_path / "run")
+    result = train(recipe(epochs=50, lr=0.5, optimizer="sgd", early_stopping=2), tmp_path / "run")
     assert result.finished.reason == "early_stopping"
     assert result.finished.epochs_done < 50
 
@@ -104,7 +93,7 @@ def test_stop_from_another_thread_within_a_batch(tmp_path):
         def on_epoch_finished(self, event):
             threading.Thread(target=stop.set).start()
 
-    result = train_recipe(recipe(epochs=500), tmp_path / "run", callbacks=[StopSoon()], stop_event=stop)
+    result = train(recipe(epochs=500), tmp_path / "run", RunControls(stop=stop, callbacks=[StopSoon()]))
     assert result.finished.reason == "stopped" and result.finished.epochs_done <= 3
     ckpt = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["epoch"] + (ckpt["batch"] > 0) >= 1
@@ -148,7 +137,7 @@ def test_pause_then_resume(tmp_path):
             if event.epoch == 2:
                 batches.append(lifted.is_set())
 
-    result = train_recipe(recipe(epochs=2), tmp_path / "run", callbacks=[PauseOnce()], pause_event=pause)
+    result = train(recipe(epochs=2), tmp_path / "run", RunControls(pause=pause, callbacks=[PauseOnce()]))
     assert result.finished.reason == "completed" and lifted.is_set()
     # epoch 2 starts, but none of its batches trains before the pause is lifted
     assert started == [False] and batches and all(batches)
@@ -157,7 +146,8 @@ def test_pause_then_resume(tmp_path):
 @pytest.mark.parametrize("scheduler", ["step", "cosine", "onecycle"])
 def test_schedulers_change_the_lr(tmp_path, scheduler):
     h = History()
-    train_recipe(recipe(epochs=3, scheduler=scheduler, step_size=1, gamma=0.5), tmp_path / scheduler, callbacks=[h])
+    train(recipe(epochs=3, scheduler=scheduler, step_size=1, gamma=0.5), tmp_path / scheduler,
+          RunControls(callbacks=[h]))
     lrs = [e.lr for e in h.epochs]
     assert len(set(lrs)) == 3
     if scheduler == "step":
@@ -165,7 +155,7 @@ def test_schedulers_change_the_lr(tmp_path, scheduler):
 
 
 def test_checkpoints_are_weights_only_and_self_contained(tmp_path):
-    train_recipe(recipe(epochs=1), tmp_path / "run")
+    train(recipe(epochs=1), tmp_path / "run")
     data = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert data["format"] == "ftstudio.checkpoint" and data["classes"][0] == "0"
     assert data["architecture"]["layers"][1]["params"]["in_features"] == 64
@@ -188,7 +178,7 @@ def test_hostile_checkpoints_are_refused_without_running(tmp_path):
     good = tmp_path / "good.pt"
     torch.save({"format": "ftstudio.checkpoint", "version": 1}, good)
     truncated = tmp_path / "truncated.pt"
-    train_recipe(recipe(epochs=1), tmp_path / "run")
+    train(recipe(epochs=1), tmp_path / "run")
     truncated.write_bytes((tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()[:5000])
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
@@ -209,7 +199,7 @@ def test_data_too_small_for_split_is_clear(tmp_path):
     for extra in list((root / "digit_1").glob("*.png"))[1:]:
         extra.unlink()
     with pytest.raises(InputError, match="class 'digit_1' has only 1 image"):
-        train_recipe(Recipe(data=DatasetSpec(name=str(root)), train=TrainConfig(epochs=1)), tmp_path / "run")
+        train(Recipe(data=DatasetSpec(name=str(root)), train=TrainConfig(epochs=1)), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing half-made
 
 
@@ -222,7 +212,7 @@ def test_frozen_batchnorm_keeps_its_running_statistics(tmp_path):
         {"type": "BatchNorm2d"},
         {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Linear"}]}
     recipe = Recipe.from_dict({"model": arch, "train": {"epochs": 1}})
-    train_recipe(recipe, tmp_path / "run")
+    train(recipe, tmp_path / "run")
     state = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
     assert torch.equal(state["1.running_mean"], torch.zeros(4))  # frozen: untouched
     assert not torch.equal(state["2.running_mean"], torch.zeros(4))  # trainable: adapted

@@ -40,21 +40,21 @@ def scanner_folder(out: Path, every: int = 3) -> Path:
 
 @pytest.fixture(scope="module")
 def bn_source(tmp_path_factory) -> Path:
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
     out = tmp_path_factory.mktemp("bn-source") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FTSTUDIO_HOME", str(tmp_path_factory.mktemp("bn-home")))
-        train_recipe(recipe({"name": "digits"}, {"epochs": 5, "lr": 0.01}, model=BN_CNN), out)
+        train(recipe({"name": "digits"}, {"epochs": 5, "lr": 0.01}, model=BN_CNN), out)
     return out
 
 
 def _finetune(source: Path, folder: Path, bn: str, out: Path):
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
     r = recipe({"name": str(folder), "per_class": 5, "val_split": 0.5}, {"epochs": 1, "lr": 0.01},
                {"source": str(source), "checkpoint": "last", "strategy": "head", "bn": bn, "min_steps": 40})
-    return train_recipe(r, out)
+    return train(r, out)
 
 
 @pytest.mark.slow
@@ -114,14 +114,14 @@ def test_full_strategy_has_nothing_to_adapt_and_train_mode_marks_layers(source_r
 
 
 def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(source_run, tmp_path):
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from ftstudio.core.runs.folders import load_run_model
     from ftstudio.core.training.loader import DeviceBatches
 
     data = {"name": "digits", "classes": ["3", "1", "7", "0"], "per_class": 10}  # 3 known (other order), 1 new
     r = recipe(data, {"epochs": 1}, {"source": str(source_run), "checkpoint": "last", "strategy": "head",
                                      "min_steps": 0})
-    result = train_recipe(r, tmp_path / "run")
+    result = train(r, tmp_path / "run")
     base = json.loads((tmp_path / "run" / "summary.json").read_text())["baseline"]
     # by hand: the source model, its own head over its 5 classes, on the validation images of 3, 1 and 0
     from ftstudio.core.datasets import load_data
@@ -176,13 +176,13 @@ MLP = {"name": "small mlp", "layers": [{"type": "Flatten"}, {"type": "Linear", "
 
 def test_head_only_growth_learns_the_new_classes(tmp_path):
     """Head-only, 5 known → 10 classes (the seed's move): known rows start exact, the run learns the new ones."""
-    from ftstudio.core.engine import evaluate_run, train_recipe
+    from ftstudio.core.engine import evaluate_run, train
 
-    train_recipe(recipe({"name": "digits", "classes": SOURCE_CLASSES}, {"epochs": 3, "lr": 0.01}, model=MLP),
-                 tmp_path / "source")
+    train(recipe({"name": "digits", "classes": SOURCE_CLASSES}, {"epochs": 3, "lr": 0.01}, model=MLP),
+          tmp_path / "source")
     r = recipe({"name": "digits", "per_class": 30}, {"epochs": 1, "lr": 0.01},
                {"source": str(tmp_path / "source"), "checkpoint": "last", "strategy": "head", "min_steps": 40})
-    result = train_recipe(r, tmp_path / "run")
+    result = train(r, tmp_path / "run")
     ev = evaluate_run(tmp_path / "run", which="last")
     new = [c for c in ev["classes"] if c not in SOURCE_CLASSES]
     assert np.mean([ev["per_class"][c]["accuracy"] for c in new]) > 0.5, ev["per_class"]  # chance: 0.1

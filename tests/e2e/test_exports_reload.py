@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ftstudio.core.export import export_run
-from ftstudio.core.engine import evaluate_run, train_recipe
+from ftstudio.core.engine import evaluate_run, train
 from ftstudio.core.runs.folders import load_run_model
 from ftstudio.core.config.recipe import DatasetSpec
 from tests.ft_helpers import recipe, source_run  # noqa: F401  (fixture)
@@ -113,7 +113,7 @@ def folder_run(tmp_path_factory):
         mp.setenv("FTSTUDIO_HOME", str(base / "home"))
         folder = make_digit_folder(base / "digits", n_per_class=15, size=12, classes=range(4))
         r = recipe({"name": str(folder), "image_size": [10, 10], "val_split": 0.2}, {"epochs": 12, "lr": 0.01})
-        run = train_recipe(r, base / "run").run.path
+        run = train(r, base / "run").run.path
         report = export_run(run, ["onnx", "pt2"], out_dir=base / "export")
         assert report.ok
         evaluation = evaluate_run(run, DatasetSpec(name=str(folder), val_split=0.0))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import train
 from ftstudio.core.config.recipe import Recipe
 from tests.gui.test_training import start_long_run
 from tests.helpers import make_digit_folder
@@ -27,7 +27,7 @@ def test_a_second_run_or_the_wizard_is_refused_while_one_trains(qtbot, window):
 
 
 def test_closing_during_an_export_leaves_only_complete_files(qtbot, window, tmp_path):
-    result = train_recipe(Recipe.from_dict({"train": {"epochs": 1}}), None)
+    result = train(Recipe.from_dict({"train": {"epochs": 1}}), None)
     page = window.export_page
     window.show_page("export")
     page.refresh(select=result.run.path)

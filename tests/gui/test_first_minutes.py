@@ -23,11 +23,11 @@ def test_status_bar_timer_ignores_torch_while_it_is_still_importing(make_window,
 
 def _tiny_runs(*names: str) -> list:
     """Real past runs in the (temporary) runs folder."""
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
     from ftstudio.core.config.recipe import DatasetSpec, Recipe, TrainConfig
 
     recipe = Recipe(data=DatasetSpec(per_class=10), train=TrainConfig(epochs=1, batch_size=32))
-    return [train_recipe(recipe.replace(name=name)).run for name in names]
+    return [train(recipe.replace(name=name)).run for name in names]
 
 
 @pytest.mark.slow

@@ -25,10 +25,10 @@ def _colours(image: QImage, step: int = 7) -> int:
 
 def _train_tiny_runs(n: int) -> list:
     """Real past runs in the (temporary) runs folder."""
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
     recipe = Recipe(name="past", data=DatasetSpec(per_class=20), train=TrainConfig(epochs=2, batch_size=32))
-    return [train_recipe(recipe.replace(name=f"past-{i}")).run for i in range(n)]
+    return [train(recipe.replace(name=f"past-{i}")).run for i in range(n)]
 
 
 @pytest.mark.parametrize("page", PAGES)

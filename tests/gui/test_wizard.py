@@ -236,9 +236,9 @@ def test_cancel_and_back_during_training_stop_and_join(qtbot, make_wizard, answe
 
 def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
     from ftstudio.core.workflow.demo import pretrain_recipe
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core.engine import train
 
-    earlier = train_recipe(pretrain_recipe(1)).run.path  # an ordinary run in the history
+    earlier = train(pretrain_recipe(1)).run.path  # an ordinary run in the history
     w = make_wizard()
     w.page_(PageId.START).radios["earlier"].setChecked(True)
     go_next(qtbot, w, PageId.EARLIER_RUN)

@@ -9,7 +9,7 @@ import pytest
 
 from ftstudio.core.config.recipe import DatasetSpec, Recipe
 from ftstudio.core.datasets import load_data
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import resume, train
 from tests.helpers import make_digit_folder
 
 
@@ -21,11 +21,11 @@ def test_names_that_are_not_utf8_train_and_are_shown_readably(tmp_path):
     weird_root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/r\xe9sultats"))
     root.rename(weird_root)
     out = tmp_path / "run"
-    result = train_recipe(Recipe.from_dict({"data": {"name": str(weird_root), "val_split": 0.5},
-                                            "train": {"epochs": 1, "device": "cpu"}}), out)
+    result = train(Recipe.from_dict({"data": {"name": str(weird_root), "val_split": 0.5},
+                                     "train": {"epochs": 1, "device": "cpu"}}), out)
     assert result.summary["status"] == "completed"
     assert result.summary["classes"] == ["cl\ufffdss", "digit_0"] and result.summary["train_size"] == 6
-    assert train_recipe(None, out, resume=True, epochs=2).summary["epochs"] == 2  # recipe.json reads back
+    assert resume(out, epochs=2).summary["epochs"] == 2  # recipe.json reads back
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-arrays", "fifo"])

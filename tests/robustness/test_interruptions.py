@@ -13,7 +13,7 @@ import torch
 from ftstudio.core import fileio
 from ftstudio.core.planning.batch_size import find_batch_size
 from ftstudio.core.errors import FtError
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import RunControls, train
 from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
@@ -62,7 +62,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
                 monkeypatch.setattr(checkpoint, "atomic_write", full)
 
     with pytest.raises(FtError, match="cannot write checkpoint .*last.pt: No space left on device"):
-        train_recipe(recipe(), tmp_path / "run", callbacks=[FillDisk()])
+        train(recipe(), tmp_path / "run", RunControls(callbacks=[FillDisk()]))
     run = Run(tmp_path / "run")
     assert checkpoint.load(run.checkpoint("last"))["epoch"] == 1  # the previous one, intact
     assert not list(run.checkpoints.glob(".*.tmp"))  # no half-written leftovers
@@ -100,5 +100,5 @@ def test_out_of_memory_names_the_batch_size(tmp_path):
             self.trainer.model.register_forward_hook(explode)
 
     with pytest.raises(FtError, match="out of memory on cpu at batch size 128; try --batch-size 64"):
-        train_recipe(recipe(), tmp_path / "run", callbacks=[Boom()])
+        train(recipe(), tmp_path / "run", RunControls(callbacks=[Boom()]))
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_kind"] == "out_of_memory"

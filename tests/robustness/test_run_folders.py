@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ftstudio.core.errors import InputError
-from ftstudio.core.engine import train_recipe
+from ftstudio.core.engine import resume, train
 from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs.lock import RunBusy, RunLock, is_locked
 from ftstudio.core.runs.folders import Run
@@ -24,7 +24,7 @@ def test_a_second_writer_is_refused_with_exit_2(tmp_path):
     out = tmp_path / "run"
     with RunLock(out):
         with pytest.raises(RunBusy, match=r"another ftstudio process \(pid \d+\) is writing"):
-            train_recipe(Recipe.from_dict(TINY), out)
+            train(Recipe.from_dict(TINY), out)
         done = cli("train", "--epochs", "1", "--out", str(out))
         assert done.returncode == 2 and "another ftstudio process" in done.stderr, done.stderr
         assert is_locked(out)
@@ -43,7 +43,7 @@ def test_a_lock_left_by_kill_9_does_not_block(tmp_path):
     holder.wait(timeout=30)
     holder.stdout.close()
     assert (out / ".lock").exists() and not is_locked(out)  # the file stays, the lock went with the process
-    result = train_recipe(Recipe.from_dict(TINY), out)
+    result = train(Recipe.from_dict(TINY), out)
     assert result.summary["status"] == "completed"
 
 
@@ -70,25 +70,25 @@ def test_a_bad_device_leaves_no_run_behind(tmp_path):
     out = tmp_path / "run"
     bad = Recipe.from_dict({**TINY, "train": {**TINY["train"], "device": "tpu"}})
     with pytest.raises(InputError, match="tpu"):
-        train_recipe(bad, out)
+        train(bad, out)
     assert not Run(out).exists() and not (out / "summary.json").exists()
-    assert train_recipe(Recipe.from_dict(TINY), out).summary["status"] == "completed"  # the folder is free
+    assert train(Recipe.from_dict(TINY), out).summary["status"] == "completed"  # the folder is free
 
 
 def test_resume_after_editing_recipe_json_names_the_file(tmp_path):
     out = tmp_path / "run"
-    train_recipe(Recipe.from_dict({**TINY, "model": "mlp"}), out)
+    train(Recipe.from_dict({**TINY, "model": "mlp"}), out)
     recipe = json.loads((out / "recipe.json").read_text())
     recipe["model"]["layers"][1]["params"]["out_features"] = 17  # a careless edit of a hidden width
     (out / "recipe.json").write_text(json.dumps(recipe))
     with pytest.raises(InputError,
                        match=r"recipe\.json: recipe\.json no longer matches|recipe\.json no longer matches"):
-        train_recipe(None, out, resume=True, epochs=2)
+        resume(out, epochs=2)
     assert Run(out).read_summary()["status"] == "completed"  # not marked failed
     recipe["data"]["name"] = "no-such-data"
     (out / "recipe.json").write_text(json.dumps(recipe))
     with pytest.raises(InputError, match=r"recipe\.json"):
-        train_recipe(None, out, resume=True, epochs=2)
+        resume(out, epochs=2)
 
 
 def test_a_run_remembers_its_data_folder_as_an_absolute_path(tmp_path, monkeypatch):
@@ -97,21 +97,21 @@ def test_a_run_remembers_its_data_folder_as_an_absolute_path(tmp_path, monkeypat
     make_digit_folder(tmp_path / "ds" / "x", n_per_class=6, classes=range(2), size=8)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    train_recipe(Recipe.from_dict({"data": {"name": "ds/x", "val_split": 0.5},
-                                   "train": {"epochs": 1, "device": "cpu"}}), out)
+    train(Recipe.from_dict({"data": {"name": "ds/x", "val_split": 0.5},
+                            "train": {"epochs": 1, "device": "cpu"}}), out)
     saved = json.loads((out / "recipe.json").read_text())["data"]["name"]
     assert saved == str(tmp_path / "ds" / "x")
     other = tmp_path / "elsewhere"
     make_digit_folder(other / "ds" / "x", n_per_class=6, classes=range(3), size=8)  # a different ds/x
     monkeypatch.chdir(other)
-    result = train_recipe(None, out, resume=True, epochs=2)
+    result = resume(out, epochs=2)
     assert result.summary["classes"] == ["digit_0", "digit_1"] and result.summary["epochs"] == 2
 
 
 def test_evaluate_names_the_checkpoint_it_really_used(tmp_path):
     import threading
 
-    from ftstudio.core.engine import evaluate_run
+    from ftstudio.core.engine import RunControls, evaluate_run
     from ftstudio.core.training.callbacks import Callback
 
     stop = threading.Event()
@@ -121,8 +121,8 @@ def test_evaluate_names_the_checkpoint_it_really_used(tmp_path):
             stop.set()
 
     out = tmp_path / "run"
-    train_recipe(Recipe.from_dict({**TINY, "train": {**TINY["train"], "batch_size": 8}}), out,
-                 callbacks=[StopAtOnce()], stop_event=stop)
+    train(Recipe.from_dict({**TINY, "train": {**TINY["train"], "batch_size": 8}}), out,
+          RunControls(stop=stop, callbacks=[StopAtOnce()]))
     assert not Run(out).checkpoint("best").exists() and Run(out).checkpoint("last").exists()
     report = evaluate_run(out, which="best")
     assert report["checkpoint"] == "last" and report["checkpoint_file"].endswith("last.pt")

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftstudio.core.errors import InputError
+
+if TYPE_CHECKING:
+    from ftstudio.core.config.recipe import Recipe
+    from ftstudio.core.engine import RunControls, RunResult
 
 
 def world_size() -> int:
@@ -66,15 +72,24 @@ def init_from_env() -> DistContext | None:
     return DistContext(rank, world, local, backend)
 
 
-def train_maybe_distributed(recipe, out=None, *, callbacks=(), **kwargs):
-    """``train_recipe`` in this process, or as one rank of a torchrun job.
+def train_maybe_distributed(recipe: Recipe | None, out: str | Path | None, controls: RunControls, *,
+                            resume: bool = False, epochs: int | None = None) -> RunResult | None:
+    """`engine.train` (or, with ``resume``, `engine.resume` of ``out``) in this process, or as one
+    rank of a torchrun job.
 
     Returns the RunResult on rank 0 (and in a plain run), None on the other ranks."""
-    from ftstudio.core.engine import train_recipe
+    from ftstudio.core import engine
+
+    def start(dist: DistContext | None, recipe: Recipe | None) -> RunResult:
+        if resume:
+            assert out is not None
+            return engine.resume(out, controls, epochs=epochs, dist=dist)
+        assert recipe is not None
+        return engine.train(recipe, out, controls, dist=dist)
 
     ctx = init_from_env()
     if ctx is None:
-        return train_recipe(recipe, out, callbacks=callbacks, **kwargs)
+        return start(None, recipe)
     import torch.distributed as dist
 
     if recipe is not None and recipe.train.batch_size % ctx.world:
@@ -83,7 +98,7 @@ def train_maybe_distributed(recipe, out=None, *, callbacks=(), **kwargs):
     if ctx.backend == "nccl" and recipe is not None and recipe.train.device in ("auto", "cuda"):
         recipe = recipe.replace(train=_with(recipe.train, device=f"cuda:{ctx.local_rank}"))
     try:
-        result = train_recipe(recipe, out, callbacks=callbacks if ctx.is_main else (), dist=ctx, **kwargs)
+        result = start(ctx, recipe)  # (the engine gives only rank 0 the front door's callbacks)
         dist.barrier()  # every rank is done with the group before anyone tears it down
         return result if ctx.is_main else None
     finally:

@@ -130,7 +130,7 @@ class Checkpoint(Callback):
 
     def on_fit_finished(self, event: FitFinished) -> None:
         assert self.trainer is not None
-        if self.trainer.mid_epoch:  # stopped inside an epoch: keep exactly where it stood
+        if self.trainer.progress.mid_epoch:  # stopped inside an epoch: keep exactly where it stood
             self.trainer.save_checkpoint(self.last)
 
 

@@ -8,6 +8,7 @@ batch, and can save a checkpoint at any batch boundary that resumes to identical
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -29,6 +30,7 @@ from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, 
 from ftstudio.core.training.loader import DeviceBatches
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
+from ftstudio.core.training.progress import TrainProgress
 
 _NO_AUTOCAST = contextlib.nullcontext()
 EVENT_INTERVAL_S = 0.25  # BatchFinished at most ~4 times a second
@@ -100,19 +102,7 @@ class Trainer:
         self.module = model  # the unwrapped network (``self.model`` may be its DDP wrapper)
         self.state = dict(state or {})  # recipe, architecture, classes… stored in every checkpoint
         self.device = resolve_device(config.device)
-        self.epoch = 0  # epochs completed
-        self.step = 0
-        self.batch = 0  # batches completed in the epoch in progress
-        self.mid_epoch = False
-        self.best_epoch = 0
-        self.best_key: tuple[float, float] | None = None
-        self.best_val_accuracy: float | None = None
-        self.best_val_loss: float | None = None
-        self.last_val: tuple[float | None, float | None] = (None, None)
-        self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
-        self.augment_gen = torch.Generator().manual_seed(config.seed + 1)
-        self._epoch_shuffle_state = self.shuffle_gen.get_state()
+        self.progress = TrainProgress(config.seed)  # where the run stands: what a checkpoint resumes
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -191,23 +181,13 @@ class Trainer:
     # ------------------------------------------------------------- checkpoint
     def checkpoint_state(self) -> dict[str, Any]:
         assert self.optimizer is not None
-        mid = self.mid_epoch
         return {
             **self.state,
             "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "epoch": self.epoch,
-            "batch": self.batch if mid else 0,
-            "step": self.step,
-            "partial": dict(self._partial) if mid else None,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "shuffle": self._epoch_shuffle_state if mid else self.shuffle_gen.get_state(),
-                    "augment": self.augment_gen.get_state()},
-            "best": {"epoch": self.best_epoch, "key": list(self.best_key) if self.best_key else None,
-                     "val_accuracy": self.best_val_accuracy, "val_loss": self.best_val_loss},
+            **self.progress.state_dict(),
             "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks},
             "config": {"epochs": self.config.epochs, "batch_size": self.config.batch_size, "seed": self.config.seed},
         }
@@ -225,19 +205,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
-        self.epoch, self.step, self.batch = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt.get("batch") or 0)
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.shuffle_gen.set_state(rng["shuffle"])
-        self.augment_gen.set_state(rng["augment"])
-        best = ckpt.get("best") or {}
-        self.best_epoch = int(best.get("epoch") or 0)
-        self.best_key = tuple(best["key"]) if best.get("key") else None
-        self.best_val_accuracy, self.best_val_loss = best.get("val_accuracy"), best.get("val_loss")
-        if ckpt.get("partial"):
-            self._partial = dict(ckpt["partial"])
+        self.progress.load_state_dict(ckpt)
 
     def _restore_callbacks(self, ckpt: dict[str, Any]) -> None:
         states = ckpt.get("callbacks") or {}
@@ -260,34 +228,36 @@ class Trainer:
                 self.model = self.dist.wrap(self.module)
             params = sum(p.numel() for p in self.module.parameters())
             trainable = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
-            self.emit(FitStarted(self.config.epochs, self.epoch, len(train), str(self.device), params, trainable,
-                                 len(self.data.train), len(self.data.val), self.data.classes, self.config.batch_size))
-            while self.epoch < self.config.epochs and not self.done:
+            self.emit(FitStarted(self.config.epochs, self.progress.epoch, len(train), str(self.device), params,
+                                 trainable, len(self.data.train), len(self.data.val), self.data.classes,
+                                 self.config.batch_size))
+            while self.progress.epoch < self.config.epochs and not self.done:
                 self._run_epoch(train, val)
         except _NotFinite as exc:
-            message = messages.LOSS_NOT_FINITE.format(value=exc.value, epoch=self.epoch + 1, step=exc.step)
-            self.emit(FitFailed(message, "not_finite", self.epoch + 1, exc.step))
+            message = messages.LOSS_NOT_FINITE.format(value=exc.value, epoch=self.progress.epoch + 1, step=exc.step)
+            self.emit(FitFailed(message, "not_finite", self.progress.epoch + 1, exc.step))
             raise GuardStop(message) from None
         except torch.OutOfMemoryError:
             smaller = max(1, self.config.batch_size // 2)
             message = messages.OUT_OF_MEMORY.format(device=self.device, batch_size=self.config.batch_size,
                                                     smaller=smaller)
             self._free_memory()
-            self.emit(FitFailed(message, "out_of_memory", self.epoch + 1, self.step))
+            self.emit(FitFailed(message, "out_of_memory", self.progress.epoch + 1, self.progress.step))
             raise FtError(message) from None
         except FtError as exc:
-            self.emit(FitFailed(str(exc), "error", self.epoch + 1, self.step))
+            self.emit(FitFailed(str(exc), "error", self.progress.epoch + 1, self.progress.step))
             raise
         except OSError as exc:  # a run file could not be written (disk full, folder gone, read-only)
             message = f"cannot write {exc.filename or 'a run file'}: {exc.strerror or exc}"
-            self._emit_failed_quietly(FitFailed(message, "io", self.epoch + 1, self.step))
+            self._emit_failed_quietly(FitFailed(message, "io", self.progress.epoch + 1, self.progress.step))
             raise FtError(message) from None
         except Exception as exc:
-            self.emit(FitFailed(f"{type(exc).__name__}: {exc}", "error", self.epoch + 1, self.step))
+            self.emit(FitFailed(f"{type(exc).__name__}: {exc}", "error", self.progress.epoch + 1, self.progress.step))
             raise
-        val_loss, val_acc = self.last_val
-        result = FitFinished(self.stop_reason(), self.epoch, self.best_epoch, self.best_val_accuracy,
-                             self.best_val_loss, val_acc, val_loss, time.perf_counter() - started)
+        p = self.progress
+        val_loss, val_acc = p.last_val
+        result = FitFinished(self.stop_reason(), p.epoch, p.best.epoch, p.best.val_accuracy, p.best.val_loss,
+                             val_acc, val_loss, time.perf_counter() - started)
         self.emit(result)
         return result
 
@@ -304,12 +274,10 @@ class Trainer:
             torch.cuda.empty_cache()
 
     def _run_epoch(self, train: DeviceBatches, val: DeviceBatches | None) -> None:
-        cfg, model, opt = self.config, self.model, self.optimizer
-        epoch = self.epoch + 1
-        skip = self.batch  # > 0 when resuming inside an epoch: replay its shuffle, skip what was done
-        self._epoch_shuffle_state = self.shuffle_gen.get_state()
-        if skip == 0:
-            self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        cfg, model, opt, progress = self.config, self.model, self.optimizer, self.progress
+        epoch = progress.epoch + 1
+        skip = progress.batch  # > 0 when resuming inside an epoch: replay its shuffle, skip what was done
+        progress.begin_epoch()
         self.emit(EpochStarted(epoch, cfg.epochs, opt.param_groups[0]["lr"]))
         model.train()
         _hold_frozen_norms(self.module)
@@ -322,7 +290,7 @@ class Trainer:
         b = skip
         step_on = self._step_function(amp)
         pause, stop, lone = self.pause_event, self.stop_event, self.dist is None
-        for xb, yb in train.epoch(self.shuffle_gen, self.augment_gen, skip):
+        for xb, yb in train.epoch(progress.shuffle, progress.augment, skip):
             if pause.is_set():
                 paused += self._wait_if_paused()
             if (stop.is_set() or self._callback_stop) if lone else self._should_stop(window.losses):
@@ -330,9 +298,9 @@ class Trainer:
             out, loss = step_on(xb, yb)
             if scheduled:
                 self.scheduler.step()
-            self.step += 1
+            progress.step += 1
             b += 1
-            self.batch = b
+            progress.batch = b
             # no per-step read of the loss, on the CPU either (it cost 3–6 % of an epoch at batch 64):
             # a non-finite loss is found, with its exact step, when the window is read below
             window.add(loss.detach(), out.detach(), yb)
@@ -341,23 +309,21 @@ class Trainer:
                 losses = self._account(window)  # the one device sync per event
                 bad = next((v for v in losses if not math.isfinite(v)), None)
                 if bad is not None:
-                    raise _NotFinite(bad, self.step - len(losses) + losses.index(bad) + 1)
+                    raise _NotFinite(bad, progress.step - len(losses) + losses.index(bad) + 1)
                 n = sum(window.sizes)
                 window.clear()
                 window_seen += n * (self.dist.world if self.dist else 1)  # samples/s of the whole job
                 elapsed = max(now - window_start - paused, 1e-9)
-                steps = tuple(range(self.step - len(losses) + 1, self.step + 1))
-                self.emit(BatchFinished(epoch, self.step, b, batches, sum(losses) / len(losses),
+                steps = tuple(range(progress.step - len(losses) + 1, progress.step + 1))
+                self.emit(BatchFinished(epoch, progress.step, b, batches, sum(losses) / len(losses),
                                         opt.param_groups[0]["lr"], window_seen / elapsed, steps, tuple(losses)))
                 window_start, window_seen, paused, last_emit = now, 0, 0.0, now
         if window.losses:  # stopped between events: account for what ran
             self._account(window)
-        self._partial["seconds"] += time.perf_counter() - epoch_start
-        if b < batches:  # stopped inside the epoch
-            self.mid_epoch = True
-            return
-        self.mid_epoch = False
-        self._finish_epoch(epoch, val)
+        progress.sums.seconds += time.perf_counter() - epoch_start
+        progress.mid_epoch = b < batches
+        if not progress.mid_epoch:
+            self._finish_epoch(epoch, val)
 
     def _step_function(self, amp: torch.dtype | None):
         """One optimizer step on a batch → (outputs, loss); the common case without AMP or clipping
@@ -408,7 +374,7 @@ class Trainer:
             flags[1] = (~torch.isfinite(pending[-1])).float()
         self.dist.all_reduce(flags, op="max")
         if flags[1] > 0:
-            raise _NotFinite(float("nan"), self.step)
+            raise _NotFinite(float("nan"), self.progress.step)
         if flags[0] > 0:
             self.stop_event.set()
             return True
@@ -417,33 +383,28 @@ class Trainer:
     def _account(self, window: _Window) -> list[float]:
         """Add a window of steps to the epoch's running sums; returns its per-step losses."""
         losses, correct = window.read()
-        self._partial["loss_sum"] += sum(v * s for v, s in zip(losses, window.sizes))
-        self._partial["seen"] += sum(window.sizes)
-        self._partial["correct"] += correct
+        sums = self.progress.sums
+        sums.loss_sum += sum(v * s for v, s in zip(losses, window.sizes))
+        sums.seen += sum(window.sizes)
+        sums.correct += correct
         return losses
 
     def _finish_epoch(self, epoch: int, val: DeviceBatches | None) -> None:
-        part = self._partial
+        progress = self.progress
+        part = progress.sums
         if self.dist is not None:  # average over every rank's samples
-            sums = torch.tensor([part["loss_sum"], part["correct"], part["seen"]], dtype=torch.float64,
-                                device=self.device)
+            sums = torch.tensor([part.loss_sum, part.correct, part.seen], dtype=torch.float64, device=self.device)
             loss_sum, correct, seen = self.dist.all_reduce(sums).tolist()
-            part = {**part, "loss_sum": loss_sum, "correct": correct, "seen": seen}
-        train_loss = part["loss_sum"] / max(part["seen"], 1)
-        train_acc = part["correct"] / max(part["seen"], 1)
+            part = dataclasses.replace(part, loss_sum=loss_sum, correct=correct, seen=seen)
+        train_loss, train_acc = part.loss, part.accuracy
         val_loss = val_acc = None
         if val is not None:
             ev = evaluate(self.model, val, self.data.num_classes, self._amp_dtype(), self.dist)
             val_loss, val_acc = ev.loss, ev.accuracy
             self.emit(ValidationFinished(epoch, val_loss, val_acc, ev.confusion,
                                          tuple(int(p) for p in ev.predictions[:SAMPLE_PREDICTIONS])))
-        key = (val_acc, -val_loss) if val_acc is not None else (-train_loss, 0.0)
-        best = self.best_key is None or key > self.best_key
-        if best:
-            self.best_key, self.best_epoch = key, epoch
-            self.best_val_accuracy, self.best_val_loss = val_acc, val_loss
-        self.epoch, self.batch = epoch, 0
-        self.last_val = (val_loss, val_acc)
-        seconds = part["seconds"]
-        self.emit(EpochFinished(epoch, self.config.epochs, self.step, train_loss, train_acc, val_loss, val_acc,
-                                self.optimizer.param_groups[0]["lr"], seconds, part["seen"] / max(seconds, 1e-9), best))
+        best = progress.best.offer(epoch, train_loss, val_loss, val_acc)
+        progress.end_epoch(epoch, val_loss, val_acc)
+        seconds = part.seconds
+        self.emit(EpochFinished(epoch, self.config.epochs, progress.step, train_loss, train_acc, val_loss, val_acc,
+                                self.optimizer.param_groups[0]["lr"], seconds, part.seen / max(seconds, 1e-9), best))

@@ -14,15 +14,15 @@ checkpoint (no selection on the held-out images either).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftstudio.core.workflow.pipeline import FINETUNE_REF, PRETRAIN_REF, ComparePlan, ExportPlan, Pipeline
-from ftstudio.core.workflow.runner import Comparison, ComparisonRow, measure, run_stage
 from ftstudio.core.config.recipe import Recipe, TrainConfig
+from ftstudio.core.workflow.runner import (Comparison, ComparisonRow, StageControls, measure, run_stage,
+                                           stage_controls)
 
 SPLIT = {"val_split": 0.2, "split_seed": 0}
 SHOTS = 5
@@ -94,10 +94,9 @@ class DemoResult:
 
 
 def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = print,
-             callbacks: Callable[[str], list] = lambda stage: [], stop_event: threading.Event | None = None,
-             export_formats: tuple[str, ...] | None = None,
+             controls: StageControls | None = None, export_formats: tuple[str, ...] | None = None,
              pretrain_epochs: int = PRETRAIN_EPOCHS, steps: int = STEPS) -> DemoResult:
-    """Run the whole story (module docstring); ``callbacks(stage)`` adds trainer callbacks.
+    """Run the whole story (module docstring); ``controls(stage)`` steers each stage's run.
 
     The runs go into folder ``out`` (``out/pretrain``, … ``out/export``), or, without one, into the
     runs folder as ordinary runs (the history lists them) with the export in the winner's folder."""
@@ -110,7 +109,7 @@ def run_demo(out: str | Path | None = None, *, say: Callable[[str], None] = prin
 
     def train(stage: str, recipe: Recipe, label: str) -> ComparisonRow:
         path = folder / stage if folder is not None else new_run_dir(None, f"demo-{stage}")
-        run = run_stage("demo", stage, recipe, path, say=say, callbacks=callbacks, stop_event=stop_event)
+        run = run_stage("demo", stage, recipe, path, say=say, controls=stage_controls(controls, stage))
         return measure(run, stage, label, LAST)
 
     say(f"1/4 pretraining the cnn preset on clean digits ({pretrain_epochs} epochs, random rotations up to "

@@ -8,15 +8,20 @@ and calls the same `measure` / `compare` functions, so its Results page and a re
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ftstudio.core.workflow.pipeline import ComparePlan, Pipeline, resolve_finetune, resolve_scratch
 from ftstudio.core.config.recipe import Recipe
+from ftstudio.core.workflow.pipeline import ComparePlan, Pipeline, resolve_finetune, resolve_scratch
+
+if TYPE_CHECKING:  # (the engine, with numpy and torch behind it, is imported when a stage trains)
+    from ftstudio.core.engine import RunControls
+
+StageControls = Callable[[str], "RunControls"]  # a stage's name → the controls of its run
 
 LABELS = {"finetune": "fine-tuned", "scratch": "from scratch"}
 COMPARISON_FILE = "comparison.json"
@@ -129,22 +134,37 @@ class PipelineResult:
 
 
 def run_stage(story: str, stage: str, recipe: Recipe, path: Path, *, say: Callable[[str], None],
-              callbacks: Callable[[str], list], stop_event: threading.Event | None) -> Path:
-    """Train one stage of ``story`` (the demo, a pipeline) into ``path``; stopped → `Interrupted`."""
-    from ftstudio.core.engine import train_recipe
+              controls: RunControls) -> Path:
+    """Train one stage of ``story`` (the demo, a pipeline) into ``path``, saying the fine-tune
+    plan's notes; stopped → `Interrupted`."""
+    from ftstudio.core.engine import train
     from ftstudio.core.errors import Interrupted
 
-    result = train_recipe(recipe, path, callbacks=callbacks(stage), stop_event=stop_event,
-                          on_prepared=lambda prepared: [say(f"  {note}") for note in prepared.notes])
+    then = controls.on_prepared
+
+    def on_prepared(prepared) -> None:
+        for note in prepared.notes:
+            say(f"  {note}")
+        if then is not None:
+            then(prepared)
+
+    result = train(recipe, path, dataclasses.replace(controls, on_prepared=on_prepared))
     if result.finished.reason == "stopped":
         raise Interrupted(f"{story} stopped during {stage}; its run is {path}")
     return result.run.path
 
 
+def stage_controls(controls: StageControls | None, stage: str) -> RunControls:
+    """``controls(stage)``, or plain controls (nothing stops the stage but its own end)."""
+    from ftstudio.core.engine import RunControls
+
+    return controls(stage) if controls is not None else RunControls()
+
+
 def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[str], None] = print,
-                 callbacks: Callable[[str], list] = lambda stage: [],
-                 stop_event: threading.Event | None = None) -> PipelineResult:
-    """Train every stage (into ``out/<stage>``, or new run folders), compare, export; see the module docstring."""
+                 controls: StageControls | None = None) -> PipelineResult:
+    """Train every stage (into ``out/<stage>``, or new run folders), compare, export; see the module
+    docstring. ``controls(stage)`` steers each stage's run (one stop event for all stops the pipeline)."""
     from ftstudio.core.runs.folders import new_run_dir
 
     if p.cpu_threads:
@@ -157,7 +177,7 @@ def run_pipeline(p: Pipeline, out: str | Path | None = None, *, say: Callable[[s
     def train(stage: str, recipe: Recipe) -> Path:
         path = folder / stage if folder is not None else new_run_dir(None, recipe.name or stage)
         say(f"{stage}: {recipe.name or stage} → {path}")
-        return run_stage("pipeline", stage, recipe, path, say=say, callbacks=callbacks, stop_event=stop_event)
+        return run_stage("pipeline", stage, recipe, path, say=say, controls=stage_controls(controls, stage))
 
     if p.pretrain is not None:
         runs["pretrain"] = train("pretrain", p.pretrain)
