@@ -1,4 +1,5 @@
-"""The main window: a sidebar of pages and the wiring between them (its toolbar, menus and status bar: `chrome`).
+"""The main window: the pages and the wiring between them (the sidebar that switches them: `navigation`;
+its toolbar, menus and status bar: `chrome`; the offer after running out of memory: `batch_size_offer`).
 
 It owns the session (the recipe being edited), the background tasks and the run controller,
 imports torch in the background after it is shown, persists geometry and last choices, takes
@@ -7,21 +8,19 @@ folders dropped on it, and on close stops a running run (after asking) and joins
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from ftstudio import __version__
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.gui import dialogs, theme
+from ftstudio.gui.batch_size_offer import offer_batch_search
 from ftstudio.gui.chrome import AfterFirstPaint, build_bars, make_actions, memory_text
+from ftstudio.gui.navigation import PAGES, build_navigation
 from ftstudio.gui.pages.data import DataPage
 from ftstudio.gui.pages.dataset import DatasetPage
 from ftstudio.gui.pages.export import ExportPage
@@ -34,17 +33,6 @@ from ftstudio.gui.settings import settings, take_notices
 from ftstudio.gui.state import Session, load_engine
 from ftstudio.gui.widgets.drops import local_paths
 from ftstudio.gui.workers import Outcome, RunController, Tasks
-
-PAGES = ("data", "dataset", "model", "train", "runs", "export", "try")
-TITLES = {"data": "Data", "dataset": "Build data", "model": "Model", "train": "Train", "runs": "Runs",
-          "export": "Export", "try": "Try"}
-PAGE_TIPS = {"data": "Choose and inspect the dataset",
-             "dataset": "Make a dataset: classes, images dropped or imported, its health",
-             "model": "Choose the architecture",
-             "train": "Set hyper-parameters and watch training live", "runs": "Past runs: compare, resume, delete",
-             "export": "Export a trained model to ONNX, safetensors…",
-             "try": "Try a trained model on new images: answer, confidence, where it looked"}
-
 
 class MainWindow(QMainWindow):
     """See the module docstring."""
@@ -89,21 +77,7 @@ class MainWindow(QMainWindow):
         self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page,
                       "train": self.train_page,
                       "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
-        self.sidebar = QListWidget()
-        self.sidebar.setObjectName("sidebar")
-        self.sidebar.setFixedWidth(130)
-        self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setToolTip(f"Pages (Ctrl+1 … Ctrl+{len(PAGES)})")
-        self.stack = QStackedWidget()
-        for i, key in enumerate(PAGES):
-            item = QListWidgetItem(theme.icon(f"page-{key}"), TITLES[key])
-            item.setToolTip(f"{PAGE_TIPS[key]} (Ctrl+{i + 1})")
-            self.sidebar.addItem(item)
-            self.stack.addWidget(self.pages[key])
-            action = QAction(TITLES[key], self)
-            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
-            action.triggered.connect(lambda _=False, k=key: self.show_page(k))
-            self.addAction(action)
+        self.sidebar, self.stack = build_navigation(self, self.pages, self.show_page)
         self.sidebar.currentRowChanged.connect(self._page_changed)
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -366,30 +340,7 @@ class MainWindow(QMainWindow):
         self.status_run.setText(f"Run: {outcome.run_path.name if outcome.run_path else '–'} ({outcome.status})")
         self._update_status()
         if outcome.status == "failed" and outcome.summary.get("failed_kind") == "out_of_memory":
-            self._offer_batch_search()
-
-    def _offer_batch_search(self) -> None:
-        """After running out of memory: offer to find the largest batch size that fits, then set it."""
-        start = max(1, self.session.train.batch_size // 2)
-        if not dialogs.confirm(self, "Out of memory", f"Training ran out of memory at batch size "
-                               f"{self.session.train.batch_size}. Find the largest batch size (from {start} down) "
-                               "that fits on this device?", "Find batch size"):
-            return
-        from ftstudio.core.planning.batch_size import largest_fitting_batch
-
-        recipe = self.session.recipe()
-        self.train_page.banner.show_message("info", f"Looking for a batch size that fits (from {start} down)…")
-        task = self.tasks.start("batch search", lambda cancel: largest_fitting_batch(recipe, start))
-
-        def found(result) -> None:
-            size, how = result
-            self.session.set_train(dataclasses.replace(self.session.train, batch_size=size))
-            self.train_page.banner.show_message("success", f"Batch size set to {size} ({how}); press Start to "
-                                                "train again.")
-
-        task.done.connect(found)
-        task.failed.connect(lambda message: self.train_page.banner.show_message(
-            "error", f"No batch size fits: {message}"))
+            offer_batch_search(self, self.session, self.tasks, self.train_page.banner)
 
     def _state_changed(self, state: str) -> None:
         self.train_page.set_state(state)
