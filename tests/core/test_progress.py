@@ -54,7 +54,9 @@ def test_checkpoint_in_format_1_resumes_bit_exactly(tmp_path):
     train(recipe(), tmp_path / "part", RunControls(callbacks=[StopAt(17)]))  # inside epoch 2 (12 steps an epoch)
     last = tmp_path / "part" / "checkpoints" / "last.pt"
     written = checkpoint.load(last)
-    old = {k: v for k, v in written.items() if k not in ("format", "version", *TrainProgress().state_dict())}
+    progress_keys = ("epoch", "batch", "step", "partial", "rng", "best")
+    assert set(TrainProgress().state_dict()) == set(progress_keys)
+    old = {k: v for k, v in written.items() if k not in ("format", "version", *progress_keys)}
     partial, rng, best = written["partial"], written["rng"], written["best"]
     assert set(partial) == {"loss_sum", "correct", "seen", "seconds"}
     assert set(rng) == {"torch", "cuda", "shuffle", "augment"} and set(best) == {"epoch", "key", "val_accuracy",

@@ -19,8 +19,6 @@ from typing import Any
 
 import torch
 
-KEYS = ("epoch", "step", "batch", "partial", "rng", "best")  # what a checkpoint holds of a TrainProgress
-
 
 @dataclass
 class EpochSums:
