@@ -19,7 +19,8 @@ FLAGS = {
     "train.optimizer": "--optimizer", "train.scheduler": "--scheduler", "train.device": "--device",
     "train.seed": "--seed", "train.weight_decay": "--weight-decay", "train.early_stopping": "--early-stopping",
     "train.grad_clip": "--grad-clip", "train.warmup_epochs": "--warmup-epochs", "train.momentum": "--momentum",
-    "train.label_smoothing": "--label-smoothing",
+    "train.label_smoothing": "--label-smoothing", "train.distributed": "--distributed",
+    "train.grad_checkpoint": "--grad-checkpoint",
 }
 
 
@@ -61,6 +62,13 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without improvement")
     g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    g.add_argument("--grad-checkpoint", action="store_true",
+                   help="gradient checkpointing: recompute each stage's activations in the backward pass "
+                        "(less memory for large models, about a third more compute)")
+    g.add_argument("--distributed", choices=("ddp", "fsdp"),
+                   help="under torchrun: ddp (default; the model copied on every process) or fsdp (parameters, "
+                        "gradients and optimizer state sharded across processes, sharded checkpoints that resume "
+                        "at any number of processes)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--seed", type=int, help="default 0")
     g.add_argument("--name", help="a label for the run")
@@ -137,10 +145,12 @@ def recipe_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     if augment:
         data["augment"] = augment
     for key in ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
-                "grad_clip", "label_smoothing", "early_stopping", "device", "seed"):
+                "grad_clip", "label_smoothing", "early_stopping", "device", "seed", "distributed"):
         put(train, key, getattr(args, key, None))
     if getattr(args, "amp", False):
         train["amp"] = True
+    if getattr(args, "grad_checkpoint", False):
+        train["grad_checkpoint"] = True
     auto_batch = train.get("batch_size") == "auto"
     if auto_batch:
         train["batch_size"] = AUTO_BATCH_START

@@ -144,6 +144,8 @@ def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict
     from ftstudio.core.runs.lock import RunLock
 
     recipe = prepared.recipe  # a fine-tune plan may have settled details (its architecture, enough epochs)
+    if dist is not None:
+        dist = dist.for_recipe(recipe)  # ddp or fsdp, as the recipe (a resumed run's own) says
     if controls.on_prepared is not None:
         controls.on_prepared(prepared)
     resolve_device(recipe.train.device)  # before any file is written: `--device tpu` leaves no folder
@@ -152,7 +154,7 @@ def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict
     main = dist is None or dist.is_main  # under torchrun, rank 0 alone writes the run folder
     fresh = run is None
     if main:
-        run = _open_run(run, out, recipe, prepared, ckpt, dist.world if dist else 1)
+        run = _open_run(run, out, recipe, prepared, ckpt, dist.summary() if dist else _ONE_PROCESS)
         if fresh and out is None:
             locks.enter_context(RunLock(run.path))
     state = {"recipe": recipe.replace(model=prepared.architecture.to_dict()).to_dict(),
@@ -160,7 +162,8 @@ def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
     if prepared.lora:
         state["lora"] = prepared.lora
-    cbs: list[Callback] = [RunLogger(run), Checkpoint(run.checkpoints), *controls.callbacks] if main else []
+    cbs: list[Callback] = ([RunLogger(run), Checkpoint(run.checkpoints), *controls.callbacks] if main
+                           else dist.follower_callbacks())  # fsdp: every rank writes its part of a checkpoint
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
     cbs.extend(prepared.callbacks)
@@ -201,6 +204,10 @@ def _check_resumable(run: Run | None, prepared: Prepared, ckpt: dict[str, Any]) 
     if problem:
         raise InputError(messages.CHECKPOINT_INVALID.format(path=run.checkpoint("last") if run else "last.pt",
                                                             detail=problem))
+    if ckpt.get("sharded_path"):  # an fsdp run's optimizer lives in a folder beside last.pt
+        from ftstudio.core.training.sharded_checkpoint import check_complete
+
+        check_complete(ckpt["sharded_path"])
     where = run.recipe_path if run is not None else "recipe.json"
     if list(ckpt["classes"]) != list(prepared.data.classes):
         raise InputError(messages.RESUME_RECIPE.format(
@@ -216,7 +223,10 @@ def _check_resumable(run: Run | None, prepared: Prepared, ckpt: dict[str, Any]) 
             path=where, detail=f"the model's weights differ from the checkpoint's, first at {name}"))
 
 
-def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, world: int) -> Run:
+_ONE_PROCESS = {"world_size": 1, "distributed": None}
+
+
+def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, spread: dict[str, Any]) -> Run:
     """Create the run folder's files (a new run) or rewind its metrics to the checkpoint (resume)."""
     if run is None:
         path = Path(out) if out is not None else new_run_dir(None, recipe.name or _default_name(recipe))
@@ -230,11 +240,11 @@ def _open_run(run: Run | None, out, recipe: Recipe, prepared: Prepared, ckpt, wo
                              "choose another --out") from None
         run = Run(path)
         run.write_json("model.json", prepared.architecture.to_dict())
-        run.write_json("summary.json", {**_initial_summary(run, recipe, prepared), "world_size": world})
+        run.write_json("summary.json", {**_initial_summary(run, recipe, prepared), **spread})
         run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
         return run
     run.truncate_metrics(int(ckpt["epoch"]), int(ckpt["step"]))
-    run.update_summary(status="running", epochs_planned=recipe.train.epochs, world_size=world)
+    run.update_summary(status="running", epochs_planned=recipe.train.epochs, **spread)
     if recipe.train.epochs != Recipe.from_dict(read_json(run.recipe_path, "recipe")).train.epochs:
         run.write_json("recipe.json", recipe.replace(model=prepared.architecture.to_dict()).to_dict())
     return run
@@ -269,6 +279,7 @@ def _initial_summary(run: Run, recipe: Recipe, prepared: Prepared) -> dict[str, 
         "warnings": list(data.warnings), "split": data.extra.get("split"), "epochs": 0,
         "epochs_planned": recipe.train.epochs,
         "val_accuracy": None, "best_val_accuracy": None, "world_size": 1,
+        "grad_checkpoint": recipe.train.grad_checkpoint,
         "lineage": prepared.lineage, "finetune": recipe.finetune is not None, "notes": list(prepared.notes),
         **prepared.summary,
     }

@@ -26,6 +26,7 @@ IMAGE_SIDE_MAX = 4096  # as an architecture's input_shape
 Optimizer = Literal["sgd", "adam", "adamw"]
 Scheduler = Literal["none", "step", "cosine", "onecycle"]
 Strategy = Literal["head", "full", "lora", "none"]
+Distributed = Literal["ddp", "fsdp"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,13 @@ class TrainConfig:
     early_stopping: int | None = spec(None, min=1, max=100_000,
                                       help="Stop after this many epochs without a better validation loss")
     label_smoothing: float = spec(0.0, min=0.0, max=0.5, help="Cross-entropy label smoothing")
+    distributed: Distributed = spec("ddp", help="Under torchrun: ddp (a copy of the model on every process) or fsdp "
+                                               "(parameters, gradients and optimizer state sharded across the "
+                                               "processes, for a model too large for one device; checkpoints are "
+                                               "sharded too and resume at any number of processes)")
+    grad_checkpoint: bool = spec(False, help="Gradient checkpointing: keep only each stage's input during the "
+                                             "forward pass and recompute the rest in the backward pass (less "
+                                             "memory, about a third more compute)")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
-"""Running a recipe under torchrun (PyTorch DDP): gloo on the CPU, NCCL on GPUs.
+"""Running a recipe under torchrun (PyTorch DDP or FSDP2): gloo on the CPU, NCCL on GPUs.
 
 `torchrun --nproc_per_node N -m ftstudio train …` starts N copies of the CLI; each one calls
 `train_maybe_distributed`, which joins the process group, shards every global batch across the
 ranks (the recipe's batch size stays the *global* batch, so results and checkpoints do not depend
 on the world size), averages metrics across ranks, and lets rank 0 alone write the run folder.
+The recipe's ``train.distributed`` picks how the model is spread: ``ddp`` copies it on every rank,
+``fsdp`` shards it (`distributed.fsdp`), and then every rank writes its shards of each checkpoint.
 """
 
 from __future__ import annotations
 
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +35,34 @@ class DistContext:
     world: int
     local_rank: int
     backend: str
+    mode: str = "ddp"  # the recipe's train.distributed: ddp or fsdp
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def for_recipe(self, recipe) -> DistContext:
+        """This context in the mode ``recipe`` asks for (known only once a resumed run's recipe is read)."""
+        return dataclasses.replace(self, mode=recipe.train.distributed)
+
+    def summary(self) -> dict:
+        """What summary.json records of how the run was spread."""
+        return {"world_size": self.world, "distributed": self.mode}
+
+    def shard(self, model) -> None:
+        """FSDP: shard ``model`` in place; before the optimizer is made (it must see the sharded parameters)."""
+        if self.mode == "fsdp":
+            from ftstudio.core.distributed.fsdp import shard
+
+            shard(model, "cuda" if self.backend == "nccl" else "cpu", self.world)
+
+    def follower_callbacks(self) -> list:
+        """The callbacks of ranks other than 0: none under DDP; under FSDP, their part in each checkpoint."""
+        if self.mode != "fsdp":
+            return []
+        from ftstudio.core.distributed.fsdp import PeerCheckpoint
+
+        return [PeerCheckpoint()]
 
     def all_reduce(self, tensor, op: str = "sum"):
         """Reduce ``tensor`` in place across ranks (sum or max) and return it."""
@@ -45,11 +72,12 @@ class DistContext:
         return tensor
 
     def wrap(self, model):
-        """The model in DistributedDataParallel (parameters broadcast from rank 0)."""
+        """The model in DistributedDataParallel (parameters broadcast from rank 0); under FSDP the
+        model itself (`shard` already made it a distributed module)."""
         from torch.nn.parallel import DistributedDataParallel
 
         trainable = any(p.requires_grad for p in model.parameters())
-        if not trainable:
+        if not trainable or self.mode == "fsdp":
             return model
         device_ids = [self.local_rank] if self.backend == "nccl" else None
         return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False)
@@ -107,6 +135,4 @@ def train_maybe_distributed(recipe: Recipe | None, out: str | Path | None, contr
 
 
 def _with(obj, **changes):
-    import dataclasses
-
     return dataclasses.replace(obj, **changes)

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import pickle
+import re
 import stat
 import warnings
 import zipfile
@@ -74,6 +75,8 @@ def _gb(n: int) -> str:
     if n >= 10**8:
         return f"{round(n / 1e9, 1):g} GB"
     return f"{round(n / 1e6, 1):g} MB" if n >= 10**5 else f"{n} bytes"
+# an fsdp run's checkpoint names the folder beside it that holds model and optimizer shards (sharded_checkpoint)
+SHARDED_NAME = re.compile(r"^sharded-[0-9]{9}-[0-9a-f]{8}$")
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -153,6 +156,8 @@ def load(path: str | Path) -> dict[str, Any]:
     problem = field_problem(data)
     if problem:
         raise InputError(messages.CHECKPOINT_INVALID.format(path=path, detail=problem))
+    if data.get("sharded"):  # where resuming finds the optimizer: beside this file, wherever the run moved
+        data["sharded_path"] = str(Path(path).parent / data["sharded"])
     return data
 
 
@@ -205,6 +210,9 @@ def field_problem(data: dict[str, Any]) -> str | None:
     scale = pre.get("scale", 255.0)
     if not numbers([scale], 1) or scale <= 0:
         return "preprocess.scale: expected a number > 0"
+    sharded = data.get("sharded")
+    if sharded is not None and not (isinstance(sharded, str) and SHARDED_NAME.match(sharded)):
+        return "sharded: expected the name of a sharded-… folder beside the checkpoint"
     for key in ("recipe", "best", "lora", "lineage"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"{key}: expected an object"

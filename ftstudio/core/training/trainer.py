@@ -23,7 +23,7 @@ from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
 from ftstudio.core.config.recipe import AugmentSpec, TrainConfig
-from ftstudio.core.training import checkpoint
+from ftstudio.core.training import checkpoint, sharded_checkpoint
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (HOOKS, BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
                                            FitStarted, ValidationFinished)
@@ -31,6 +31,7 @@ from ftstudio.core.training.loader import DeviceBatches
 from ftstudio.core.training.metrics import evaluate
 from ftstudio.core.training.optim import make_optimizer, make_scheduler, param_groups
 from ftstudio.core.training.progress import TrainProgress
+from ftstudio.core.training.stages import checkpoint_stages
 
 _NO_AUTOCAST = contextlib.nullcontext()
 EVENT_INTERVAL_S = 0.25  # BatchFinished at most ~4 times a second
@@ -148,6 +149,10 @@ class Trainer:
         if channels_last:
             self.module.to(memory_format=torch.channels_last)
         cfg = self.config
+        if cfg.grad_checkpoint:
+            checkpoint_stages(self.module)
+        if self.dist is not None:
+            self.dist.shard(self.module)  # fsdp: in place, before the optimizer sees the parameters
         rank, world = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
         train = DeviceBatches(self.data.train, self.data.mean, self.data.std, self.device, cfg.batch_size,
                               shuffle=True, augment=self.augment, channels_last=channels_last, rank=rank, world=world)
@@ -179,12 +184,14 @@ class Trainer:
                 self.scheduler.step()
 
     # ------------------------------------------------------------- checkpoint
-    def checkpoint_state(self) -> dict[str, Any]:
+    def checkpoint_state(self, weights: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything a checkpoint holds; ``weights`` (fsdp: the gathered model, the sharded folder's name)
+        replace the model and optimizer state read from this process."""
         assert self.optimizer is not None
         return {
             **self.state,
-            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            **(weights or {"model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+                           "optimizer": self.optimizer.state_dict()}),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             **self.progress.state_dict(),
@@ -194,14 +201,21 @@ class Trainer:
 
     def save_checkpoint(self, path) -> None:
         try:
-            checkpoint.save(path, self.checkpoint_state())
+            if self.config.distributed == "fsdp":  # every rank writes its shards, rank 0 also ``path``
+                sharded_checkpoint.save(path, self.module, self.optimizer, self.progress.step,
+                                        lambda weights: checkpoint.save(path, self.checkpoint_state(weights)))
+            else:
+                checkpoint.save(path, self.checkpoint_state())
         except OSError as exc:
             raise FtError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
                           "is kept") from None
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        self.module.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("sharded_path"):  # an fsdp run: re-sharded for this job's processes (any number)
+            sharded_checkpoint.load(ckpt["sharded_path"], self.module, self.optimizer)
+        else:
+            self.module.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
