@@ -29,11 +29,16 @@ def assert_same_epochs(got: list[dict], want: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference_run(tmp_path_factory):
     """Three epochs in one plain process: what every fsdp run below must reproduce."""
     out = tmp_path_factory.mktemp("fsdp") / "one"
     assert main([*ARGS, "--epochs", "3", "--out", str(out)]) == 0
-    return epochs(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return epochs(reference_run)
 
 
 @pytest.mark.slow
@@ -80,6 +85,24 @@ def test_one_process_resumes_under_two_with_gradient_checkpointing(reference, tm
     summary = json.loads((run / "summary.json").read_text())
     assert summary["distributed"] == "fsdp" and summary["world_size"] == 2
     assert_same_epochs(epochs(run), reference[:2])
+
+
+@pytest.mark.slow
+def test_fine_tuning_under_fsdp_keeps_layer_rates_and_gradual_unfreezing(reference_run, tmp_path):
+    """FSDP replaces the parameters with sharded ones: what was keyed by parameter (the backbone's lower
+    rate, the parameters unfrozen after epoch 1) must follow them, or the backbone would train at the
+    head's rate — or not at all."""
+    args = ["finetune", "--from", str(reference_run), "--data", "digits", "--strategy", "head", "--unfreeze-after",
+            "1", "--epochs", "2", "--min-steps", "0", "--batch-size", "64", "--distributed", "fsdp"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    done = torchrun(*args, "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr
+    assert_same_epochs(epochs(tmp_path / "two"), epochs(tmp_path / "one"))
+    one, two, source = (checkpoint.load(d / "checkpoints" / "last.pt")["model"]
+                        for d in (tmp_path / "one", tmp_path / "two", reference_run))
+    assert not torch.equal(two["1.weight"], source["1.weight"])  # the backbone trained after unfreezing…
+    for name, tensor in one.items():
+        assert torch.allclose(two[name], tensor, atol=1e-6), name  # …at its own rate, as on one process
 
 
 def test_a_checkpoint_cannot_point_outside_its_folder(tmp_path):

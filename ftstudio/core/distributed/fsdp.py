@@ -20,18 +20,19 @@ from ftstudio.core.training.events import EpochFinished
 from ftstudio.core.training.stages import network_stages
 
 
-def shard(model: torch.nn.Module, device_type: str, world: int) -> int:
-    """Shard ``model`` in place over ``world`` processes (its parameters become DTensors); returns the units."""
+def shard(model: torch.nn.Module, device_type: str, world: int) -> dict[int, int]:
+    """Shard ``model`` in place over ``world`` processes. Its parameters become new objects (DTensors):
+    returns ``id(old) → id(new)``, for what was keyed by parameter (per-layer learning rates)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    before = dict(model.named_parameters())  # (held: no id is reused while the map is made)
     mesh = init_device_mesh(device_type, (world,))
-    stages = network_stages(model)
-    for stage in stages:
+    for stage in network_stages(model):
         if stage is not model:
             fully_shard(stage, mesh=mesh)
     fully_shard(model, mesh=mesh)
-    return len(stages) + 1
+    return {id(before[name]): id(p) for name, p in model.named_parameters() if name in before}
 
 
 class PeerCheckpoint(Checkpoint):

@@ -49,12 +49,14 @@ class DistContext:
         """What summary.json records of how the run was spread."""
         return {"world_size": self.world, "distributed": self.mode}
 
-    def shard(self, model) -> None:
-        """FSDP: shard ``model`` in place; before the optimizer is made (it must see the sharded parameters)."""
-        if self.mode == "fsdp":
-            from ftstudio.core.distributed.fsdp import shard
+    def shard(self, model) -> dict[int, int]:
+        """FSDP: shard ``model`` in place, before the optimizer is made (it must see the sharded parameters);
+        returns ``id(old parameter) → id(new)`` ({} under DDP, where parameters stay)."""
+        if self.mode != "fsdp":
+            return {}
+        from ftstudio.core.distributed.fsdp import shard
 
-            shard(model, "cuda" if self.backend == "nccl" else "cpu", self.world)
+        return shard(model, "cuda" if self.backend == "nccl" else "cpu", self.world)
 
     def follower_callbacks(self) -> list:
         """The callbacks of ranks other than 0: none under DDP; under FSDP, their part in each checkpoint."""

@@ -95,9 +95,17 @@ class GradualUnfreeze(Callback):
     def __init__(self, params: list[nn.Parameter], after: int) -> None:
         super().__init__()
         self.params, self.after, self.unfrozen = params, after, False
+        self.names: list[str] = []
+
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        names = {id(p): n for n, p in trainer.module.named_parameters()}
+        self.names = [names[id(p)] for p in self.params if id(p) in names]
 
     def _apply(self) -> None:
-        for p in self.params:
+        # by name once training: fsdp replaces the module's parameters with sharded ones after this was made
+        live = dict(self.trainer.module.named_parameters()) if self.trainer is not None and self.names else {}
+        for p in [live[n] for n in self.names] if live else self.params:
             p.requires_grad_(True)
         self.unfrozen = True
 

@@ -151,8 +151,9 @@ class Trainer:
         cfg = self.config
         if cfg.grad_checkpoint:
             checkpoint_stages(self.module)
-        if self.dist is not None:
-            self.dist.shard(self.module)  # fsdp: in place, before the optimizer sees the parameters
+        if self.dist is not None:  # fsdp: sharded in place, before the optimizer sees the (new) parameters
+            moved = self.dist.shard(self.module)
+            self.lr_multipliers = {moved.get(k, k): v for k, v in self.lr_multipliers.items()}
         rank, world = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
         train = DeviceBatches(self.data.train, self.data.mean, self.data.std, self.device, cfg.batch_size,
                               shuffle=True, augment=self.augment, channels_last=channels_last, rank=rank, world=world)
