@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ftstudio.cli import main
+from tests.local_hub import serving_hub
 
 TINY_DATA = ["--data", "digits", "--classes", "0,1", "--per-class", "3", "--epochs", "1", "--batch-size", "4",
              "--device", "cpu", "--strategy", "head"]
@@ -156,54 +157,11 @@ def test_offline_download_fails_fast_and_says_what_to_do(monkeypatch, capsys):
     assert code == 2 and "could not reach" in err and "--weights FILE" in err
 
 
-class _Hub(http.server.BaseHTTPRequestHandler):
-    """The Hugging Face Hub as a client sees it: ``resolve`` answers 302 to the CDN with the file's metadata
-    (the LFS sha256 in X-Linked-Etag, its size, the commit); the CDN serves the bytes."""
-
-    published: dict[str, bytes] = {}  # resolve path → the file the Hub's metadata describes
-    served: dict[str, bytes] = {}  # resolve path → what the CDN actually sends
-
-    def _answer(self, body: bool) -> None:
-        if self.path.startswith("/cdn/"):
-            data = self.served[self.path.removeprefix("/cdn")]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if body:
-                self.wfile.write(data)
-            return
-        file = self.published.get(self.path)
-        if file is None:
-            self.send_error(404)
-            return
-        self.send_response(302)
-        self.send_header("Location", f"/cdn{self.path}")
-        self.send_header("X-Linked-Etag", f'"{hashlib.sha256(file).hexdigest()}"')
-        self.send_header("X-Linked-Size", str(len(file)))
-        self.send_header("X-Repo-Commit", "a" * 40)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_HEAD(self):  # noqa: N802 (http.server's name)
-        self._answer(body=False)
-
-    def do_GET(self):  # noqa: N802
-        self._answer(body=True)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def hub(monkeypatch):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
-    yield _Hub
-    httpd.shutdown()
-    httpd.server_close()
-    _Hub.published, _Hub.served = {}, {}
+    with serving_hub() as (handler, endpoint):
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        yield handler
 
 
 def test_a_corrupted_hub_download_is_refused_and_a_good_one_lands_in_the_hf_cache(hub, capsys, tmp_path):

@@ -412,3 +412,35 @@ def test_pretrained_page_searches_timm_and_refuses_a_corrupted_download(qtbot, m
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_pretrained_page_downloads_timm_weights_from_the_hub_with_consent(qtbot, make_wizard, answers, monkeypatch,
+                                                                          tmp_path):
+    """The Download button on a timm model: asked first, fetched from the Hub (a stand-in on 127.0.0.1),
+    checked against its published sha256, found in the Hugging Face cache — and Next opens."""
+    from safetensors.torch import save_file
+
+    from tests.local_hub import serving_hub
+
+    save_file({"w": torch.ones(3)}, str(tmp_path / "w.safetensors"))
+    weights_file = (tmp_path / "w.safetensors").read_bytes()
+    with serving_hub() as (hub, endpoint):
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        resolve = "/timm/resnet18.a1_in1k/resolve/main/model.safetensors"
+        hub.published = {resolve: weights_file}
+        hub.served = {resolve: weights_file[:-1] + b"!"}
+        w = make_wizard()
+        w.page_(PageId.START).radios["torchvision"].setChecked(True)
+        go_next(qtbot, w, PageId.TORCHVISION)
+        page = w.page_(PageId.TORCHVISION)
+        pick_backbone(qtbot, page, "resnet18", "timm:resnet18")
+        qtbot.waitUntil(lambda: "timm:resnet18" in page.found, timeout=60_000)
+        assert page.download_button.isVisible() and endpoint in page.banner.text()  # the mirror is the source
+        page.download_button.click()  # a corrupted file: refused, and the way forward stays closed
+        qtbot.waitUntil(lambda: "the check failed" in page.banner.text(), timeout=60_000)
+        assert endpoint in answers.asked[-1] and not w.button(NEXT).isEnabled()
+        hub.served = {resolve: weights_file}
+        page.download_button.click()
+        qtbot.waitUntil(lambda: page.found["timm:resnet18"][0], timeout=60_000)
+        assert "Found pretrained weights for timm:resnet18" in page.status.text() and w.button(NEXT).isEnabled()
+        assert page.weight_radios["cache"].isChecked()
