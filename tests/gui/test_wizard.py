@@ -291,13 +291,21 @@ def pick_backbone(qtbot, page, search: str, name: str) -> None:
     assert page.backbone.text() == name
 
 
-def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_wizard, answers, tmp_path):
+def open_pretrained_page(qtbot, make_wizard, search: str = "", name: str = ""):
+    """A wizard on its pretrained page, with ``name`` picked (found by typing ``search``) and its weights looked
+    for on this computer."""
     w = make_wizard()
     w.page_(PageId.START).radios["torchvision"].setChecked(True)
     go_next(qtbot, w, PageId.TORCHVISION)
     page = w.page_(PageId.TORCHVISION)
-    pick_backbone(qtbot, page, "mobilenet_v3_s", "torchvision:mobilenet_v3_small")
-    qtbot.waitUntil(lambda: "torchvision:mobilenet_v3_small" in page.found, timeout=60_000)
+    if name:
+        pick_backbone(qtbot, page, search, name)
+        qtbot.waitUntil(lambda: name in page.found, timeout=60_000)
+    return w, page
+
+
+def test_torchvision_branch_offline_says_so_and_offers_random_init(qtbot, make_wizard, answers, tmp_path):
+    w, page = open_pretrained_page(qtbot, make_wizard, "mobilenet_v3_s", "torchvision:mobilenet_v3_small")
     assert page.found["torchvision:mobilenet_v3_small"][0] is False  # TORCH_HOME is empty in tests: nothing cached
     text = page.banner.text()
     assert "Download them" in text and "random initialisation" in text and ".pth" in text
@@ -379,10 +387,7 @@ def test_pretrained_page_searches_timm_and_refuses_a_corrupted_download(qtbot, m
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     monkeypatch.setenv("FTSTUDIO_WEIGHTS_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
     try:
-        w = make_wizard()
-        w.page_(PageId.START).radios["torchvision"].setChecked(True)
-        go_next(qtbot, w, PageId.TORCHVISION)
-        page = w.page_(PageId.TORCHVISION)
+        w, page = open_pretrained_page(qtbot, make_wizard)
         qtbot.keyClicks(page.search, "vit_tiny_patch16")  # the list narrows as you type, timm's names included
         qtbot.waitUntil(lambda: "timm:vit_tiny_patch16_224" in page.listed(), timeout=60_000)
         assert all("vit_tiny_patch16" in n for n in page.listed())
@@ -429,12 +434,7 @@ def test_pretrained_page_downloads_timm_weights_from_the_hub_with_consent(qtbot,
         resolve = "/timm/resnet18.a1_in1k/resolve/main/model.safetensors"
         hub.published = {resolve: weights_file}
         hub.served = {resolve: weights_file[:-1] + b"!"}
-        w = make_wizard()
-        w.page_(PageId.START).radios["torchvision"].setChecked(True)
-        go_next(qtbot, w, PageId.TORCHVISION)
-        page = w.page_(PageId.TORCHVISION)
-        pick_backbone(qtbot, page, "resnet18", "timm:resnet18")
-        qtbot.waitUntil(lambda: "timm:resnet18" in page.found, timeout=60_000)
+        w, page = open_pretrained_page(qtbot, make_wizard, "resnet18", "timm:resnet18")
         assert page.download_button.isVisible() and endpoint in page.banner.text()  # the mirror is the source
         page.download_button.click()  # a corrupted file: refused, and the way forward stays closed
         qtbot.waitUntil(lambda: "the check failed" in page.banner.text(), timeout=60_000)
