@@ -2,12 +2,15 @@
 10^6 points on the loss curve.
 
     QT_QPA_PLATFORM=offscreen python bench/ui_responsiveness.py [--data digits|FOLDER] [--seconds 10]
-        [--hog N] [--levers default|none|nice|threads|switch|yield|all] [--nice N] [--no-redraw]
+        [--hog N] [--levers default|none|nice|threads|switch|yield|yield-1ms|all] [--nice N] [--no-redraw]
+        [--emit S] [--profile N]
 
 ``--hog N`` starts N processes that spin on the CPU (default: none; ``--hog 0`` = one per core)
 for the whole measurement, as other programs on a busy machine would. ``--levers`` picks what
 the app's training thread does to leave the window room (gui/training_levers.py): ``default``
-is what the app ships; the others are one lever each, or none, to measure them.
+is what the app ships; the others are one lever each, or none, to measure them. ``--emit S`` sets
+the signal bridge's packet interval (each packet means a redraw of the plots); ``--profile N``
+prints the N costliest functions of the GUI thread while measured (cProfile, that thread only).
 
 Targets: p99 lateness ≤ 50 ms idle and ≤ 100 ms with the CPU saturated by other processes while a
 run trains; ≥ 10 redraws per second with 10^6 points.
@@ -56,6 +59,7 @@ def lever_presets():
 
     return {"default": DEFAULT, "none": Levers(), "nice": Levers(nice=10), "threads": Levers(spare_cores=1),
             "switch": Levers(switch_interval_s=0.001), "yield": Levers(yield_s=0.0),
+            "yield-1ms": Levers(nice=5, yield_s=0.001),
             "all": Levers(nice=10, spare_cores=1, switch_interval_s=0.001, yield_s=0.0)}
 
 
@@ -64,14 +68,20 @@ def main() -> None:
     ap.add_argument("--data", default="digits")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--hog", type=int, default=None, metavar="N", help="N CPU-spinning processes (0 = one per core)")
-    ap.add_argument("--levers", default="default", choices=("default", "none", "nice", "threads", "switch", "yield", "all"))
+    ap.add_argument("--levers", default="default",
+                    choices=("default", "none", "nice", "threads", "switch", "yield", "yield-1ms", "all"))
     ap.add_argument("--nice", type=int, help="override the chosen levers' niceness increment")
     ap.add_argument("--no-redraw", action="store_true", help="skip the 10^6-point redraw measurement")
+    ap.add_argument("--emit", type=float, metavar="S", help="the signal bridge's packet interval (app: bridge.py)")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile the GUI thread while measured; print N rows")
     args = ap.parse_args()
+    before_load = " ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     hogs = start_hogs(args.hog) if args.hog is not None else []
 
-    from ftstudio.gui import training_levers
+    from ftstudio.gui import bridge, training_levers
 
+    if args.emit is not None:
+        bridge.EMIT_INTERVAL_S = args.emit
     training_levers.DEFAULT = lever_presets()[args.levers]
     if args.nice is not None:
         import dataclasses
@@ -104,17 +114,31 @@ def main() -> None:
     timer.start()
     loop = QEventLoop()
     QTimer.singleShot(int(args.seconds * 1000), loop.quit)
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()  # this thread only: what the GUI thread spends its time on
+        profile.enable()
     loop.exec()  # a real event loop, with the plots' redraw timer and the run's packets
     timer.stop()
+    if profile is not None:
+        import pstats
+
+        profile.disable()
+        stats = pstats.Stats(profile).sort_stats("cumulative")
+        stats.print_stats(args.profile)
     steps_seen = len(window.train_page.live.loss)
     window.controller.stop()
     wait(app, lambda: not window.controller.running, 60)
     gaps = np.diff(np.array(ticks))
     late = np.clip(gaps - 0.010, 0, None) * 1000
     load = f"{len(hogs)} CPU hogs" if hogs else "no hog"
-    print(f"levers {args.levers} ({training_levers.DEFAULT}), {load}, {os.cpu_count()} cores")
+    print(f"levers {args.levers} ({training_levers.DEFAULT}), packets every {bridge.EMIT_INTERVAL_S} s, {load}, "
+          f"{os.cpu_count()} cores, load average before {before_load}")
     rate_steps = (steps_seen - steps_before) / args.seconds
-    print(f"while training ({args.data}, {rate_steps:.0f} steps/s while measured): {len(ticks)} ticks of a 10 ms timer; "
+    print(f"while training ({args.data}, {rate_steps:.0f} steps/s while measured): {len(ticks)} ticks of a 10 ms "
+          f"timer; "
           f"lateness p50 {np.percentile(late, 50):.1f} ms, p99 {np.percentile(late, 99):.1f} ms, "
           f"max {late.max():.1f} ms (target p99 ≤ {100 if hogs else 50} ms)")
     if args.no_redraw:

@@ -17,7 +17,8 @@ from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import (BatchFinished, EpochFinished, EpochStarted, FitFailed, FitFinished,
                                            FitStarted, ValidationFinished)
 
-EMIT_INTERVAL_S = 0.1  # at most ~10 packets a second, however fast the epochs are
+EMIT_INTERVAL_S = 0.25  # at most ~4 packets a second, however fast the epochs are (bench/README.md: 0.1 starved
+# the window on a busy machine: each packet means a redraw of the plots)
 VAL_SAMPLES = 64  # validation images shown with their predictions (the trainer predicts the first 64)
 
 
@@ -45,10 +46,10 @@ class SignalBridge(Callback):
 
     order = 200  # after RunLogger and Checkpoint: when the GUI hears of an epoch, its files exist
 
-    def __init__(self, send: Callable[[Packet], None], interval: float = EMIT_INTERVAL_S) -> None:
+    def __init__(self, send: Callable[[Packet], None], interval: float | None = None) -> None:
         super().__init__()
         self.send = send
-        self.interval = interval
+        self.interval = EMIT_INTERVAL_S if interval is None else interval
         self.packet = Packet()
         self.last = 0.0
 

@@ -211,6 +211,12 @@ class TrainingPlots(QWidget):
                     x, y = np.append(x[::step], x[-1]), np.append(y[::step], y[-1])
                 curves[name].setData(x, y)
         _fit_flat(self.lr_plot, np.concatenate([live.lr.view()[1] for live in lives] or [np.zeros(0)]))
+        for plot, name in ((self.loss_plot, "loss"), (self.lr_plot, "lr"), (self.acc_plot, "val_acc")):
+            steps = [getattr(live, name).view()[0] for live in lives]
+            steps = [x for x in steps if len(x)]
+            if steps:
+                _grow_x(plot, min(float(x[0]) for x in steps), max(float(x[-1]) for x in steps))
+        _grow_y(self.loss_plot, [getattr(live, name).view()[1] for live in lives for name in ("loss", "val_loss")])
         if self.best_lines:
             live = lives[0]
             for line, value in zip(self.best_lines, (live.best_step, live.best_epoch)):
@@ -228,6 +234,49 @@ class TrainingPlots(QWidget):
         if self._built:
             for w in (self.loss_plot, self.acc_plot, self.lr_plot):
                 theme.style_plot(w)
+
+
+NICE = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def _grow_x(plot: pg.PlotWidget, lo: float, hi: float) -> None:
+    """Steps (and epochs) grow every frame: auto-ranged, the x axis was re-laid out and its text redrawn every
+    frame (the costliest part of a repaint, profiled by bench/ui_responsiveness.py --profile). The
+    range grows ahead of the data in steps of 1-1.5-2-3-4-5-6-8 × 10^k instead, so the axis keeps
+    its cached rendering between steps; a new, shorter run starts over."""
+    shown = getattr(plot, "_steps_shown", None)
+    if shown is not None and shown[0] == lo and shown[2] <= hi <= shown[1]:
+        return
+    span = max(hi - lo, 1.0)
+    scale = 10.0 ** np.floor(np.log10(span))
+    top = lo + next(m * scale for m in NICE if m * scale >= span)
+    plot.setXRange(lo, top, padding=0.02)  # (turns x auto-range off)
+    plot._steps_shown = (lo, top, lo + (top - lo) / 3)  # fewer steps than a third: a new run, start over
+
+
+def _grow_y(plot: pg.PlotWidget, ys: list) -> None:
+    """The loss axis likewise: its range moves on a grid of half-decades of the data's span, and only
+    when the data leaves it (or fills less than a third of it), not at every new lowest loss.
+    A log-scale axis (the Log toggle) auto-ranges as before."""
+    item = plot.getPlotItem()
+    if item.getAxis("left").logMode:
+        if getattr(plot, "_loss_shown", None) is not None:
+            plot._loss_shown = None
+            item.enableAutoRange(axis="y")
+        return
+    finite = [y[np.isfinite(y)] for y in ys]
+    finite = [y for y in finite if len(y)]
+    if not finite:
+        return
+    lo, hi = min(float(y.min()) for y in finite), max(float(y.max()) for y in finite)
+    shown = getattr(plot, "_loss_shown", None)
+    if shown is not None and shown[0] <= lo and hi <= shown[1] and hi - lo >= (shown[1] - shown[0]) / 3:
+        return
+    grid = 10.0 ** np.floor(np.log10(max(hi - lo, 1e-12))) / 2
+    bottom, top = np.floor(lo / grid) * grid, np.ceil(hi / grid) * grid
+    top = top if top > bottom else bottom + grid
+    plot.setYRange(bottom, top, padding=0.02)
+    plot._loss_shown = (bottom, top)
 
 
 def _fit_flat(plot: pg.PlotWidget, y) -> None:
