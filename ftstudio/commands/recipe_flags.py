@@ -64,7 +64,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     g.add_argument("--grad-checkpoint", action="store_true",
                    help="gradient checkpointing: recompute each stage's activations in the backward pass "
-                        "(less memory for large models, about a third more compute)")
+                        "(far less activation memory for large models, for one more forward pass)")
     g.add_argument("--distributed", choices=("ddp", "fsdp"),
                    help="under torchrun: ddp (default; the model copied on every process) or fsdp (parameters, "
                         "gradients and optimizer state sharded across processes, sharded checkpoints that resume "

@@ -105,6 +105,38 @@ def test_fine_tuning_under_fsdp_keeps_layer_rates_and_gradual_unfreezing(referen
         assert torch.allclose(two[name], tensor, atol=1e-6), name  # …at its own rate, as on one process
 
 
+def test_stopped_inside_an_epoch_resumes_bit_exactly_from_the_sharded_folder(tmp_path):
+    """One process, distributed: fsdp (the checkpoint format follows the recipe): a stop at step 17, in the
+    middle of epoch 2, resumes from the DCP folder to the uninterrupted run's weights and losses."""
+    from ftstudio.core.config.recipe import Recipe
+    from ftstudio.core.engine import RunControls, resume, train
+    from ftstudio.core.training.callbacks import History
+    from tests.helpers import StopAt
+
+    recipe = Recipe.from_dict({"data": {"name": "digits"}, "model": "mlp", "train": {
+        "epochs": 3, "batch_size": 128, "lr": 3e-3, "scheduler": "cosine", "distributed": "fsdp",
+        "grad_checkpoint": True}})
+    full, rest = History(), History()
+    train(recipe, tmp_path / "full", RunControls(callbacks=[full]))
+    assert train(recipe, tmp_path / "part", RunControls(callbacks=[StopAt(17)])).finished.reason == "stopped"
+    stopped = checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert stopped["step"] == 17 and sharded_folders(tmp_path / "part") == [stopped["sharded"]]
+    resume(tmp_path / "part", RunControls(callbacks=[rest]))
+    a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt")["model"] for d in ("full", "part"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert rest.losses == full.losses[-len(rest.losses):]
+
+
+def test_the_launch_script_says_which_parallelism(tmp_path):
+    from ftstudio.core.config.recipe import Recipe
+    from ftstudio.core.distributed.launch_script import write_launch_script
+
+    recipe = Recipe.from_dict({"train": {"distributed": "fsdp", "batch_size": 64}})
+    script = write_launch_script(recipe, tmp_path / "job").read_text()
+    assert "with PyTorch FSDP (torchrun" in script
+    assert json.loads((tmp_path / "job" / "recipe.json").read_text())["train"]["distributed"] == "fsdp"
+
+
 def test_a_checkpoint_cannot_point_outside_its_folder(tmp_path):
     state = {"model": {"w": torch.zeros(1)}, "epoch": 1, "step": 1, "architecture": {}, "classes": ["a"],
              "preprocess": {"input_shape": [1, 8, 8], "mean": [0.0], "std": [1.0]}, "optimizer": None}

@@ -105,8 +105,8 @@ class TrainConfig:
                                                "processes, for a model too large for one device; checkpoints are "
                                                "sharded too and resume at any number of processes)")
     grad_checkpoint: bool = spec(False, help="Gradient checkpointing: keep only each stage's input during the "
-                                             "forward pass and recompute the rest in the backward pass (less "
-                                             "memory, about a third more compute)")
+                                             "forward pass and recompute the rest in the backward pass (far "
+                                             "less activation memory, one more forward pass)")
 
 
 @dataclass(frozen=True)

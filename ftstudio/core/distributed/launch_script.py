@@ -1,4 +1,5 @@
-"""A launch script for a cluster: the recipe plus the `torchrun` command that trains it under DDP.
+"""A launch script for a cluster: the recipe plus the `torchrun` command that trains it under DDP or FSDP
+(the recipe's ``train.distributed``).
 
 The script is plain bash that any scheduler can wrap (Slurm, PBS, a shell on each node): it sets
 the node count, processes per node and rendezvous from environment variables with defaults, and
@@ -16,7 +17,7 @@ from ftstudio.core.fileio import atomic_write_text
 from ftstudio.core.config.recipe import Recipe
 
 TEMPLATE = """#!/usr/bin/env bash
-# Train {name} with PyTorch DDP (torchrun) — written by ftstudio.
+# Train {name} with PyTorch {mode} (torchrun) — written by ftstudio.
 # One node:   bash {script}
 # Several:    on every node run  NNODES=N NODE_RANK=i MASTER_ADDR=host-of-node-0 bash {script}
 # The recipe's batch size ({batch}) is the global batch: it is split across all processes, so the
@@ -40,6 +41,8 @@ exec "$PYTHON" -m torch.distributed.run "${{RDZV[@]}}" --nproc_per_node "$NPROC_
   -m ftstudio run recipe.json --out "$OUT"
 """
 
+MODES = {"ddp": "DDP", "fsdp": "FSDP"}
+
 
 def write_launch_script(recipe: Recipe, folder: str | Path, *, nproc_per_node: int = 2, nnodes: int = 1,
                         python: str = "python3", out: str = "run") -> Path:
@@ -57,8 +60,9 @@ def write_launch_script(recipe: Recipe, folder: str | Path, *, nproc_per_node: i
         script = folder / "launch.sh"
         name = recipe.name or "the recipe"
         atomic_write_text(script, TEMPLATE.format(
-            name=name.replace("\n", " "), script=script.name, batch=recipe.train.batch_size, nnodes=nnodes,
-            nproc=nproc_per_node, python=shlex.quote(python), out=shlex.quote(out),
+            name=name.replace("\n", " "), mode=MODES[recipe.train.distributed], script=script.name,
+            batch=recipe.train.batch_size, nnodes=nnodes, nproc=nproc_per_node, python=shlex.quote(python),
+            out=shlex.quote(out),
             rdzv_id="".join(c for c in name if c.isalnum())[:20] or "job"))
         script.chmod(0o755)
     except OSError as exc:
