@@ -97,6 +97,19 @@ def test_a_backbone_is_measured_inside_and_checkpointing_keeps_less():
     assert not fit.fits and fit.suggestions[0].key == "checkpointing" and fit.suggestions[0].fits
 
 
+def test_a_chain_is_checkpointed_in_blocks_as_grad_checkpoint_cuts_it():
+    conv = {"type": "Conv2d", "params": {"out_channels": 8, "kernel_size": 3, "padding": "same"}}
+    spec = parse_model({"layers": [conv, {"type": "BatchNorm2d"}, {"type": "ReLU"}, conv, {"type": "BatchNorm2d"},
+                                   {"type": "ReLU"}, {"type": "Flatten"},
+                                   {"type": "Linear", "params": {"out_features": "classes"}}]})
+    profile = activation_profile(analyze(spec, (3, 8, 8), 5))
+    # kept: the 3×8×8 batch, seven outputs of 8×8×8 and the 5 logits, in floats
+    assert profile.kept == (192 + 7 * 512 + 5) * 4
+    # blocks [conv bn relu] [conv bn relu flatten] [linear]: the batch, the inputs of blocks 2 and 3, and the
+    # largest block's insides (4 × 512) while it is recomputed
+    assert profile.checkpointed == (192 + 512 + 512 + 4 * 512) * 4 and profile.largest == 512 * 4
+
+
 def test_a_timm_vit_is_measured_per_block():
     profile = activation_profile(analyze(_backbone("vit_tiny_patch16_224", kind="TimmBackbone"), (3, 224, 224), 5))
     # per block: qkv, proj, fc1, GELU, fc2, two LayerNorms (Identity and p=0 Dropout outputs are their inputs)

@@ -41,6 +41,8 @@ def test_a_large_backbone_does_not_fit_a_small_gpu_and_the_page_says_what_to_do(
         assert suggestion in tip, suggestion
     assert "Optimizer state: 188 MB" in tip  # Adam: 2 × 4 bytes × 23.5 M trainable parameters
 
+    page.set_train(TrainConfig(grad_checkpoint=True))  # on already: counted, and no longer suggested
+    assert page.memory_fit.fits and page.memory_fit.suggestions == () and "about 4." in page.memory.text()
     page.set_train(TrainConfig(batch_size=16, optimizer="sgd"))
     assert page.memory_fit.fits and "about 1.9 GB" in page.memory.text() and "fits GPU 0" in page.memory.text()
     assert "Optimizer state: 94 MB" in page.memory.toolTip()  # SGD's momentum: one tensor per parameter

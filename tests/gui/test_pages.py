@@ -236,6 +236,9 @@ def test_training_settings_reach_the_model_memory_fit(window):
     assert "to train at batch size 512 — fits" in window.model_page.memory.text()
     set_train(window, optimizer="sgd", momentum=0.0)  # no optimizer state at all
     assert "Optimizer state: 0 MB" in window.model_page.memory.toolTip()
+    box = window.train_page.form.widgets["grad_checkpoint"]  # the Train page's switch reaches the estimate
+    box.click()
+    assert window.session.train.grad_checkpoint and window.model_page.train_settings[-1] is True
 
 
 def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tmp_path):

@@ -32,7 +32,7 @@ MAX_GPUS = 1024
 @dataclass(frozen=True)
 class Activations:
     """Per-sample float32 bytes autograd keeps for backward: all of them, and with gradient checkpointing
-    per backbone stage (``None``: nothing in the network can be checkpointed)."""
+    (``--grad-checkpoint``: per backbone stage, per block of a chain; ``None``: not known)."""
 
     kept: int
     checkpointed: int | None = None
@@ -180,49 +180,64 @@ def plan(params: int, trainable: int, activations: Activations, batch_size: int,
 
 
 # ------------------------------------------------------------------------------- the network's side
+NORMS = ("BatchNorm1d", "BatchNorm2d", "LayerNorm")
+
+
 def activation_profile(analysis) -> Activations:
     """Per-sample activation bytes of an analysed network (``architecture.Analysis``).
 
-    Layers before the first trainable one keep nothing for backward (no gradient flows through them);
-    a backbone is measured inside (`backbone_activations`)."""
+    Layers before the first trainable one keep nothing for backward (no gradient flows through them); a
+    backbone is measured inside (`backbone_activations`). Checkpointed as ``--grad-checkpoint`` does it
+    (`training.stages`): a chain in blocks — a layer with parameters, the norms and parameter-free layers
+    after it — and a backbone in its stages; only each region's input is kept, plus the largest region's
+    insides while it is recomputed."""
     top = [i for i in analysis.layers if "." not in i.path]
     first_trainable = next((k for k, i in enumerate(top) if i.trainable > 0), len(top))
     kept = checkpointed = math.prod(analysis.input_shape) * FLOAT  # the batch itself
-    largest = 0
-    can_checkpoint = False
+    largest = recomputed = block = 0  # block: the insides of the chain block being gathered
     for k, info in enumerate(top):
-        if info.error or not info.out_shape:
+        if info.error or not info.out_shape or k < first_trainable:
             continue
+        out = math.prod(info.out_shape) * FLOAT
         if info.type in ("Backbone", "TimmBackbone") and info.in_shape:
             name = info.resolved.get("name", "")
             name = name if info.type == "Backbone" else f"timm:{name.removeprefix('timm:')}"
             try:
-                full, stage_wise, big = backbone_activations(name, tuple(info.in_shape))
-                can_checkpoint = True
+                full, boundaries, inner, big = backbone_activations(name, tuple(info.in_shape))
             except Exception:  # noqa: BLE001 — a model that will not run on the meta device: its output only
-                full = stage_wise = big = math.prod(info.out_shape) * FLOAT
+                full = boundaries = inner = big = out
+            recomputed, block = max(recomputed, inner, block), 0
         else:
-            inner = [i for i in analysis.layers if i.path.startswith(f"{info.path}.") and i.out_shape]
-            full = sum(math.prod(i.out_shape) for i in (*inner, info)) * FLOAT
-            stage_wise, big = full, math.prod(info.out_shape) * FLOAT
-        if k < first_trainable:
-            continue
+            nested = [i for i in analysis.layers if i.path.startswith(f"{info.path}.") and i.out_shape]
+            full = sum(math.prod(i.out_shape) for i in nested) * FLOAT + out
+            starts = info.params > 0 and info.type not in NORMS
+            if starts:
+                recomputed, block = max(recomputed, block), 0
+            block += full
+            # a block keeps its input (the batch, already counted, for the first)
+            boundaries = math.prod(info.in_shape) * FLOAT if starts and k > first_trainable and info.in_shape else 0
+            big = out
         kept += full
-        checkpointed += stage_wise
+        checkpointed += boundaries
         largest = max(largest, big)
-    return Activations(kept, checkpointed if can_checkpoint else None, largest)
+    checkpointed += max(recomputed, block)
+    return Activations(kept, checkpointed, largest)
 
 
 @functools.lru_cache(maxsize=32)  # the composer re-analyses after every edit; a backbone's build takes seconds
-def backbone_activations(name: str, in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """(all, with checkpointing per stage, largest) per-sample bytes of a backbone's layers, measured on the
-    meta device: every leaf layer's new output is kept for backward (an Identity's or in-place ReLU's is its
-    input, counted once); checkpointed, only each stage's output is, plus one stage's insides at a time while
-    it is recomputed. What is stored, not the allocator's peak: see `HEADROOM`."""
+def backbone_activations(name: str, in_shape: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """(all, kept when checkpointed, the largest stage's insides, the largest output) per-sample bytes of a
+    backbone's layers, measured on the meta device.
+
+    Every leaf layer's new output is kept for backward (an Identity's or in-place ReLU's is its input,
+    counted once). Checkpointed per stage (`training.stages.network_stages`: ResNet's layer1…4, a ViT's
+    blocks), a stage keeps only its output for the next; layers outside the stages (a ReLU, a pooling) keep
+    theirs. What is stored, not the allocator's peak: see `HEADROOM`."""
     import torch
     from torch import nn
 
     from ftstudio.core.architecture.backbones import build_on_meta
+    from ftstudio.core.training.stages import network_stages
 
     if name.startswith("timm:"):
         from ftstudio.core.architecture.timm_backbones import import_timm
@@ -235,51 +250,39 @@ def backbone_activations(name: str, in_shape: tuple[int, int, int]) -> tuple[int
             _adapt_first_conv(net, in_shape[0])
     else:
         net = build_on_meta(name, in_shape[0]).net
-    stages = _stages(net)
-    inside = dict.fromkeys(range(len(stages)), 0)
-    outputs = dict.fromkeys(range(len(stages)), 0)
+    stages = network_stages(net)
+    owner = {id(m): s for s, stage in enumerate(stages) for m in stage.modules()}
+    inside = [0] * (len(stages) + 1)  # the last: layers outside every stage
+    outputs = [0] * len(stages)
     biggest = [0]
-    hooks = []
-    for s, stage in enumerate(stages):
-        def count(module, args, out, s=s) -> None:
-            if not isinstance(out, torch.Tensor):
-                return
-            if isinstance(module, nn.Dropout) and module.p > 0:  # in training: a new tensor and its mask
-                inside[s] += out.numel() * (FLOAT + 1)
-            elif isinstance(module, nn.MaxPool2d):  # and the int64 indices of the maxima
-                inside[s] += out.numel() * (FLOAT + 8)
-            elif not (args and out is args[0]):  # an Identity, an in-place ReLU: no new tensor
-                inside[s] += out.numel() * FLOAT
-            biggest[0] = max(biggest[0], out.numel() * FLOAT)
 
-        def stage_out(module, args, out, s=s) -> None:
+    def count(module, args, out) -> None:
+        if not isinstance(out, torch.Tensor):
+            return
+        where = owner.get(id(module), len(stages))
+        if isinstance(module, nn.Dropout) and module.p > 0:  # in training: a new tensor and its mask
+            inside[where] += out.numel() * (FLOAT + 1)
+        elif isinstance(module, nn.MaxPool2d):  # and the int64 indices of the maxima
+            inside[where] += out.numel() * (FLOAT + 8)
+        elif not (args and out is args[0]):  # an Identity, an in-place ReLU: no new tensor
+            inside[where] += out.numel() * FLOAT
+        biggest[0] = max(biggest[0], out.numel() * FLOAT)
+
+    def stage_out(s: int):
+        def hook(module, args, out) -> None:
             if isinstance(out, torch.Tensor):
                 outputs[s] = out.numel() * FLOAT
+        return hook
 
-        hooks += [m.register_forward_hook(count) for m in stage.modules() if not any(True for _ in m.children())]
-        hooks.append(stage.register_forward_hook(stage_out))
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not any(True for _ in m.children())]
+    hooks += [stage.register_forward_hook(stage_out(s)) for s, stage in enumerate(stages)]
     try:
         with torch.no_grad():
             net.eval()(torch.zeros((1, *in_shape), device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
-    full = sum(inside.values())
-    return full, sum(outputs.values()) + max(inside.values(), default=0), biggest[0]
-
-
-def _stages(net) -> list:
-    """The checkpointing units: top-level children, with a ``features`` / ``blocks`` sequence (mobilenet,
-    efficientnet, vgg, ViTs) split into its members."""
-    from torch import nn
-
-    out = []
-    for child_name, child in net.named_children():
-        if child_name in ("features", "blocks") and isinstance(child, (nn.Sequential, nn.ModuleList)):
-            out.extend(child.children())
-        elif not isinstance(child, nn.Identity):
-            out.append(child)
-    return out
+    return sum(inside), inside[-1] + sum(outputs), max(inside[:-1], default=0), biggest[0]
 
 
 # --------------------------------------------------------------------------------- the device's side

@@ -98,7 +98,8 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self.editor.load(DocState(self.editor.spec, preset="mlp", preset_spec=self.editor.spec), "", undoable=False)
         self._input: tuple[tuple[int, int, int], int] | None = None
         self._batch_size = 64
-        self._optimizer: tuple[str, float, bool] = ("adam", 0.9, False)  # optimizer, momentum, amp
+        # optimizer, momentum, amp, checkpointing: what the memory estimate depends on besides the batch size
+        self.train_settings: tuple[str, float, bool, bool] = ("adam", 0.9, False, False)
         self._device = "auto"
         self.memory_side = None  # (Activations, DeviceBudget or why not) of the analysed network
         self.memory_fit = None  # the MemoryFit shown
@@ -290,7 +291,7 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
     def set_train(self, train) -> None:
         """The training settings the memory estimate depends on (a `TrainConfig`)."""
         self._batch_size = train.batch_size
-        self._optimizer = (train.optimizer, train.momentum, train.amp)
+        self.train_settings = (train.optimizer, train.momentum, train.amp, train.grad_checkpoint)
         self._show_totals()
 
     def set_data(self, bundle, device: str = "auto") -> None:
@@ -462,9 +463,9 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
             self.memory.setToolTip("")
             self.memory.show()
             return
-        optimizer, momentum, amp = self._optimizer
+        optimizer, momentum, amp, checkpointing = self.train_settings  # one process: fsdp needs torchrun
         fit = self.memory_fit = plan(a.params, a.trainable, profile, self._batch_size, budget, optimizer, momentum,
-                                     amp)
+                                     amp, checkpointing)
         kind, symbol = ("success", "✔") if fit.fits else ("warning", "⚠")
         line = html.escape(fit.line(), quote=False).replace("Memory:", "<b>Memory:</b>", 1)
         self.memory.setText(f'<span style="color:{theme.banner_colors(kind)[1]}">{symbol}</span> {line}')

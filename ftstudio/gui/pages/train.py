@@ -30,7 +30,8 @@ from ftstudio.gui.widgets.plots import TrainingPlots
 from ftstudio.gui.workers import DataPreview, Outcome, Packet
 
 FIELDS = ["epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler", "warmup_epochs",
-          "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "seed"]
+          "step_size", "gamma", "grad_clip", "label_smoothing", "early_stopping", "amp", "grad_checkpoint",
+          "seed"]
 REDRAW_MS = 66  # ~15 Hz
 VALIDATION_REDRAW_S = 0.5  # confusion matrix and prediction grid: at most twice a second while running
 TEXT_REDRAW_S = 0.25  # progress bar and line: four times a second while running
