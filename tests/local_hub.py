@@ -18,6 +18,9 @@ class Hub(http.server.BaseHTTPRequestHandler):
     served: dict[str, bytes] = {}
 
     def _answer(self, body: bool) -> None:
+        if not self.headers.get("User-Agent", "").startswith("ftstudio/"):  # like CDNs that refuse Python-urllib
+            self.send_error(403)
+            return
         if self.path.startswith("/cdn/"):
             data = self.served[self.path.removeprefix("/cdn")]
             self.send_response(200)

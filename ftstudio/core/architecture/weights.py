@@ -150,7 +150,7 @@ def _stream(url: str, tmp: Path, progress: Progress | None, cancel: threading.Ev
     digest = hashlib.sha256()
     host = urllib.parse.urlsplit(url).netloc or url
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
+        with urllib.request.urlopen(_request(url), timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
             total = expected or int(response.headers.get("Content-Length") or 0)
             done = 0
             while block := response.read(CHUNK if not total else min(CHUNK, total - done + 1)):
@@ -177,6 +177,13 @@ def _stream(url: str, tmp: Path, progress: Progress | None, cancel: threading.Ev
                                  "the file was deleted, nothing was kept") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise _unreachable(host, url, exc, mirror_env) from None
+
+
+def _request(url: str, method: str = "GET") -> urllib.request.Request:
+    """Named as ftstudio: some CDNs refuse Python-urllib's default agent."""
+    from ftstudio import __version__
+
+    return urllib.request.Request(url, method=method, headers={"User-Agent": f"ftstudio/{__version__}"})
 
 
 def _unreachable(host: str, url: str, exc: BaseException, mirror_env: str) -> InputError:
@@ -208,7 +215,7 @@ def hub_metadata(url: str) -> HubFile:
     host = urllib.parse.urlsplit(url).netloc or url
     for _ in range(5):
         try:
-            with opener.open(urllib.request.Request(url, method="HEAD"), timeout=TIMEOUT_S) as response:
+            with opener.open(_request(url, "HEAD"), timeout=TIMEOUT_S) as response:
                 headers = response.headers
         except urllib.error.HTTPError as exc:
             if exc.code not in (301, 302, 303, 307, 308):
