@@ -97,6 +97,18 @@ def test_defaults_are_the_demo_and_the_start_page_branches(make_wizard):
     assert w.button(NEXT).isEnabled() and m.name == "mine"
 
 
+def test_base_model_memory_fit_follows_the_pretraining_settings(make_wizard):
+    """The wizard's Model page estimates memory with the pretraining's optimizer, AMP and checkpointing,
+    not just its batch size (it assumed Adam whatever the user chose)."""
+    import dataclasses
+
+    w = make_wizard()
+    session, page = w.model.pretrain, w.page_(PageId.BASE_MODEL).model_page
+    session.set_train(dataclasses.replace(session.train, optimizer="sgd", momentum=0.0, batch_size=16,
+                                          grad_checkpoint=True))
+    assert page.train_settings == ("sgd", 0.0, session.train.amp, True) and page._batch_size == 16
+
+
 @pytest.mark.slow
 def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot, make_window, saved_as, tmp_path):
     window = make_window()

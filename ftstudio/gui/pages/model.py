@@ -284,10 +284,6 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
             self._input = new
             self._schedule()
 
-    def set_batch_size(self, batch_size: int) -> None:
-        self._batch_size = batch_size
-        self._show_totals()
-
     def set_train(self, train) -> None:
         """The training settings the memory estimate depends on (a `TrainConfig`)."""
         self._batch_size = train.batch_size

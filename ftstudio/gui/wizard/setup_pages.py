@@ -71,11 +71,11 @@ class BaseModelPage(QWizardPage):
         self.setSubTitle("The architecture to pretrain; the fine-tune keeps it and gives it a new head.")
         self.model_page = ModelPage(tasks)
         self.model_page.set_model(session.model)
-        self.model_page.set_batch_size(session.train.batch_size)
+        self.model_page.set_train(session.train)
         self.model_page.changed.connect(
             lambda: session.set_model(self.model_page.model_value(), self.model_page.model_spec()))
         session.data_loaded.connect(self._update_input)
-        session.train_changed.connect(lambda: self.model_page.set_batch_size(session.train.batch_size))
+        session.train_changed.connect(lambda: self.model_page.set_train(session.train))
         box = QGroupBox("Pretraining")
         row = QHBoxLayout(box)
         self.form = DataclassForm(TrainConfig, ["epochs", "batch_size", "lr", "seed"], float_steps={"lr": 1e-4})
