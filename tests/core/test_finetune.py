@@ -72,7 +72,7 @@ def test_full_strategy_uses_a_lower_backbone_rate(source_run):
     assert rate[id(model[6].weight)] == pytest.approx(0.001)
 
 
-def test_lora_trains_only_adapters_and_merges_exactly(source_run, tmp_path):
+def test_lora_trains_adapters_batchnorm_and_head_and_merges_exactly(source_run, tmp_path):
     from ftstudio.core.architecture.lora import LoRAConv2d, LoRALinear, merge_lora
 
     r = plan_recipe(source_run, train={"epochs": 3}, strategy="lora", lora_rank=2, lora_alpha=4.0, min_steps=0)
@@ -81,13 +81,14 @@ def test_lora_trains_only_adapters_and_merges_exactly(source_run, tmp_path):
     adapted = {name for name, m in model.named_modules() if isinstance(m, (LoRALinear, LoRAConv2d))}
     assert adapted == {"0", "3.body.0", "6"}  # every Linear/Conv2d except the head
     expected = {f"{n}.{w}" for n in adapted for w in ("lora_a", "lora_b")} | {f"{HEAD}.weight", f"{HEAD}.bias"}
+    expected |= {"1.weight", "1.bias"}  # the BatchNorm layer trains too (finetune.strategies.lora_norm_parameters)
     assert names_trainable(model) == expected
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = train(prepared, tmp_path / "run")
     after = model.state_dict()
     for key in before:  # frozen base weights did not move; adapters and head did
         moved = not torch.equal(before[key], after[key])
-        if key.endswith("lora_b") or key.startswith(f"{HEAD}."):
+        if key.endswith("lora_b") or key.startswith((f"{HEAD}.", "1.")):
             assert moved, key
         elif key.endswith((".weight", ".bias")):
             assert not moved, key

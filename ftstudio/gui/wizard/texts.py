@@ -25,7 +25,7 @@ STRATEGIES = {
                                                            "learning rate so they are refined rather than "
                                                            "overwritten."),
     "lora": ("LoRA adapters", "Keep the base weights frozen and learn small low-rank corrections to them (plus the "
-                              "head) — few trainable parameters, easy to share."),
+                              "BatchNorm layers and the head) — few trainable parameters, easy to share."),
     "gradual": ("Gradual unfreezing", "Train the new head alone first, then let the backbone join at a lower "
                                       "learning rate after a number of epochs."),
 }
