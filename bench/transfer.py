@@ -209,7 +209,7 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
-    steps = trainer.step
+    steps = trainer.progress.step
     model = prepared.model.cpu().eval()
     ev = evaluate(model, batches, prepared.data.num_classes)
     base = prepared.summary.get("baseline") or {}
