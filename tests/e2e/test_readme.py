@@ -109,16 +109,25 @@ def test_readme_inference_snippets_are_the_model_cards_and_run_without_ftstudio(
         assert out.stdout.strip() in classes
 
 
+def _slugs(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces → hyphens."""
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", markdown, flags=re.M)}
+
+
 def test_readme_links_lead_somewhere():
-    slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-             for h in re.findall(r"^#+ (.+)$", README, flags=re.M)}
+    slugs = _slugs(README)
     links = re.findall(r"\]\(([^)\s]+)\)", README)
     assert len(links) > 10
     for link in links:
         if link.startswith("#"):
             assert link[1:] in slugs, f"README links to a missing heading: {link}"
         elif not link.startswith("http"):
-            assert (ROOT / link).exists(), f"README links to a missing file: {link}"
+            path, _, anchor = link.partition("#")
+            assert (ROOT / path).exists(), f"README links to a missing file: {link}"
+            if anchor:
+                assert anchor in _slugs((ROOT / path).read_text(encoding="utf-8")), \
+                    f"README links to a missing heading in {path}: {link}"
 
 
 @pytest.mark.parametrize("name", ["data", "dataset", "model", "train", "runs", "export", "wizard-results"])
