@@ -103,8 +103,8 @@ def test_bn_keep_leaves_the_source_statistics_and_adapt_reestimates_them(source_
 
 
 def test_lora_trains_the_batchnorm_layers_and_a_freeze_override_still_freezes_one(source_run):
-    """bench/transfer.py: LoRA with frozen, AdaBN-adapted BatchNorm reached 0.52 on inverted digits (full 0.63);
-    with the layers training 0.68. Their statistics then follow the new data, so there is nothing to adapt."""
+    """bench/transfer.py, 5 shots: LoRA with frozen, AdaBN-adapted BatchNorm reached 0.53 on inverted digits (full
+    0.68); with the layers training 0.68. Their statistics then follow the new data: nothing is left to adapt."""
     from ftstudio.core.finetune.normalisation import frozen_norms
 
     data = {"name": "digits", "classes": SOURCE_CLASSES, "per_class": 10}

@@ -261,11 +261,11 @@ def lora_norm_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The scale and shift of every BatchNorm layer: with LoRA they train too (a few hundred numbers).
 
     Measured (bench/transfer.py, 3 seeds, 100 steps): with the layers frozen and their statistics
-    re-estimated (AdaBN), LoRA on inverted-contrast digits reached 0.25 / 0.53 / 0.42 at 1 / 5 / 20
-    shots against 0.31 / 0.65 / 0.77 for ``full``; training them as well — their statistics then
+    re-estimated (AdaBN), LoRA on inverted-contrast digits reached 0.30 / 0.53 / 0.44 at 1 / 5 / 20
+    shots against 0.36 / 0.68 / 0.75 for ``full``; training them as well — their statistics then
     follow the new batches, and a scale can change sign, which inverted contrast needs and a rank-4
-    adapter on a one-channel convolution cannot express — 0.32 / 0.66 / 0.74; on the other four
-    shifts better, level, or lower within the spread. A per-layer
+    adapter on a one-channel convolution cannot express — 0.40 / 0.68 / 0.71; on the other four
+    shifts better or level, except 0.01–0.03 lower at 20 shots on noise and blur. A per-layer
     ``freeze`` override still freezes one (overrides come after the strategy)."""
     return [p for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()]
 
