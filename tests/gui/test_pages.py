@@ -272,3 +272,16 @@ def test_runs_page_details_show_the_baseline_before_fine_tuning(tmp_path):
     assert "Before training" in text and "10.0% val acc, loss 9.700; 58.8% with BatchNorm adapted" in text
     assert "BatchNorm: adapt (shift 1.70 nats)" in text
     assert "Before training" not in _details_html(tmp_path, {"name": "plain"})
+
+
+def test_runs_page_without_runs_shows_a_hint_not_empty_axes(qtbot, window):
+    """Empty axes told a newcomer nothing and built pyqtgraph before the first paint: the Runs page was
+    the slowest to be ready (#19). The plots appear once there are curves to draw."""
+    window.show_page("runs")
+    plots = window.runs_page.plots
+    qtbot.waitUntil(plots.placeholder.isVisible)
+    assert not plots._built
+    plots.set_runs([("a", [{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.5}])])
+    assert plots._built and not plots.placeholder.isVisible()
+    assert plots.names == ["a"]
+    qtbot.waitUntil(lambda: plots.acc_plot.isVisible() and plots.loss_plot.isVisible())

@@ -282,7 +282,7 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         new = (tuple(shape), num_classes) if shape else None
         if new != self._input or self.analysis is None:
             self._input = new
-            self._schedule()
+            self._schedule(debounce=False)
 
     def set_train(self, train) -> None:
         """The training settings the memory estimate depends on (a `TrainConfig`)."""
@@ -295,7 +295,7 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self._data = (bundle, device) if bundle is not None else None
         if (device or "auto") != self._device:
             self._device = device or "auto"
-            self._schedule()  # the free memory is the new device's
+            self._schedule(debounce=False)  # the free memory is the new device's
 
     def dirty(self) -> bool:
         return self.editor.dirty()
@@ -342,7 +342,10 @@ class ModelPage(Page, DocumentActions, RunActions, QWidget):
         self._schedule()
         self.changed.emit()
 
-    def _schedule(self) -> None:
+    def _schedule(self, debounce: bool = True) -> None:
+        # edits in quick succession are analysed once; new data or a new device are single events that
+        # need no wait (at start-up the delay was most of the time between torch loaded and ready)
+        self.timer.setInterval(ANALYSE_DELAY_MS if debounce else 0)
         self.timer.start()
 
     def _run(self, name: str, fn: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[str], None],

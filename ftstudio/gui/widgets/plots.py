@@ -32,6 +32,15 @@ def load_pyqtgraph():
     return pyqtgraph
 
 
+def _hint(text: str) -> QLabel:
+    """The centred line that stands where plots will be, until there is something to draw."""
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setObjectName("hint")
+    return label
+
+
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     w = load_pyqtgraph().PlotWidget()
     item = w.getPlotItem()
@@ -107,11 +116,8 @@ class TrainingPlots(QWidget):
     def __init__(self, parent=None, runs: tuple[str, ...] = ("",)) -> None:
         super().__init__(parent)
         self.runs = runs
-        self.placeholder = QLabel("Live curves appear here once training starts: the loss of every step, "
-                                  "accuracy after each epoch, and the learning rate.")
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setObjectName("hint")
+        self.placeholder = _hint("Live curves appear here once training starts: the loss of every step, "
+                                 "accuracy after each epoch, and the learning rate.")
         self.stack = QStackedLayout(self)
         self.stack.addWidget(self.placeholder)
         self._built = False  # the pyqtgraph widgets are made on first need (see _build)
@@ -300,8 +306,12 @@ class OverlayPlots(QWidget):
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.names: list[str] = []
         self._runs: list[tuple[str, list[dict]]] = []
-        self._built = False  # pyqtgraph widgets are made when first shown (start-up time)
+        self._built = False  # pyqtgraph widgets are made when there are curves to draw (start-up time)
         self._drawn = True
+        # until a run is selected: a line saying what will be here, not empty axes — building those
+        # imported pyqtgraph before the first paint and made the Runs page the slowest to be ready
+        self.placeholder = _hint("Select runs above to compare their validation accuracy and loss per epoch.")
+        self.layout_.addWidget(self.placeholder)
 
     def __getattr__(self, name: str):
         if name in ("acc_plot", "loss_plot") and not self._built:
@@ -311,6 +321,7 @@ class OverlayPlots(QWidget):
 
     def _build(self) -> None:
         self._built = True
+        self.placeholder.hide()
         self.acc_plot = _plot("Validation accuracy", "epoch", "accuracy")
         self.loss_plot = _plot("Loss (solid: validation, dashed: train)", "epoch", "loss")
         self.acc_plot.setYRange(0, 1, padding=0.02)
@@ -323,7 +334,7 @@ class OverlayPlots(QWidget):
         self.restyle()
 
     def showEvent(self, event) -> None:  # noqa: N802 — Qt override
-        if not self._drawn:
+        if not self._drawn and (self._runs or self._built):
             self._draw()
         super().showEvent(event)
 
@@ -332,7 +343,7 @@ class OverlayPlots(QWidget):
         self._runs = list(runs)
         self.names = [label for label, _ in self._runs]
         self._drawn = False
-        if self.isVisible():
+        if self.isVisible() and (self._runs or self._built):
             self._draw()
 
     def _draw(self) -> None:
