@@ -104,3 +104,27 @@ def test_cli_json_document(planted):
     assert all(set(d) >= {"kind", "conflict", "files"} for d in doc["duplicates"])
     proc = cli("data", "check", str(planted))
     assert proc.returncode == 0 and "label conflict" in proc.stdout
+
+
+def test_different_handwritten_digits_are_not_chained_into_one_group():
+    """Flat backgrounds make different digits agree on most thumbnail cells: with the mean gap alone
+    424 of the bundled 5,000 MNIST digits formed one "near-duplicate" group, which the group-aware
+    split then kept on one side (and the Health panel called a label conflict). Resized, recompressed
+    copies of the same digits must still be found."""
+    import io
+
+    from ftstudio.core.config.recipe import DatasetSpec
+    from ftstudio.core.datasets import load_data
+    from ftstudio.core.datasets.hashing import near_duplicate_groups
+
+    bundle = load_data(DatasetSpec(name="mnist5k"))
+    x = np.concatenate([bundle.train.x.numpy(), bundle.val.x.numpy()])
+    _, sizes = np.unique(near_duplicate_groups(x), return_counts=True)
+    assert sizes.max() <= 10, f"a group of {sizes.max()} different digits"
+    copies = []
+    for digit in x[:50, 0]:
+        buf = io.BytesIO()
+        Image.fromarray(digit).resize((20, 20)).resize((28, 28)).save(buf, "JPEG", quality=70)
+        copies.append(np.array(Image.open(buf))[None])
+    groups = near_duplicate_groups(np.concatenate([x[:50], np.stack(copies)]))
+    assert (groups[:50] == groups[50:]).all()

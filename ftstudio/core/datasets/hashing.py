@@ -4,7 +4,8 @@ A 64-bit DCT hash (pHash: the signs of the lowest 8×8 frequencies of a 32×32 g
 against their median) survives resizing and JPEG recompression. Unlike a difference hash its
 bits are balanced, so images with flat backgrounds (digits, scans) do not all hash alike and
 the candidate search stays fast. A candidate pair must also agree on an 8×8 colour thumbnail:
-the hash ignores absolute colour, and two different digits may share one.
+the hash ignores absolute colour, and two different digits may share one — on average and in
+every cell (flat backgrounds make the average alike).
 
 Candidate pairs are found by pigeonhole (multi-index hashing with one-bit probes), so only
 images sharing most of a hash chunk are compared: about n²/8000 comparisons, not n².
@@ -17,6 +18,11 @@ import numpy as np
 
 MAX_DISTANCE = 8  # bits of 64 that may differ in a near-duplicate pair
 MAX_COLOR_GAP = 6.0  # mean absolute difference (0–255) of the 8×8 colour thumbnails
+# and no cell of them further apart than this: on handwritten digits (flat backgrounds) different
+# images agree on most cells, so the mean alone chained 424 of the bundled 5,000 MNIST digits into
+# one "near-duplicate" group; a resized or JPEG-recompressed copy stays within 19 in every cell
+# (measured: 200 copies at quality 70, 95th percentile 15), different digits differ by 32–80
+MAX_CELL_GAP = 24.0
 COMPARE_CELLS = 4_000_000  # candidate pairs looked at per step (bounded memory in crowded buckets)
 THUMB = 32  # side of the grey thumbnail the hash is taken from
 _BITS = (1 << np.arange(64, dtype=np.uint64)).astype(np.uint64)
@@ -130,7 +136,8 @@ def _join(left: np.ndarray, counts: np.ndarray, order: np.ndarray, hashes: np.nd
             keep = popcount(hashes[i] ^ hashes[j]) <= max_distance
             i, j = i[keep], j[keep]
             if len(i):
-                keep = np.abs(colours[i] - colours[j]).mean(axis=1) <= max_colour_gap
+                gap = np.abs(colours[i] - colours[j])
+                keep = (gap.mean(axis=1) <= max_colour_gap) & (gap.max(axis=1) <= MAX_CELL_GAP)
                 out.append(i[keep] * n + j[keep])
         start = stop
     return out
