@@ -13,9 +13,10 @@ import json
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ftstudio.core.architecture import GROUPS, LAYERS
+from ftstudio.gui.widgets.images import search_field
 
 TYPE_MIME = "application/x-ftstudio-layer-type"  # the dragged layer type's name
 LAYER_MIME = "application/x-ftstudio-layer"  # a dragged catalogue backbone: {"type": …, "params": {"name": …}}
@@ -101,13 +102,10 @@ class Palette(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search layers and backbones…")
-        self.search.setClearButtonEnabled(True)
-        self.search.setToolTip("Type to filter the layers and search the pretrained backbones (torchvision, timm); "
-                               "Enter adds the first match after the selected layer")
-        self.search.textChanged.connect(self.filter)
-        self.search.returnPressed.connect(self._add_first)
+        self.search = search_field("Search layers and backbones…",
+                                   "Type to filter the layers and search the pretrained backbones (torchvision, "
+                                   "timm); Enter adds the first match after the selected layer",
+                                   self.filter, self._add_first)
         self.tree = _Tree()
         self.tree.setHeaderHidden(True)
         self.tree.setDragEnabled(True)

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QListView,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -57,6 +56,7 @@ from ftstudio.gui.pages.base import Page
 from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.drops import FileDrops, local_paths
 from ftstudio.gui.workers import Tasks
+from ftstudio.gui.widgets.images import thumbnail_list
 
 THUMB = 88
 MAX_THUMBS = 600  # per class shown at once; the rest are counted
@@ -138,12 +138,7 @@ class DatasetPage(Page, QWidget):
         row.addWidget(self.rename_button)
         left.addLayout(row)
 
-        self.thumbs = QListWidget()
-        self.thumbs.setViewMode(QListView.ViewMode.IconMode)
-        self.thumbs.setIconSize(QSize(THUMB, THUMB))
-        self.thumbs.setGridSize(QSize(THUMB + 16, THUMB + 24))
-        self.thumbs.setResizeMode(QListView.ResizeMode.Adjust)
-        self.thumbs.setMovement(QListView.Movement.Static)
+        self.thumbs = thumbnail_list(THUMB, QSize(THUMB + 16, THUMB + 24))
         self.thumbs.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbs.setToolTip("The selected class's images; drop image files here to add them")
         FileDrops(self.thumbs.viewport()).dropped.connect(lambda paths, _pos: self.add_files(paths))

@@ -31,8 +31,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QListView,
-    QListWidget,
     QListWidgetItem,
     QMenu,
     QProgressBar,
@@ -50,6 +48,7 @@ from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.widgets.drops import FileDrops, local_paths
 from ftstudio.gui.widgets.relabel import Relabeler, add_relabel_menu, is_moved, mark_moved
 from ftstudio.gui.workers import Tasks
+from ftstudio.gui.widgets.images import thumbnail_list
 
 TOP_K = 5
 FILTERS = (("all", "All images"), ("uncertain", "Uncertain (top class under 60%)"),
@@ -173,12 +172,7 @@ class TryPage(Page, QWidget):
         tools.addWidget(self.sort)
         tools.addStretch(1)
         tools.addWidget(self.count)
-        self.grid = QListWidget()
-        self.grid.setViewMode(QListView.ViewMode.IconMode)
-        self.grid.setIconSize(QSize(88, 88))
-        self.grid.setGridSize(QSize(120, 124))
-        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
-        self.grid.setMovement(QListView.Movement.Static)
+        self.grid = thumbnail_list(88, QSize(120, 124))
         self.grid.setWordWrap(True)
         self.grid.setUniformItemSizes(True)
         self.grid.currentItemChanged.connect(lambda *_: self._show_selected())

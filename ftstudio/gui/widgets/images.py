@@ -13,9 +13,33 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QLineEdit, QListView, QListWidget, QSizePolicy, QWidget
 
 from ftstudio.gui import theme
+
+
+def thumbnail_list(icon: int, cell: QSize) -> QListWidget:
+    """A list of images shown as a wrapping grid of thumbnails (``icon`` px, one ``cell`` each) that
+    reflows with the width and cannot be rearranged by dragging: the builder's class images, the Try
+    page's results, the mistakes gallery."""
+    thumbs = QListWidget()
+    thumbs.setViewMode(QListView.ViewMode.IconMode)
+    thumbs.setIconSize(QSize(icon, icon))
+    thumbs.setGridSize(cell)
+    thumbs.setResizeMode(QListView.ResizeMode.Adjust)
+    thumbs.setMovement(QListView.Movement.Static)
+    return thumbs
+
+
+def search_field(placeholder: str, tooltip: str, on_text, on_enter) -> QLineEdit:
+    """A live search box: ``on_text(text)`` as the user types, ``on_enter()`` on Enter (pick the first match)."""
+    field = QLineEdit()
+    field.setPlaceholderText(placeholder)
+    field.setClearButtonEnabled(True)
+    field.setToolTip(tooltip)
+    field.textChanged.connect(on_text)
+    field.returnPressed.connect(on_enter)
+    return field
 
 
 @dataclass(frozen=True)

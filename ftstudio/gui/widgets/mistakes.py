@@ -20,8 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListView,
-    QListWidget,
     QListWidgetItem,
     QMenu,
     QPushButton,
@@ -32,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ftstudio.gui.widgets.images import to_qimage
+from ftstudio.gui.widgets.images import thumbnail_list, to_qimage
 from ftstudio.gui.widgets.relabel import Relabeler, add_relabel_menu, is_moved, mark_moved
 from ftstudio.gui.workers import Tasks
 
@@ -79,12 +77,7 @@ class MistakesPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.gallery = QListWidget()
-        self.gallery.setViewMode(QListView.ViewMode.IconMode)
-        self.gallery.setIconSize(QSize(48, 48))
-        self.gallery.setGridSize(QSize(84, 84))
-        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery.setMovement(QListView.Movement.Static)
+        self.gallery = thumbnail_list(48, QSize(84, 84))
         self.gallery.setWordWrap(True)
         self.gallery.setToolTip("Misclassified held-out images, most confident first. Double-click one to open "
                                 "it on the Try page with its explanation.")

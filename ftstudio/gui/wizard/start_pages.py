@@ -22,6 +22,7 @@ from ftstudio.gui.widgets.banner import Banner, header_label
 from ftstudio.gui.wizard import texts
 from ftstudio.gui.wizard.model import PageId, WizardModel
 from ftstudio.gui.workers import Tasks
+from ftstudio.gui.widgets.images import search_field
 
 NEXT = {"pretrain": PageId.PRETRAIN_DATA, "torchvision": PageId.TORCHVISION, "earlier": PageId.EARLIER_RUN}
 SHOWN = 200  # matches listed at once; more say how many
@@ -121,13 +122,9 @@ class TorchvisionPage(QWizardPage):
         self.setSubTitle("A torchvision or timm network trained on ImageNet, with a new head for your classes. "
                          "Search by name (timm lists ~1,400 models).")
         self.names: list[str] = []  # the catalogue's names (timm's join once listed)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search: resnet, vit_small, convnext, efficientnet…")
-        self.search.setClearButtonEnabled(True)
-        self.search.setToolTip("Type part of a name; the list shows every backbone whose name contains it. "
-                               "Enter picks the first")
-        self.search.textChanged.connect(self._filter)
-        self.search.returnPressed.connect(self._pick_first)
+        self.search = search_field("Search: resnet, vit_small, convnext, efficientnet…",
+                                   "Type part of a name; the list shows every backbone whose name contains it. "
+                                   "Enter picks the first", self._filter, self._pick_first)
         self.matches = QListWidget()
         self.matches.setToolTip("Click a network to start from it")
         self.matches.setMinimumHeight(140)
