@@ -2,8 +2,10 @@
 its toolbar, menus and status bar: `chrome`; the offer after running out of memory: `batch_size_offer`).
 
 It owns the session (the recipe being edited), the background tasks and the run controller,
-imports torch in the background after it is shown, persists geometry and last choices, takes
-folders dropped on it, and on close stops a running run (after asking) and joins every thread.
+imports torch in the background after it is shown, makes the pages it does not need at start
+(Build data, Runs, Export, Try) the first time they are shown or asked for (`PageStack`),
+persists geometry and last choices, takes folders dropped on it, and on close stops a running run
+(after asking) and joins every thread.
 """
 
 from __future__ import annotations
@@ -18,16 +20,11 @@ from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import load_recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.gui import dialogs, theme
-from ftstudio.gui.batch_size_offer import offer_batch_search
 from ftstudio.gui.chrome import AfterFirstPaint, build_bars, make_actions, memory_text
-from ftstudio.gui.navigation import PAGES, build_navigation
+from ftstudio.gui.navigation import PAGES, PageStack, build_navigation
 from ftstudio.gui.pages.data import DataPage
-from ftstudio.gui.pages.dataset import DatasetPage
-from ftstudio.gui.pages.export import ExportPage
 from ftstudio.gui.pages.model import ModelPage
-from ftstudio.gui.pages.runs import RunsPage
 from ftstudio.gui.pages.train import TrainPage
-from ftstudio.gui.pages.try_page import TryPage
 from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import settings, take_notices
 from ftstudio.gui.state import Session, load_engine
@@ -49,6 +46,7 @@ class MainWindow(QMainWindow):
         store = settings()
         self.session.restore(store)
         self.actions_ = make_actions(self)
+        self._restored = False  # pages made from here until _restore_window's end get its settings there
         self._build(store)
         self._wire()
         self._restore_window(store)  # (the pages' settings too: the model's file names the document)
@@ -66,18 +64,12 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------------------- build
     def _build(self, store) -> None:
-        self.data_page = DataPage(self.session, self.tasks)
-        self.model_page = ModelPage(self.tasks)
-        self.train_page = TrainPage(self.session, self.actions_)
-        self.runs_page = RunsPage(self.tasks)
-        self.export_page = ExportPage(self.tasks)
-        self.try_page = TryPage(self.tasks)
-        self.dataset_page = DatasetPage(self.tasks)
-        self.dataset_page.train_requested.connect(self._train_on_built)
-        self.pages = {"data": self.data_page, "dataset": self.dataset_page, "model": self.model_page,
-                      "train": self.train_page,
-                      "runs": self.runs_page, "export": self.export_page, "try": self.try_page}
-        self.sidebar, self.stack = build_navigation(self, self.pages, self.show_page)
+        self.pages = PageStack(self._page_factories(), self._page_made)
+        self.stack = self.pages.widget
+        self.data_page = self.pages["data"]  # the pages start-up shows or feeds: made now
+        self.model_page = self.pages["model"]
+        self.train_page = self.pages["train"]
+        self.sidebar = build_navigation(self, self.show_page)
         self.sidebar.currentRowChanged.connect(self._page_changed)
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -103,6 +95,59 @@ class MainWindow(QMainWindow):
         self.status_device, self.status_run = bars.status_device, bars.status_run
         self.status_progress, self.status_memory = bars.status_progress, bars.status_memory
 
+    def _page_factories(self) -> dict:
+        def dataset():
+            from ftstudio.gui.pages.dataset import DatasetPage
+
+            return DatasetPage(self.tasks)
+
+        def runs():
+            from ftstudio.gui.pages.runs import RunsPage
+
+            return RunsPage(self.tasks)
+
+        def export():
+            from ftstudio.gui.pages.export import ExportPage
+
+            return ExportPage(self.tasks)
+
+        def try_():
+            from ftstudio.gui.pages.try_page import TryPage
+
+            return TryPage(self.tasks)
+
+        return {"data": lambda: DataPage(self.session, self.tasks), "model": lambda: ModelPage(self.tasks),
+                "train": lambda: TrainPage(self.session, self.actions_),
+                "dataset": dataset, "runs": runs, "export": export, "try": try_}
+
+    def _page_made(self, key: str, page) -> None:
+        """Wire a page just made (at start, or the first time it is shown or asked for)."""
+        s = self.session
+        if key == "dataset":
+            page.train_requested.connect(self._train_on_built)
+            page.edited.connect(self._built_data_edited)
+        elif key == "runs":
+            page.resume_requested.connect(self.resume_run)
+            page.mistakes.open_in_try.connect(self.open_in_try)
+            page.mistakes.set_relabeler(self.dataset_page)  # mistakes of built datasets move to their class
+            page.reuse_requested.connect(self.reuse_settings)
+            page.renamed.connect(lambda path: self.pages.made("export") and self.export_page.refresh())
+            page.set_busy_run(self.controller.run_path if self.controller.running else None)
+        elif key == "export":
+            s.engine_ready.connect(page.load_formats)
+            if s.ready:
+                page.load_formats()
+        elif key == "try":
+            page.set_relabeler(self.dataset_page)
+        if self._restored:
+            page.restore_settings(settings())
+
+    # the pages made on first need (see PageStack): asking for one makes it
+    dataset_page = property(lambda self: self.pages["dataset"])
+    runs_page = property(lambda self: self.pages["runs"])
+    export_page = property(lambda self: self.pages["export"])
+    try_page = property(lambda self: self.pages["try"])
+
     def _wire(self) -> None:
         s, c = self.session, self.controller
         self.data_page.open_folder_requested.connect(self.open_folder)
@@ -112,14 +157,6 @@ class MainWindow(QMainWindow):
         s.model_changed.connect(self._model_changed)
         s.data_loaded.connect(self._update_model_input)
         s.train_changed.connect(lambda: self.model_page.set_train(s.train))
-        s.engine_ready.connect(self.export_page.load_formats)
-        self.runs_page.resume_requested.connect(self.resume_run)
-        self.runs_page.mistakes.open_in_try.connect(self.open_in_try)
-        for gallery in (self.runs_page.mistakes, self.try_page):  # mistakes of built datasets move to their class
-            gallery.set_relabeler(self.dataset_page)
-        self.dataset_page.edited.connect(self._built_data_edited)
-        self.runs_page.reuse_requested.connect(self.reuse_settings)
-        self.runs_page.renamed.connect(lambda path: self.export_page.refresh())  # its list names runs too
         c.state_changed.connect(self._state_changed)
         c.prepared.connect(self.train_page.on_prepared)
         c.prepared.connect(lambda preview: self._show_run(preview.run_path))
@@ -138,8 +175,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         page = store.value("window/page", "data")
         self.show_page(page if page in PAGES else "data")
-        for page in self.pages.values():
+        for page in self.pages:
             page.restore_settings(store)
+        self._restored = True
 
     def save_settings(self) -> None:
         store = settings()
@@ -147,7 +185,7 @@ class MainWindow(QMainWindow):
         store.setValue("window/state", self.saveState())
         store.setValue("window/page", self.current_page())
         store.setValue("wizard/offered", True)
-        for page in self.pages.values():
+        for page in self.pages:
             page.save_settings(store)
         self.session.save(store)
         store.sync()
@@ -165,8 +203,8 @@ class MainWindow(QMainWindow):
         return PAGES[max(self.sidebar.currentRow(), 0)]
 
     def _page_changed(self, row: int) -> None:
-        self.stack.setCurrentIndex(row)
         key = PAGES[row]
+        self.pages.show(key)
         if key == "runs":
             self.runs_page.refresh()
         elif key == "export":
@@ -230,7 +268,7 @@ class MainWindow(QMainWindow):
 
     def settled(self) -> bool:
         """True once startup work is done (engine loaded, data and model shown): for screenshots."""
-        return self.session.ready and not self.tasks.busy() and not any(p.busy() for p in self.pages.values())
+        return self.session.ready and not self.tasks.busy() and not any(p.busy() for p in self.pages)
 
     # ---------------------------------------------------------------------------- runs
     def start_training(self, callbacks: tuple = ()) -> None:
@@ -274,7 +312,8 @@ class MainWindow(QMainWindow):
             self._show_run(out)
 
     def _show_run(self, path: Path) -> None:
-        self.runs_page.set_busy_run(path)
+        if self.pages.made("runs"):  # (made later, the page asks the controller)
+            self.runs_page.set_busy_run(path)
         self.status_run.setText(f"Run: {Path(path).name}")
 
     def reuse_settings(self, path: Path) -> None:
@@ -340,6 +379,8 @@ class MainWindow(QMainWindow):
         self.status_run.setText(f"Run: {outcome.run_path.name if outcome.run_path else '–'} ({outcome.status})")
         self._update_status()
         if outcome.status == "failed" and outcome.summary.get("failed_kind") == "out_of_memory":
+            from ftstudio.gui.batch_size_offer import offer_batch_search
+
             offer_batch_search(self, self.session, self.tasks, self.train_page.banner)
 
     def _state_changed(self, state: str) -> None:
@@ -367,7 +408,7 @@ class MainWindow(QMainWindow):
     def _built_data_edited(self) -> None:
         """A relabel (or any edit) of the dataset the Data page shows: reload it, so its counts and
         samples are the folder's, not the ones loaded before."""
-        built = self.dataset_page.dataset
+        built = self.dataset_page.dataset  # (an edit comes from the page, so it is made)
         if built is not None and Path(self.session.data_spec.name).expanduser().resolve() == built.root.resolve():
             self.data_page.load()
 
@@ -409,7 +450,7 @@ class MainWindow(QMainWindow):
             app, sheet = QApplication.instance(), theme.style_sheet()
             if app.styleSheet() != sheet:  # its disabled-text colour follows the palette (unchanged: no re-polish)
                 app.setStyleSheet(sheet)
-            for page in self.pages.values():
+            for page in self.pages:
                 page.restyle()
         super().changeEvent(event)
 
@@ -435,7 +476,7 @@ class MainWindow(QMainWindow):
         if self.wizard is not None:
             self.wizard.shutdown()
         self.controller.shutdown()
-        for page in self.pages.values():
+        for page in self.pages:
             page.shutdown()
         self.memory_timer.stop()
         self.tasks.shutdown()

@@ -262,6 +262,44 @@ def test_export_failure_is_a_message_not_a_crash(qtbot, make_window, answers, tm
     assert page.report is None and page.export_button.isEnabled() and window.isVisible()
 
 
+def _click_sidebar(qtbot, window, key: str) -> None:
+    from ftstudio.gui.navigation import PAGES as ORDER
+
+    sidebar = window.sidebar
+    rect = sidebar.visualItemRect(sidebar.item(ORDER.index(key)))
+    qtbot.mouseClick(sidebar.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_pages_not_needed_at_start_are_made_when_first_shown_wired_and_with_their_settings(qtbot, make_window):
+    from ftstudio.gui.navigation import PAGES as ORDER
+    from ftstudio.gui.settings import settings, write_json
+
+    runs_made = _train_tiny_runs(2)
+    write_json(settings(), "export/formats", ["safetensors"])  # kept by an earlier session
+    window = make_window(settle=False)
+    lazy = ("dataset", "runs", "export", "try")
+    assert not any(window.pages.made(key) for key in lazy), "made before the first paint"
+    assert window.stack.count() == len(ORDER)
+
+    _click_sidebar(qtbot, window, "runs")  # before the engine has loaded
+    assert window.pages.made("runs") and not window.pages.made("export") and not window.pages.made("try")
+    runs = window.runs_page
+    assert window.stack.currentWidget() is runs and window.stack.indexOf(runs) == ORDER.index("runs")
+    assert window.stack.count() == len(ORDER) and window.current_page() == "runs"
+    assert set(runs.run_paths()) == {r.path for r in runs_made} and "2 run(s)" in runs.header.text()
+    assert runs.mistakes.relabeler is window.dataset_page  # wired as it is made
+
+    qtbot.waitUntil(window.settled, timeout=60_000)
+    _click_sidebar(qtbot, window, "export")  # after it: the formats the engine offers still load
+    export = window.export_page
+    assert window.stack.currentWidget() is export and window.stack.indexOf(export) == ORDER.index("export")
+    qtbot.waitUntil(lambda: bool(export.formats), timeout=60_000)
+    assert export.selected_formats() == ["safetensors"]
+    assert {export.run.itemData(i) for i in range(export.run.count())} == {str(r.path) for r in runs_made}
+    _click_sidebar(qtbot, window, "data")  # a page made at start comes back as it was
+    assert window.stack.currentWidget() is window.data_page and not window.pages.made("try")
+
+
 def test_runs_page_details_show_the_baseline_before_fine_tuning(tmp_path):
     from ftstudio.gui.pages.runs import _details_html
 
