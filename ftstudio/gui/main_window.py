@@ -28,6 +28,7 @@ from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import settings, take_notices
 from ftstudio.gui.state import Session, load_engine
+from ftstudio.gui.widgets.relabel import DeferredRelabeler
 from ftstudio.gui.widgets.drops import local_paths
 from ftstudio.gui.workers import Outcome, RunController, Tasks
 
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------------------- build
     def _build(self, store) -> None:
+        self.relabeler = DeferredRelabeler(lambda: self.dataset_page, self)  # the galleries' "Move to class"
         self.pages = PageStack(self._page_factories(), self._page_made)
         self.stack = self.pages.widget
         self.data_page = self.pages["data"]  # the pages start-up shows or feeds: made now
@@ -99,7 +101,7 @@ class MainWindow(QMainWindow):
         def dataset():
             from ftstudio.gui.pages.dataset import DatasetPage
 
-            return DatasetPage(self.tasks)
+            return DatasetPage(self.tasks, undo_stack=self.relabeler.undo_stack)
 
         def runs():
             from ftstudio.gui.pages.runs import RunsPage
@@ -124,12 +126,13 @@ class MainWindow(QMainWindow):
         """Wire a page just made (at start, or the first time it is shown or asked for)."""
         s = self.session
         if key == "dataset":
+            self.relabeler.attach(page)
             page.train_requested.connect(self._train_on_built)
             page.edited.connect(self._built_data_edited)
         elif key == "runs":
             page.resume_requested.connect(self.resume_run)
             page.mistakes.open_in_try.connect(self.open_in_try)
-            page.mistakes.set_relabeler(self.dataset_page)  # mistakes of built datasets move to their class
+            page.mistakes.set_relabeler(self.relabeler)  # mistakes of built datasets move to their class
             page.reuse_requested.connect(self.reuse_settings)
             page.renamed.connect(lambda path: self.pages.made("export") and self.export_page.refresh())
             page.set_busy_run(self.controller.run_path if self.controller.running else None)
@@ -138,7 +141,7 @@ class MainWindow(QMainWindow):
             if s.ready:
                 page.load_formats()
         elif key == "try":
-            page.set_relabeler(self.dataset_page)
+            page.set_relabeler(self.relabeler)
         if self._restored:
             page.restore_settings(settings())
 
@@ -353,7 +356,7 @@ class MainWindow(QMainWindow):
 
         # a mistake opened in the wizard's gallery waits on the Try page behind the wizard
         self.wizard.page_(PageId.RESULTS).mistakes.open_in_try.connect(self.open_in_try)
-        self.wizard.page_(PageId.RESULTS).mistakes.set_relabeler(self.dataset_page)
+        self.wizard.page_(PageId.RESULTS).mistakes.set_relabeler(self.relabeler)
         self.wizard.show()
         return self.wizard
 

@@ -287,7 +287,7 @@ def test_pages_not_needed_at_start_are_made_when_first_shown_wired_and_with_thei
     assert window.stack.currentWidget() is runs and window.stack.indexOf(runs) == ORDER.index("runs")
     assert window.stack.count() == len(ORDER) and window.current_page() == "runs"
     assert set(runs.run_paths()) == {r.path for r in runs_made} and "2 run(s)" in runs.header.text()
-    assert runs.mistakes.relabeler is window.dataset_page  # wired as it is made
+    assert runs.mistakes.relabeler is window.relabeler and not window.pages.made("dataset")  # wired, page not made
 
     qtbot.waitUntil(window.settled, timeout=60_000)
     _click_sidebar(qtbot, window, "export")  # after it: the formats the engine offers still load
@@ -298,6 +298,35 @@ def test_pages_not_needed_at_start_are_made_when_first_shown_wired_and_with_thei
     assert {export.run.itemData(i) for i in range(export.run.count())} == {str(r.path) for r in runs_made}
     _click_sidebar(qtbot, window, "data")  # a page made at start comes back as it was
     assert window.stack.currentWidget() is window.data_page and not window.pages.made("try")
+
+
+def test_a_relabel_from_a_gallery_before_the_build_page_exists_makes_it_and_joins_its_undo(qtbot, make_window):
+    """The galleries hold a stand-in for the Build data page (made on first need): moving an image
+    through it makes the page, which selects that dataset; the gallery's Undo reaches the edit."""
+    import io
+
+    from PIL import Image
+
+    from ftstudio.core.datasets.builder import BuilderDataset
+
+    ds = BuilderDataset.create("shapes", ("circle", "square"))
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(png, "PNG")
+    rel = ds.add_bytes("circle", "a.png", png.getvalue())
+    window = make_window(settle=False)
+    edits = []
+    window.relabeler.edited.connect(lambda: edits.append(1))
+    assert not window.pages.made("dataset")
+    assert window.relabeler.relabel_classes(str(ds.path(rel))) == ["circle", "square"]
+    assert not window.pages.made("dataset")  # asking which classes makes nothing
+
+    moved = window.relabeler.relabel_image(str(ds.path(rel)), "square")
+    page = window.dataset_page
+    assert window.pages.made("dataset") and page.dataset.root == ds.root and page.undo_stack is window.relabeler.undo_stack
+    assert ds.counts() == {"circle": 0, "square": 1} and moved == str(ds.path(ds.images("square")[0]))
+    assert edits and page.undo_button.isEnabled()
+    window.relabeler.undo_stack.undo()  # what a gallery's Undo button does
+    assert ds.counts() == {"circle": 1, "square": 0} and len(edits) >= 2
 
 
 def test_runs_page_details_show_the_baseline_before_fine_tuning(tmp_path):

@@ -91,11 +91,11 @@ class DatasetPage(Page, QWidget):
     train_requested = Signal(str)  # the dataset folder
     edited = Signal()  # the current dataset's files changed: an edit, or its undo or redo
 
-    def __init__(self, tasks: Tasks, parent=None) -> None:
+    def __init__(self, tasks: Tasks, parent=None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
         self.tasks = tasks
         self.dataset: BuilderDataset | None = None
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack = undo_stack if undo_stack is not None else QUndoStack(self)  # (shared: DeferredRelabeler)
         self.health: dict | None = None
         self._health_timer = QTimer(self, singleShot=True, interval=600)
         self._health_timer.timeout.connect(self.check_health)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import SignalInstance
+from PySide6.QtCore import QObject, Signal, SignalInstance
 from PySide6.QtGui import QBrush, QPalette, QUndoStack
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
@@ -31,6 +31,33 @@ class Relabeler(Protocol):
 
     def relabel_image(self, path: str, to_class: str) -> str:
         """Move ``path`` to ``to_class`` (undoable); returns its new path; InputError when refused."""
+
+
+class DeferredRelabeler(QObject):
+    """A `Relabeler` that stands for the Build data page before that page is made: the galleries
+    wire to it at start, and only a relabel (a right-click's "Move to class") makes the page.
+
+    The undo stack is made here and handed to the page when it is made, so a gallery's Undo button
+    is wired to the stack every edit joins; the page's ``edited`` is forwarded (`attach`)."""
+
+    edited = Signal()
+
+    def __init__(self, page: Callable[[], Relabeler], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._page = page
+        self.undo_stack = QUndoStack(self)
+
+    def attach(self, page: Relabeler) -> None:
+        """Called once the page is made (with ``undo_stack`` as its stack)."""
+        page.edited.connect(self.edited)
+
+    def relabel_classes(self, path: str | None) -> list[str]:
+        from ftstudio.core.datasets.builder import relabel_target  # (what the page answers, without making it)
+
+        return relabel_target(path)[0].classes()
+
+    def relabel_image(self, path: str, to_class: str) -> str:
+        return self._page().relabel_image(path, to_class)
 
 
 def add_relabel_menu(menu: QMenu, relabeler: Relabeler | None, path: str | None, current: str | None,
