@@ -159,6 +159,38 @@ def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(so
     assert result.summary["baseline"]["val_accuracy"] == base["val_accuracy"]
 
 
+def test_a_source_at_chance_on_the_new_images_is_flagged_and_one_that_transfers_is_not(bn_source, tmp_path):
+    """Images in which the source finds nothing (noise under its class names) get the warning that a
+    frozen backbone will learn little, in the notes and in the baseline; the source's own digits do not."""
+    import numpy as np
+    from PIL import Image
+
+    from ftstudio.core.finetune.baseline import describe, near_chance
+
+    rng = np.random.default_rng(0)
+    for c in map(str, range(10)):
+        (tmp_path / c).mkdir()
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    noise = _prepared(bn_source, {"name": str(tmp_path)})
+    base = noise.summary["baseline"]
+    assert base["near_chance"] is True and base["val_accuracy"] < 0.15  # 10 classes: chance 0.1
+    (warning,) = [n for n in noise.notes if n.startswith("warning: the source scores")]
+    assert "--strategy full or lora" in warning and "about chance (0.100)" in warning
+    assert "about chance" in describe(noise.summary)
+    full = _prepared(bn_source, {"name": str(tmp_path)}, strategy="full")
+    assert any("--backbone-lr-mult" in n for n in full.notes if n.startswith("warning:"))
+
+    clean = _prepared(bn_source, {"name": "digits", "per_class": 10})
+    assert clean.summary["baseline"]["val_accuracy"] > 0.5
+    assert clean.summary["baseline"]["near_chance"] is False
+    assert not any(n.startswith("warning: the source scores") for n in clean.notes)
+    # the threshold: the best of "as is" and "BatchNorm adapted", under 1.5× chance
+    assert near_chance({"val_accuracy": 0.10, "after_bn": {"val_accuracy": 0.121}}, 10)
+    assert not near_chance({"val_accuracy": 0.10, "after_bn": {"val_accuracy": 0.677}}, 10)  # AdaBN fixed it
+    assert not near_chance({"val_accuracy": None}, 10) and not near_chance({"val_accuracy": 0.0}, 1)
+
+
 def test_baseline_is_null_when_the_source_knows_no_class(source_run):
     prepared = _prepared(source_run, {"name": "digits", "classes": ["5", "6", "7"], "per_class": 5})
     assert prepared.summary["baseline"]["val_accuracy"] is None and prepared.summary["baseline"]["val_loss"] is None

@@ -322,7 +322,8 @@ def test_a_relabel_from_a_gallery_before_the_build_page_exists_makes_it_and_join
 
     moved = window.relabeler.relabel_image(str(ds.path(rel)), "square")
     page = window.dataset_page
-    assert window.pages.made("dataset") and page.dataset.root == ds.root and page.undo_stack is window.relabeler.undo_stack
+    assert window.pages.made("dataset") and page.dataset.root == ds.root
+    assert page.undo_stack is window.relabeler.undo_stack
     assert ds.counts() == {"circle": 0, "square": 1} and moved == str(ds.path(ds.images("square")[0]))
     assert edits and page.undo_button.isEnabled()
     window.relabeler.undo_stack.undo()  # what a gallery's Undo button does

@@ -80,6 +80,10 @@ def _adapt_and_measure(model: nn.Module, source: Source, data: DataBundle, recip
     if report.applied == "adapt" and before["val_accuracy"] is not None:
         before["after_bn"] = {k: v for k, v in baseline.measure(model, source, data, device).items() if k != "count"}
     notes.extend([report.note(), baseline.note(before, len(data.val))])
+    warning = baseline.transfer_warning(before, len(source.classes or ()), recipe.finetune.strategy != "head")
+    if warning:
+        notes.append(warning)
+    before["near_chance"] = warning is not None
     if source.state is not None and kept:  # growing a known class set (a wholly new head stays as it is)
         rows = init_new_rows(model, source.head, data, kept, fresh, recipe.finetune.new_rows, device)
         if rows:

@@ -342,14 +342,24 @@ class Trainer:
 
     def _step_function(self, amp: torch.dtype | None):
         """One optimizer step on a batch → (outputs, loss); the common case without AMP or clipping
-        is its own tight function (this is the hot path)."""
+        is its own tight function (this is the hot path).
+
+        Gradients are dropped by assigning None to the optimizer's parameters rather than through
+        ``opt.zero_grad(set_to_none=True)``, which does the same behind a profiler range and a
+        foreach dispatch: 3–8 % of a seed-MLP step at batch 64 on this CPU (bench/throughput.py).
+        Built per epoch: the optimizer is rebuilt only between epochs (gradual unfreezing)."""
         model, opt, cfg, scaler = self.model, self.optimizer, self.config, self.scaler
         smoothing = cfg.label_smoothing
+        params = [p for group in opt.param_groups for p in group["params"]]
+
+        def zero_grad() -> None:
+            for p in params:
+                p.grad = None
 
         def plain(xb: torch.Tensor, yb: torch.Tensor):
             out = model(xb)
             loss = F.cross_entropy(out, yb, label_smoothing=smoothing)
-            opt.zero_grad(set_to_none=True)
+            zero_grad()
             loss.backward()
             opt.step()
             return out, loss
@@ -361,7 +371,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=amp) if amp is not None else _NO_AUTOCAST:
                 out = model(xb)
                 loss = F.cross_entropy(out, yb, label_smoothing=smoothing)
-            opt.zero_grad(set_to_none=True)
+            zero_grad()
             if scaler is not None:
                 scaler.scale(loss).backward()
                 if cfg.grad_clip:
