@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# two threads per process, or one under pytest-xdist's workers (`-n 2`), so that two tests at once do not
+# oversubscribe two cores (subprocesses inherit it)
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 ROOT = Path(__file__).resolve().parents[1]
 
 
