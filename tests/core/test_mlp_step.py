@@ -1,0 +1,164 @@
+"""The hand-derived MLP step (core/training/mlp_step) trains exactly as autograd does, and stays out of
+the way of every model or optimizer it does not cover."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ftstudio.core.config.recipe import TrainConfig
+from ftstudio.core.datasets.bundle import DataBundle, Split
+from ftstudio.core.training import trainer as trainer_module
+from ftstudio.core.training.mlp_step import mlp_step
+from ftstudio.core.training.trainer import Trainer
+
+
+def chain(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(),
+                         nn.Linear(8, 8), nn.Linear(8, 3))
+
+
+def autograd_step(model, opt, smoothing=0.0):
+    def step(xb, yb):
+        out = model(xb)
+        loss = F.cross_entropy(out, yb, label_smoothing=smoothing)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return out, loss
+    return step
+
+
+def groups(model, lrs=(0.05, 0.2)):
+    params = list(model.parameters())
+    half = len(params) // 2
+    return [{"params": [p for p in params[:half] if p.requires_grad], "lr": lrs[0]},
+            {"params": [p for p in params[half:] if p.requires_grad], "lr": lrs[1]}]
+
+
+OPTIMIZERS = {
+    "sgd (update folded into the product)": lambda g: torch.optim.SGD(g, lr=0.1),
+    "sgd, momentum and weight decay": lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9, weight_decay=1e-3),
+    "fused adam": lambda g: torch.optim.Adam(g, lr=1e-2, fused=True),
+}
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("freeze_first", [False, True])
+@pytest.mark.parametrize("make_opt", list(OPTIMIZERS.values()), ids=list(OPTIMIZERS))
+def test_the_step_matches_autograd_step_for_step(make_opt, freeze_first, smoothing):
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 1, 3, 4, generator=gen), torch.randint(0, 3, (40,), generator=gen)
+    models, steps = [], []
+    for fast in (False, True):
+        model = chain()
+        if freeze_first:
+            model[1].requires_grad_(False)
+        opt = make_opt(groups(model))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+        plain = autograd_step(model, opt, smoothing)
+        step = mlp_step(model, opt, plain, smoothing) if fast else plain
+        assert step is not None and (step is not plain) == fast
+        models.append(model)
+        steps.append((step, sched))
+    for i in range(0, 40, 8):
+        results = []
+        for step, sched in steps:
+            out, loss = step(x[i:i + 8], y[i:i + 8])
+            sched.step()
+            results.append((out.detach(), loss.detach()))
+        (out_a, loss_a), (out_b, loss_b) = results
+        torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(loss_b, loss_a, rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(models[1][-1].weight, chain()[-1].weight)  # it did train
+    if freeze_first:
+        assert torch.equal(models[1][1].weight, chain()[1].weight)
+
+
+def hooked() -> nn.Module:
+    model = chain()
+    model[3].register_forward_hook(lambda *a: None)
+    return model
+
+
+class Sub(nn.Sequential):
+    pass
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(4, 3)),
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Sigmoid(), nn.Linear(8, 3)),
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU()),              # ends in an activation
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Dropout(0.5), nn.Linear(8, 3)),
+    lambda: Sub(nn.Flatten(), nn.Linear(12, 3)),                                   # a subclass may forward otherwise
+    lambda: chain().requires_grad_(False),                                         # nothing trains
+    lambda: chain().double().requires_grad_(True).to(torch.float16),
+    hooked,
+], ids=["conv", "sigmoid", "trailing relu", "dropout", "subclass", "frozen", "half", "forward hook"])
+def test_models_it_does_not_cover_train_through_autograd(make):
+    model = make()
+    params = [p for p in model.parameters() if p.requires_grad] or [nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=0.1)
+    assert mlp_step(model, opt, autograd_step(model, opt)) is None
+
+
+def test_an_optimizer_missing_a_parameter_is_not_covered_and_step_hooks_still_run():
+    model = chain()
+    partial = torch.optim.SGD(list(model.parameters())[:-1], lr=0.1)
+    assert mlp_step(model, partial, autograd_step(model, partial)) is None
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+    opt.register_step_post_hook(lambda *a: calls.append(1))
+    step = mlp_step(model, opt, autograd_step(model, opt))
+    assert step is not None
+    step(torch.randn(4, 12), torch.tensor([0, 1, 2, 0]))
+    assert calls == [1]  # a hooked SGD steps through opt.step() with the gradients set
+
+
+def test_inputs_that_are_not_one_row_per_sample_go_to_the_fallback():
+    model = nn.Sequential(nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    used = []
+
+    def fallback(xb, yb):
+        used.append(xb.shape)
+        return autograd_step(model, opt)(xb, yb)
+    step = mlp_step(model, opt, fallback)
+    assert step is not None
+    step(torch.randn(2, 4), torch.tensor([0, 1]))
+    step(torch.randn(2, 5, 4), torch.zeros(2, 3, dtype=torch.long))  # per-position logits
+    assert used == [torch.Size([2, 5, 4])]
+
+
+def data(n: int = 96) -> DataBundle:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, 3, 4), generator=gen, dtype=torch.uint8)
+    y = (x.float().mean((1, 2, 3)) > 127).long() + (x[:, 0, 0, 0] > 127).long()
+    return DataBundle("t", Split(x[:64], y[:64]), Split(x[64:], y[64:]), ("a", "b", "c"), (1, 3, 4), (0.5,), (0.25,))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_trainer_uses_it_and_ends_where_autograd_ends(monkeypatch, optimizer):
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, optimizer=optimizer, momentum=0.0, scheduler="cosine",
+                      device="cpu", seed=0)
+    used = []
+
+    def recording(*args, **kwargs):
+        step = mlp_step(*args, **kwargs)
+        used.append(step is not None)
+        return step
+    monkeypatch.setattr(trainer_module, "mlp_step", recording)
+    fast = chain()
+    Trainer(fast, data(), cfg).fit()
+    assert used and all(used)
+    monkeypatch.setattr(trainer_module, "mlp_step", lambda *a, **k: None)
+    slow = chain()
+    Trainer(slow, data(), cfg).fit()
+    for a, b in zip(slow.parameters(), fast.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(fast[1].weight, chain()[1].weight)
