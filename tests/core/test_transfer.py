@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ftstudio.core.architecture.build import module_at
 from tests.ft_helpers import HEAD, SOURCE_CLASSES, recipe, source_run  # noqa: F401  (fixture)
 
 # a small CNN whose BatchNorm layers freeze with the head strategy; the head is layer 8
@@ -178,10 +179,33 @@ def test_a_source_at_chance_on_the_new_images_is_flagged_and_one_that_transfers_
     (warning,) = [n for n in noise.notes if n.startswith("warning: the source scores")]
     assert "--strategy full or lora" in warning and "about chance (0.100)" in warning
     assert "about chance" in describe(noise.summary)
+    # full: a backbone with nothing to protect trains at chance_backbone_lr_mult (1×), not 0.1×;
+    # 0 turns that off, and a per-layer rate override is kept
+    def rates(prepared):
+        head = {id(p) for p in module_at(prepared.model, prepared.lineage["head_layer"]).parameters()}
+        return {round(m, 6) for pid, m in prepared.lr_multipliers.items() if pid not in head}
     full = _prepared(bn_source, {"name": str(tmp_path)}, strategy="full")
-    assert any("--backbone-lr-mult" in n for n in full.notes if n.startswith("warning:"))
+    assert rates(full) == {1.0} and full.summary["backbone_lr_mult"] == 1.0
+    assert "the backbone trained at 1×" in describe(full.summary)
+    assert any(n.startswith("the backbone trains at 1× the learning rate instead of 0.1×") for n in full.notes)
+    kept = _prepared(bn_source, {"name": str(tmp_path)}, strategy="full", chance_backbone_lr_mult=0)
+    assert rates(kept) == {0.1} and "backbone_lr_mult" not in kept.summary
+    layer = _prepared(bn_source, {"name": str(tmp_path)}, strategy="full",
+                      layers=[{"layer": "0", "lr_mult": 0.3}])
+    assert rates(layer) == {0.3, 1.0}
 
+    # full on a scanner whose noise only the BatchNorm statistics mishandle: chance as is, but its
+    # statistics re-estimated (measured, then put back: these layers train) it transfers
+    from ftstudio.core.training import checkpoint
+    folder = scanner_folder(tmp_path.with_name(tmp_path.name + "-scanner"))  # not inside the noise folder
+    scanner = _prepared(bn_source, {"name": str(folder), "per_class": 5, "val_split": 0.5}, strategy="full")
+    base = scanner.summary["baseline"]
+    assert base["val_accuracy"] < 0.2 and base["after_bn"]["val_accuracy"] > 0.5 and base["near_chance"] is False
+    assert rates(scanner) == {0.1} and not any(n.startswith("warning: the source") for n in scanner.notes)
+    old = checkpoint.load(bn_source / "checkpoints" / "last.pt")["model"]
+    assert torch.equal(scanner.model[1].running_var, old["1.running_var"])
     clean = _prepared(bn_source, {"name": "digits", "per_class": 10})
+    assert rates(_prepared(bn_source, {"name": "digits", "per_class": 10}, strategy="full")) == {0.1}
     assert clean.summary["baseline"]["val_accuracy"] > 0.5
     assert clean.summary["baseline"]["near_chance"] is False
     assert not any(n.startswith("warning: the source scores") for n in clean.notes)

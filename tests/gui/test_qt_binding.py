@@ -18,6 +18,14 @@ class _Emitter(QObject):
 
 
 def test_cross_thread_object_signals_keep_refcounts(qtbot):
+    """The counts are the process's: objects of earlier tests freed meanwhile move them a little (24
+    seen under pytest-xdist), the bug moved them by one per emission (300)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # earlier tests' deleteLater()
+    gc.collect()
     received = []
     before = sys.getrefcount(True), sys.getrefcount(None)
     thread, job = QThread(), _Emitter()
@@ -30,8 +38,8 @@ def test_cross_thread_object_signals_keep_refcounts(qtbot):
     qtbot.waitUntil(lambda: len(received) == 300, timeout=30_000)
     thread.wait()
     true_after, none_after = sys.getrefcount(True), sys.getrefcount(None)
-    assert true_after >= before[0] - 20, f"lost {before[0] - true_after} references to True"
-    assert none_after >= before[1] - 20, f"lost {before[1] - none_after} references to None"
+    assert true_after >= before[0] - 100, f"lost {before[0] - true_after} references to True"
+    assert none_after >= before[1] - 100, f"lost {before[1] - none_after} references to None"
 
 
 def test_the_app_exits_cleanly_after_copying_a_layer(tmp_path):

@@ -130,6 +130,10 @@ class FinetunePlan:
                                            "lower rate), lora (low-rank adapters) or none (train as is)")
     backbone_lr_mult: float = spec(0.1, min=0.0, max=10.0, help="Backbone learning rate relative to --lr "
                                                                 "(full, and after unfreezing)")
+    chance_backbone_lr_mult: float = spec(1.0, min=0.0, max=10.0, help="Backbone learning rate relative to --lr "
+                                          "when the source scores about chance on the new images (its features do "
+                                          "not transfer, so there is nothing to protect); used where higher than "
+                                          "backbone_lr_mult; 0 = off")
     head_lr_mult: float = spec(1.0, min=0.0, max=100.0, help="Head learning rate relative to --lr")
     lora_rank: int = spec(4, min=1, max=512, help="Rank of the LoRA adapters")
     lora_alpha: float = spec(8.0, min=0.0, min_exclusive=True, help="LoRA scale (alpha / rank)")

@@ -29,7 +29,8 @@ LABELS = {
     "crop": "Random shift (px)", "flip": "Horizontal flip", "rotation": "Random rotation (°)",
     "color": "Colour jitter (±)", "blur": "Blur (max sigma px)", "noise": "Noise (std)", "erase": "Random erasing (p)",
     "val_split": "Validation split", "split_seed": "Split seed", "per_class": "Max images per class",
-    "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×", "head_lr_mult": "Head rate ×",
+    "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×",
+    "chance_backbone_lr_mult": "… if the base is at chance", "head_lr_mult": "Head rate ×",
     "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "unfreeze_after": "Unfreeze after (epochs)",
 }
 OFF_TEXT = {"per_class": "All"}  # otherwise "Off"

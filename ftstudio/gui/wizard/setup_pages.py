@@ -121,8 +121,8 @@ class StrategyPage(QWizardPage):
         box, self.radios = choice_box("Strategy", texts.STRATEGIES, model.strategy_choice(), self._strategy)
         settings = QGroupBox("Settings")
         s = QHBoxLayout(settings)
-        self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "lora_rank", "unfreeze_after",
-                                                     "bn"])
+        self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "chance_backbone_lr_mult",
+                                                     "lora_rank", "unfreeze_after", "bn"])
         self.plan_form.changed.connect(lambda: model.set_plan(**self.plan_form.values()))
         self.train_form = DataclassForm(TrainConfig, ["lr", "batch_size", "seed"], float_steps={"lr": 1e-4})
         self.train_form.changed.connect(self._train_edited)
@@ -176,7 +176,8 @@ class StrategyPage(QWizardPage):
 
     def _enable(self) -> None:
         choice = self.model.strategy_choice()
-        self.plan_form.set_field_enabled("backbone_lr_mult", choice in ("full", "gradual"))
+        for field in ("backbone_lr_mult", "chance_backbone_lr_mult"):
+            self.plan_form.set_field_enabled(field, choice in ("full", "gradual"))
         self.plan_form.set_field_enabled("lora_rank", choice == "lora")
         self.plan_form.set_field_enabled("unfreeze_after", choice == "gradual")
 
