@@ -246,6 +246,29 @@ def test_cancel_and_back_during_training_stop_and_join(qtbot, make_wizard, answe
     assert second != first and Run(second).read_summary()["status"] == "stopped"
 
 
+def test_a_base_at_chance_on_the_new_images_is_said_on_the_strategy_page(qtbot, make_wizard):
+    """A base that learned nothing scores chance on the fine-tune images: the page warns, and says the
+    backbone trains at 1× instead of 0.1× (finetune.chance_backbone_lr_mult)."""
+    import dataclasses
+
+    from ftstudio.core.engine import train
+    from ftstudio.core.workflow.demo import pretrain_recipe
+
+    blank = pretrain_recipe(1)
+    train(blank.replace(train=dataclasses.replace(blank.train, lr=1e-9)))  # the newest run: weights as initialised
+    w = make_wizard()
+    w.page_(PageId.START).radios["earlier"].setChecked(True)
+    go_next(qtbot, w, PageId.EARLIER_RUN)
+    go_next(qtbot, w, PageId.FINETUNE_DATA)
+    go_next(qtbot, w, PageId.STRATEGY)
+    strategy = w.page_(PageId.STRATEGY)
+    qtbot.waitUntil(lambda: strategy.counted is not None, timeout=60_000)
+    assert strategy.banner.kind == "warning" and "about chance" in strategy.banner.text()
+    assert "at 0.1× and the head at 1× the learning rate; but as the base scores about chance on these images, " \
+           "the backbone trains at 1× instead" in strategy.note.text()
+    assert strategy.isComplete()  # a warning, not an error
+
+
 def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):
     from ftstudio.core.workflow.demo import pretrain_recipe
     from ftstudio.core.engine import train

@@ -203,9 +203,13 @@ class StrategyPage(QWizardPage):
             prepared = prepare(recipe, cancel=cancel)
             params = list(prepared.model.parameters())
             trainable = sum(p.numel() for p in params if p.requires_grad)
-            note = next((n for n in prepared.notes if n.startswith("strategy")), "")
-            norm = next((n for n in prepared.notes if n.startswith("normalisation")), "")
-            return trainable, sum(p.numel() for p in params), note, norm
+            def first(prefix: str) -> str:
+                return next((n for n in prepared.notes if n.startswith(prefix)), "")
+            note, raised = first("strategy"), first("the backbone trains at")
+            if raised:  # the base scores about chance on the new images (finetune.chance_backbone_lr_mult)
+                note += (f"; but as the base scores about chance on these images, the backbone trains at "
+                         f"{recipe.finetune.chance_backbone_lr_mult:g}× instead (“… if the base is at chance”)")
+            return trainable, sum(p.numel() for p in params), note, first("normalisation"), first("warning:")
 
         self.counting = True
         task = self.tasks.start("trainable", work)  # supersedes an older count (its result is dropped)
@@ -214,10 +218,14 @@ class StrategyPage(QWizardPage):
         self.completeChanged.emit()
 
     def _counted(self, result) -> None:
-        trainable, total, note, norm = self.counted = result
+        trainable, total, note, norm = self.counted = result[:4]
         self.norm.setText(norm[:1].upper() + norm[1:])
         self.error, self.counting = "", False
-        self.banner.clear()
+        warning = result[4].removeprefix("warning: ")
+        if warning:  # the base model scores about chance on the new images: little of it transfers
+            self.banner.show_message("warning", warning[:1].upper() + warning[1:])
+        else:
+            self.banner.clear()
         self.count.setText(f"<b>{trainable:,}</b> of {total:,} parameters will train "
                            f"({100 * trainable / max(total, 1):.1f}%)")
         what, _, rest = note.partition(" — ")  # the count is already above; keep what trains and what joins later
