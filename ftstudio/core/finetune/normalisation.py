@@ -82,15 +82,15 @@ class NormReport:
                 round(self.shift, 4), "images": self.images, "layers": [s.to_dict() for s in self.layers]}
 
 
+def batch_norms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    """The BatchNorm layers that keep running statistics, with their names."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
 def frozen_norms(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
     """BatchNorm layers none of whose parameters train (the trainer holds these in eval mode)."""
-    out = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            params = list(m.parameters())
-            if not params or not any(p.requires_grad for p in params):
-                out.append((name, m))
-    return out
+    return [(name, m) for name, m in batch_norms(model) if not any(p.requires_grad for p in m.parameters())]
 
 
 def _batches(data: DataBundle, device: torch.device, batch_size: int):
@@ -193,8 +193,7 @@ def adapted_for_measuring(model: nn.Module, data: DataBundle, *, device: str | t
     then put back: what the source's features give once normalisation fits, where no layer is frozen
     (``full``: the layers will train on batch statistics anyway, so the source's eval-mode score says
     little — noisy digits: 0.12 as is, 0.68 adapted). Yields False (and changes nothing) without any."""
-    norms = [(n, m) for n, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = batch_norms(model)
     if not norms or not len(data.train):
         yield False
         return

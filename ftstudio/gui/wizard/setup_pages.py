@@ -205,10 +205,10 @@ class StrategyPage(QWizardPage):
             trainable = sum(p.numel() for p in params if p.requires_grad)
             def first(prefix: str) -> str:
                 return next((n for n in prepared.notes if n.startswith(prefix)), "")
-            note, raised = first("strategy"), first("the backbone trains at")
-            if raised:  # the base scores about chance on the new images (finetune.chance_backbone_lr_mult)
+            note, raised = first("strategy"), prepared.summary.get("backbone_lr_mult")
+            if raised is not None:  # the base scores about chance on the new images (chance_backbone_lr_mult)
                 note += (f"; but as the base scores about chance on these images, the backbone trains at "
-                         f"{recipe.finetune.chance_backbone_lr_mult:g}× instead (“… if the base is at chance”)")
+                         f"{raised:g}× instead (“… if the base is at chance”)")
             return trainable, sum(p.numel() for p in params), note, first("normalisation"), first("warning:")
 
         self.counting = True
@@ -219,11 +219,11 @@ class StrategyPage(QWizardPage):
 
     def _counted(self, result) -> None:
         trainable, total, note, norm = self.counted = result[:4]
-        self.norm.setText(norm[:1].upper() + norm[1:])
+        self.norm.setText(_sentence(norm))
         self.error, self.counting = "", False
         warning = result[4].removeprefix("warning: ")
         if warning:  # the base model scores about chance on the new images: little of it transfers
-            self.banner.show_message("warning", warning[:1].upper() + warning[1:])
+            self.banner.show_message("warning", _sentence(warning))
         else:
             self.banner.clear()
         self.count.setText(f"<b>{trainable:,}</b> of {total:,} parameters will train "
@@ -245,3 +245,8 @@ class StrategyPage(QWizardPage):
         """Not while counting: preparing seeds torch's global generator, which the fine-tune run is about to
         use — both at once would make the run's numbers depend on timing."""
         return not self.error and not self.timer.isActive() and not self.counting
+
+
+def _sentence(note: str) -> str:
+    """An engine note ("normalisation: …", "the source scores …") as a sentence on the page."""
+    return note[:1].upper() + note[1:]
