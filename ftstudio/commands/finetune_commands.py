@@ -13,7 +13,7 @@ from ftstudio.core.errors import InputError
 PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--weights", "strategy": "--strategy",
               "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "unfreeze_after": "--unfreeze-after",
               "backbone_lr_mult": "--backbone-lr-mult", "head_lr_mult": "--head-lr-mult",
-              "chance_backbone_lr_mult": "--chance-backbone-lr-mult",
+              "chance_backbone_lr_mult": "--chance-backbone-lr-mult", "chance_lora_alpha": "--chance-lora-alpha",
               "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows",
               "layers": "--freeze/--unfreeze/--layer-lr"}
 
@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chance-backbone-lr-mult", type=float, metavar="MULT",
                    help="the backbone rate used instead when the source scores about chance on the new images "
                         "(default 1; 0 = keep --backbone-lr-mult)")
+    p.add_argument("--chance-lora-alpha", type=float, metavar="ALPHA",
+                   help="the LoRA alpha used instead when the source scores about chance on the new images "
+                        "(default 32; 0 = keep --lora-alpha)")
     p.add_argument("--bn", choices=("auto", "adapt", "keep", "train"),
                    help="frozen BatchNorm layers: adapt = re-estimate their statistics on the new data (AdaBN), "
                         "keep = the source's, train = batch statistics while training; auto (default) adapts "
@@ -72,7 +75,8 @@ def plan_from_args(args: argparse.Namespace) -> dict:
     """The FinetunePlan fields the flags set (validated later with the whole recipe)."""
     plan: dict = {"source": args.source}
     for key in ("checkpoint", "weights", "strategy", "lora_rank", "lora_alpha", "unfreeze_after",
-                "backbone_lr_mult", "head_lr_mult", "chance_backbone_lr_mult", "min_steps", "bn", "new_rows"):
+                "backbone_lr_mult", "head_lr_mult", "chance_backbone_lr_mult", "chance_lora_alpha", "min_steps", "bn",
+                "new_rows"):
         if getattr(args, key) is not None:
             plan[key] = getattr(args, key)
     if args.fresh_head:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import shutil
@@ -261,7 +263,10 @@ def test_a_finetune_recipe_replays_to_the_same_model(source_run, tmp_path):
     r = plan_recipe(source_run, strategy="lora", min_steps=0)
     first = train(r, tmp_path / "a").run.path
     replay = Recipe.from_dict(read_json(first / "recipe.json"))
-    assert replay.finetune == r.finetune and replay.model["layers"][HEAD]["params"]["out_features"] == 7
+    # the tiny source scores about chance here, so the recipe records the raised LoRA alpha it trained with
+    assert read_json(first / "summary.json")["lora_alpha"] == replay.finetune.lora_alpha == 32
+    assert replay.finetune == dataclasses.replace(r.finetune, lora_alpha=32)
+    assert replay.model["layers"][HEAD]["params"]["out_features"] == 7
     second = train(replay, tmp_path / "b").run.path
     a, b = (checkpoint.load(p / "checkpoints" / "last.pt")["model"] for p in (first, second))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -50,6 +50,18 @@ def bn_source(tmp_path_factory) -> Path:
     return out
 
 
+def noise_folder(out: Path) -> Path:
+    """Ten classes of uniform noise, 30 images each: a source finds nothing in them (chance)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in map(str, range(10)):
+        (out / c).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(out / c / f"{i}.png")
+    return out
+
+
 def _finetune(source: Path, folder: Path, bn: str, out: Path):
     from ftstudio.core.engine import train
 
@@ -163,17 +175,9 @@ def test_baseline_is_the_source_on_the_new_validation_images_of_known_classes(so
 def test_a_source_at_chance_on_the_new_images_is_flagged_and_one_that_transfers_is_not(bn_source, tmp_path):
     """Images in which the source finds nothing (noise under its class names) get the warning that a
     frozen backbone will learn little, in the notes and in the baseline; the source's own digits do not."""
-    import numpy as np
-    from PIL import Image
-
     from ftstudio.core.finetune.baseline import describe, near_chance
 
-    rng = np.random.default_rng(0)
-    for c in map(str, range(10)):
-        (tmp_path / c).mkdir()
-        for i in range(30):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
-    noise = _prepared(bn_source, {"name": str(tmp_path)})
+    noise = _prepared(bn_source, {"name": str(noise_folder(tmp_path))})
     base = noise.summary["baseline"]
     assert base["near_chance"] is True and base["val_accuracy"] < 0.15  # 10 classes: chance 0.1
     (warning,) = [n for n in noise.notes if n.startswith("warning: the source scores")]
@@ -213,6 +217,49 @@ def test_a_source_at_chance_on_the_new_images_is_flagged_and_one_that_transfers_
     assert near_chance({"val_accuracy": 0.10, "after_bn": {"val_accuracy": 0.121}}, 10)
     assert not near_chance({"val_accuracy": 0.10, "after_bn": {"val_accuracy": 0.677}}, 10)  # AdaBN fixed it
     assert not near_chance({"val_accuracy": None}, 10) and not near_chance({"val_accuracy": 0.0}, 1)
+
+
+def test_lora_on_a_source_at_chance_scales_its_adapters_up_and_a_resumed_run_keeps_that_scale(bn_source, tmp_path):
+    """LoRA's adapters are scaled by chance_lora_alpha (32) instead of lora_alpha (8) when the source
+    scores about chance: in the modules, the checkpoint's lora entry, recipe.json and summary.json, so
+    merging and resuming use the scale that trained; 0 turns it off, a higher alpha is kept, and a
+    source that transfers keeps 8."""
+    from ftstudio.core.architecture.lora import LoRAConv2d, LoRALinear
+    from ftstudio.core.config.recipe import Recipe
+    from ftstudio.core.engine import resume, train
+    from ftstudio.core.finetune.baseline import describe
+    from ftstudio.core.finetune.strategies import prepare_finetune
+    from ftstudio.core.runs.folders import load_run_model
+    from ftstudio.core.training import checkpoint
+
+    def scales(prepared):
+        return {m.scale for m in prepared.model.modules() if isinstance(m, (LoRALinear, LoRAConv2d))}
+    data = {"name": str(noise_folder(tmp_path / "noise"))}
+    raised = _prepared(bn_source, data, strategy="lora")
+    assert scales(raised) == {32 / 4} and raised.lora["alpha"] == 32 and raised.summary["lora_alpha"] == 32
+    assert raised.recipe.finetune.lora_alpha == 32
+    assert any(n.startswith("the LoRA adapters are scaled by alpha 32 instead of 8") for n in raised.notes)
+    assert "LoRA alpha raised to 32" in describe(raised.summary)
+    off = _prepared(bn_source, data, strategy="lora", chance_lora_alpha=0)
+    assert scales(off) == {8 / 4} and off.lora["alpha"] == 8 and "lora_alpha" not in off.summary
+    assert scales(_prepared(bn_source, data, strategy="lora", lora_alpha=64)) == {64 / 4}
+    assert scales(_prepared(bn_source, {"name": "digits", "per_class": 10}, strategy="lora")) == {8 / 4}
+
+    r = recipe(data, {"epochs": 1, "lr": 0.01}, {"source": str(bn_source), "checkpoint": "last", "strategy": "lora",
+                                                 "min_steps": 0})
+    run = train(r, tmp_path / "run").run.path
+    saved = Recipe.from_dict(json.loads((run / "recipe.json").read_text()))
+    assert saved.finetune.lora_alpha == 32 and json.loads((run / "summary.json").read_text())["lora_alpha"] == 32
+    again = prepare_finetune(saved)  # what resume rebuilds: the same scale, not raised twice
+    assert scales(again) == {32 / 4} and not any(n.startswith("the LoRA adapters are scaled") for n in again.notes)
+    resume(run, epochs=2)
+    ckpt = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["lora"]["alpha"] == 32
+    merged, _ = load_run_model(run, "last")  # adapters folded at the scale that trained: W + 8·B·A
+    key = next(k for k in ckpt["model"] if k.endswith(".lora_a")).removesuffix("lora_a")
+    delta = torch.einsum("or,r...->o...", ckpt["model"][key + "lora_b"], ckpt["model"][key + "lora_a"]) * 8
+    assert delta.abs().max() > 0
+    assert torch.allclose(merged.state_dict()[key + "weight"], ckpt["model"][key + "weight"] + delta, atol=1e-6)
 
 
 def test_baseline_is_null_when_the_source_knows_no_class(source_run):

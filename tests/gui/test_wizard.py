@@ -248,7 +248,8 @@ def test_cancel_and_back_during_training_stop_and_join(qtbot, make_wizard, answe
 
 def test_a_base_at_chance_on_the_new_images_is_said_on_the_strategy_page(qtbot, make_wizard):
     """A base that learned nothing scores chance on the fine-tune images: the page warns, and says the
-    backbone trains at 1× instead of 0.1× (finetune.chance_backbone_lr_mult)."""
+    backbone trains at 1× instead of 0.1× (finetune.chance_backbone_lr_mult), and with LoRA that the
+    adapters are scaled by alpha 32 instead of 8 (finetune.chance_lora_alpha)."""
     import dataclasses
 
     from ftstudio.core.engine import train
@@ -267,6 +268,12 @@ def test_a_base_at_chance_on_the_new_images_is_said_on_the_strategy_page(qtbot, 
     assert "at 0.1× and the head at 1× the learning rate; but as the base scores about chance on these images, " \
            "the backbone trains at 1× instead" in strategy.note.text()
     assert strategy.isComplete()  # a warning, not an error
+    assert not strategy.plan_form.widgets["chance_lora_alpha"].isEnabled()
+    strategy.radios["lora"].click()  # LoRA: its adapters are scaled up instead (finetune.chance_lora_alpha)
+    assert strategy.plan_form.widgets["chance_lora_alpha"].isEnabled()
+    qtbot.waitUntil(lambda: "the adapters are scaled by alpha 32 instead" in strategy.note.text(), timeout=60_000)
+    assert "LoRA adapters (rank 4, alpha 8) on 4 layer(s)" in strategy.note.text()
+    assert strategy.banner.kind == "warning"
 
 
 def test_earlier_run_branch_fine_tunes_that_run(qtbot, make_wizard, saved_as):

@@ -137,6 +137,9 @@ class FinetunePlan:
     head_lr_mult: float = spec(1.0, min=0.0, max=100.0, help="Head learning rate relative to --lr")
     lora_rank: int = spec(4, min=1, max=512, help="Rank of the LoRA adapters")
     lora_alpha: float = spec(8.0, min=0.0, min_exclusive=True, help="LoRA scale (alpha / rank)")
+    chance_lora_alpha: float = spec(32.0, min=0.0, max=1024.0, help="LoRA alpha used when the source scores about "
+                                    "chance on the new images (its features need a larger change); used where "
+                                    "higher than lora_alpha, and then recorded as the run's lora_alpha; 0 = off")
     unfreeze_after: int | None = spec(None, min=0, max=100_000,
                                       help="Train only the head for this many epochs, then the "
                                            "backbone too (gradual unfreezing)")

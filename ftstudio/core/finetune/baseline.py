@@ -123,8 +123,12 @@ def describe(summary: dict[str, Any]) -> str:
             text += f"; {after:.1%} with BatchNorm adapted"
         if base.get("near_chance") is True:
             text += " (about chance: little of the source transfers"
-            raised = summary.get("backbone_lr_mult")
-            text += f"; the backbone trained at {raised:g}×)" if isinstance(raised, (int, float)) else ")"
+            raised, alpha = summary.get("backbone_lr_mult"), summary.get("lora_alpha")
+            if isinstance(raised, (int, float)):
+                text += f"; the backbone trained at {raised:g}×"
+            if isinstance(alpha, (int, float)):
+                text += f"; LoRA alpha raised to {alpha:g}"
+            text += ")"
     bn = summary.get("bn")
     if isinstance(bn, dict) and bn.get("applied") not in (None, "none"):
         shift = bn.get("shift")

@@ -31,7 +31,8 @@ LABELS = {
     "val_split": "Validation split", "split_seed": "Split seed", "per_class": "Max images per class",
     "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×",
     "chance_backbone_lr_mult": "… if the base is at chance", "head_lr_mult": "Head rate ×",
-    "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "unfreeze_after": "Unfreeze after (epochs)",
+    "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "chance_lora_alpha": "LoRA alpha if at chance",
+    "unfreeze_after": "Unfreeze after (epochs)",
 }
 OFF_TEXT = {"per_class": "All"}  # otherwise "Off"
 INT_MAX = 2_147_483_647

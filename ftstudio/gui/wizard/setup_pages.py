@@ -122,7 +122,7 @@ class StrategyPage(QWizardPage):
         settings = QGroupBox("Settings")
         s = QHBoxLayout(settings)
         self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "chance_backbone_lr_mult",
-                                                     "lora_rank", "unfreeze_after", "bn"])
+                                                     "lora_rank", "chance_lora_alpha", "unfreeze_after", "bn"])
         self.plan_form.changed.connect(lambda: model.set_plan(**self.plan_form.values()))
         self.train_form = DataclassForm(TrainConfig, ["lr", "batch_size", "seed"], float_steps={"lr": 1e-4})
         self.train_form.changed.connect(self._train_edited)
@@ -178,7 +178,8 @@ class StrategyPage(QWizardPage):
         choice = self.model.strategy_choice()
         for field in ("backbone_lr_mult", "chance_backbone_lr_mult"):
             self.plan_form.set_field_enabled(field, choice in ("full", "gradual"))
-        self.plan_form.set_field_enabled("lora_rank", choice == "lora")
+        for field in ("lora_rank", "chance_lora_alpha"):
+            self.plan_form.set_field_enabled(field, choice == "lora")
         self.plan_form.set_field_enabled("unfreeze_after", choice == "gradual")
 
     def _model_changed(self) -> None:
@@ -205,10 +206,14 @@ class StrategyPage(QWizardPage):
             trainable = sum(p.numel() for p in params if p.requires_grad)
             def first(prefix: str) -> str:
                 return next((n for n in prepared.notes if n.startswith(prefix)), "")
-            note, raised = first("strategy"), prepared.summary.get("backbone_lr_mult")
+            note = first("strategy")
+            raised, alpha = prepared.summary.get("backbone_lr_mult"), prepared.summary.get("lora_alpha")
             if raised is not None:  # the base scores about chance on the new images (chance_backbone_lr_mult)
                 note += (f"; but as the base scores about chance on these images, the backbone trains at "
                          f"{raised:g}× instead (“… if the base is at chance”)")
+            if alpha is not None:  # the same for LoRA (chance_lora_alpha)
+                note += (f"; but as the base scores about chance on these images, the adapters are scaled by "
+                         f"alpha {alpha:g} instead (“LoRA alpha if at chance”)")
             return trainable, sum(p.numel() for p in params), note, first("normalisation"), first("warning:")
 
         self.counting = True
