@@ -105,6 +105,13 @@ def add_lora(model: nn.Module, rank: int, alpha: float, skip: tuple[nn.Module, .
     return names
 
 
+def set_alpha(model: nn.Module, alpha: float) -> None:
+    """Scale every adapter by ``alpha / rank`` from now on (before training: B is zero, outputs do not change)."""
+    for m in model.modules():
+        if isinstance(m, (LoRALinear, LoRAConv2d)):
+            m.scale = alpha / m.rank
+
+
 def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for m in model.modules() if isinstance(m, (LoRALinear, LoRAConv2d)) for p in (m.lora_a, m.lora_b)]
 

@@ -130,14 +130,12 @@ def _raise_lora_alpha(model: nn.Module, result: StrategyResult, plan: FinetunePl
     0.705, 16 0.405 / 0.703 / 0.760, 32 0.418 / 0.711 / 0.786; full 0.461 / 0.791 / 0.789. B starts at
     zero, so the raise changes no output before training; the checkpoint's ``lora`` entry and the
     recipe record the alpha used, so merging, exporting and resuming use the same scale."""
-    from ftstudio.core.architecture.lora import LoRAConv2d, LoRALinear
+    from ftstudio.core.architecture.lora import set_alpha
 
     old, new = plan.lora_alpha, plan.chance_lora_alpha
     if result.lora is None or new <= old:
         return None
-    for m in model.modules():
-        if isinstance(m, (LoRALinear, LoRAConv2d)):
-            m.scale = new / m.rank
+    set_alpha(model, new)
     result.lora["alpha"] = new
     return (f"the LoRA adapters are scaled by alpha {new:g} instead of {old:g}, as the source scores about chance "
             f"on these images (--chance-lora-alpha; 0 keeps {old:g})")

@@ -207,13 +207,13 @@ class StrategyPage(QWizardPage):
             def first(prefix: str) -> str:
                 return next((n for n in prepared.notes if n.startswith(prefix)), "")
             note = first("strategy")
+            # the base scores about chance on the new images: chance_backbone_lr_mult / chance_lora_alpha applied
             raised, alpha = prepared.summary.get("backbone_lr_mult"), prepared.summary.get("lora_alpha")
-            if raised is not None:  # the base scores about chance on the new images (chance_backbone_lr_mult)
-                note += (f"; but as the base scores about chance on these images, the backbone trains at "
-                         f"{raised:g}× instead (“… if the base is at chance”)")
-            if alpha is not None:  # the same for LoRA (chance_lora_alpha)
-                note += (f"; but as the base scores about chance on these images, the adapters are scaled by "
-                         f"alpha {alpha:g} instead (“LoRA alpha if at chance”)")
+            instead = [f"the backbone trains at {raised:g}× instead (“… if the base is at chance”)"] if raised else []
+            if alpha:
+                instead.append(f"the adapters are scaled by alpha {alpha:g} instead (“LoRA alpha if at chance”)")
+            if instead:
+                note += "; but as the base scores about chance on these images, " + "; ".join(instead)
             return trainable, sum(p.numel() for p in params), note, first("normalisation"), first("warning:")
 
         self.counting = True
