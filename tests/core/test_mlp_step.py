@@ -80,6 +80,33 @@ def test_the_step_matches_autograd_step_for_step(make_opt, freeze_first, smoothi
         assert torch.equal(models[1][1].weight, chain()[1].weight)
 
 
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 16, bias=False), nn.ReLU(), nn.Linear(16, 3, bias=False)),
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 3)),  # one layer: the top is also the lowest
+    lambda: nn.Sequential(nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3)),  # no Flatten, rows already
+], ids=["no biases", "a single layer", "no flatten"])
+def test_chains_without_biases_or_hidden_layers_match_autograd(make):
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(24, 12, generator=gen), torch.randint(0, 3, (24,), generator=gen)
+    torch.manual_seed(0)
+    a = make()
+    b = make()
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = torch.optim.SGD(a.parameters(), lr=0.3), torch.optim.SGD(b.parameters(), lr=0.3)
+    plain, fast = autograd_step(a, opt_a), mlp_step(b, opt_b, None)
+    assert fast is not None
+    start = b[-1].weight.clone()
+    for i in range(0, 24, 6):
+        out_a, loss_a = plain(x[i:i + 6], y[i:i + 6])
+        out_b, loss_b = fast(x[i:i + 6], y[i:i + 6])
+        assert out_b.shape == out_a.shape == (6, 3)
+        torch.testing.assert_close(out_b, out_a.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(loss_b, loss_a.detach(), rtol=1e-5, atol=1e-6)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(b[-1].weight, start)  # it did train
+
 def hooked() -> nn.Module:
     model = chain()
     model[3].register_forward_hook(lambda *a: None)

@@ -57,35 +57,43 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
             return fallback(xb, yb)
         with torch.no_grad():
             inputs = []
-            for layer, relu in zip(linears, relu_after):
+            for layer, relu in zip(linears[:-1], relu_after):
                 inputs.append(h)
                 h = torch.addmm(layer.bias, h, layer.weight.t()) if layer.bias is not None else h.mm(layer.weight.t())
                 if relu:
                     h = h.relu_()
-            out = h
-            logp = torch.log_softmax(out, 1)
-            picked = logp.gather(1, yb[:, None])
+            inputs.append(h)
+            # the logits as classes × batch: log-softmax down a column of the batch is vectorised along
+            # the batch, 6× as fast as along a row of 10 classes (40 → 6 µs at batch 256 here)
+            top = linears[-1]
+            out_t = torch.addmm(top.bias[:, None], top.weight, h.t()) if top.bias is not None else top.weight.mm(h.t())
+            logp = torch.log_softmax(out_t, 0)
+            picked = logp.gather(0, yb[None])
             loss = -picked.mean() if not eps else -((1 - eps) * picked.mean() + eps * logp.mean())
-            g = logp.exp()  # d loss / d logits × batch: softmax − target
+            g = logp.exp()  # d loss / d logits × batch: softmax − target, classes × batch
             if eps:
-                g.sub_(eps / out.shape[1])
-            g.scatter_add_(1, yb[:, None], torch.full_like(picked, eps - 1.0))
-            scale = 1.0 / out.shape[0]
+                g.sub_(eps / out_t.shape[0])
+            g.scatter_add_(0, yb[None], torch.full_like(picked, eps - 1.0))
+            scale = 1.0 / out_t.shape[1]
+            g_t, g_rows = g, g.t()  # the gradient as outputs × batch and as batch × outputs
             for j in range(len(linears) - 1, lowest - 1, -1):
                 layer, below = linears[j], inputs[j]
-                dh = g.mm(layer.weight) if j > lowest else None  # before the weight changes
+                dh = g_rows.mm(layer.weight) if j > lowest else None  # before the update
                 if trains[j]:
+                    bias_grad = None if layer.bias is None else g_t.sum(1)
                     if fold:
                         rate = -group_of[id(layer.weight)]["lr"] * scale
-                        layer.weight.addmm_(g.t(), below, alpha=rate)
-                        if layer.bias is not None:
-                            layer.bias.add_(g.sum(0), alpha=-group_of[id(layer.bias)]["lr"] * scale)
+                        layer.weight.addmm_(g_t, below, alpha=rate)
+                        if bias_grad is not None:
+                            layer.bias.add_(bias_grad, alpha=-group_of[id(layer.bias)]["lr"] * scale)
                     else:
-                        layer.weight.grad = g.t().mm(below).mul_(scale)
-                        if layer.bias is not None:
-                            layer.bias.grad = g.sum(0).mul_(scale)
+                        layer.weight.grad = g_t.mm(below).mul_(scale)
+                        if bias_grad is not None:
+                            layer.bias.grad = bias_grad.mul_(scale)
                 if dh is not None:
-                    g = torch.ops.aten.threshold_backward(dh, below, 0) if relu_after[j - 1] else dh
+                    g_rows = torch.ops.aten.threshold_backward(dh, below, 0) if relu_after[j - 1] else dh
+                    g_t = g_rows.t()
+            out = out_t.t()
         if fold:
             optimizer._opt_called = True  # type: ignore[attr-defined]  # what a scheduler checks opt.step() did
         else:
