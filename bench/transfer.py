@@ -3,8 +3,9 @@
 The source: the `cnn` preset pretrained on the clean bundled MNIST sample (`mnist5k`, its
 training split, 6 epochs, cosine schedule). The targets: that sample's 1,000 *held-out* images
 (never seen in pretraining), resized to the benchmark's side and then shifted — Gaussian noise
-σ 0.3, a 5×5 binomial blur, rotation ±30°, inverted contrast, scale ×0.6 (and, on request, none
-and "mixed": rotation + blur + noise, the issue's second scanner) — written as image folders.
+σ 0.3, a 5×5 binomial blur, rotation ±30°, inverted contrast, scale ×0.6 (and, on request, none,
+"mixed": rotation + blur + noise, the issue's second scanner, and "invert-mixed": that, inverted) —
+written as image folders.
 Each cell is what `ftstudio finetune` runs with its defaults (`engine.prepare`: head rows kept,
 strategy, BatchNorm mode, baseline, `min_steps`) on 1, 5 or 20 images per class, trained by the
 engine's Trainer; scratch is the same `cnn` from random weights, for as many steps. The score:
@@ -35,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHIFTS = ("none", "noise", "blur", "rotation", "invert", "scale", "mixed")
+SHIFTS = ("none", "noise", "blur", "rotation", "invert", "scale", "mixed", "invert-mixed")
 GRID_SHIFTS = ("noise", "blur", "rotation", "invert", "scale")  # the five
 STRATEGIES = ("head", "lora", "gradual", "full", "scratch")
 
@@ -77,6 +78,8 @@ def shift_images(images: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         x = rotate(x, 0, 0.6)
     elif kind == "mixed":
         x = noise(blur(rotate(x, 30)), 0.2)
+    elif kind == "invert-mixed":  # the second scanner's images, and light and dark swapped
+        x = 1 - noise(blur(rotate(x, 30)), 0.2)
     elif kind != "none":
         raise SystemExit(f"unknown shift {kind!r}; choose from {', '.join(SHIFTS)}")
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -219,7 +222,8 @@ def run_cell(source: Path, folder: Path, shots: int, strategy: str, bn: str, see
             "seconds": round(seconds, 2),
             "cell_seconds": round(time.perf_counter() - begin, 2), "curve": curve or None,
             "baseline": base.get("val_accuracy"), "baseline_after_bn": (base.get("after_bn") or {}).get("val_accuracy"),
-            "shift": norm.get("shift"), "bn_applied": norm.get("applied")}
+            "shift": norm.get("shift"), "bn_applied": norm.get("applied"),
+            "polarity": (prepared.summary.get("polarity") or {}).get("applied")}
 
 
 def _spread(values: list[float]) -> str:
@@ -237,13 +241,15 @@ def summarise(rows: list[dict]) -> str:
         if col not in columns:
             columns.append(col)
         groups.setdefault((r["shift_name"], r["shots"]), {}).setdefault(col, []).append(r)
-    head = ["shift", "shots", "source as is", "source + AdaBN", *columns]
+    head = ["shift", "shots", "inverted", "source as is", "source + AdaBN", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (shift, shots), cols in groups.items():
         seen = [r for rs in cols.values() for r in rs]
         base = {r["seed"]: r["baseline"] for r in seen if r["baseline"] is not None}
         adapted = {r["seed"]: r["baseline_after_bn"] for r in seen if r["baseline_after_bn"] is not None}
-        cells = [_spread(list(base.values())) if base else "–", _spread(list(adapted.values())) if adapted else "–"]
+        flipped = {r["seed"] for r in seen if r.get("polarity") == "invert"}
+        cells = [f"{len(flipped)}/{len({r['seed'] for r in seen if r['strategy'] != 'scratch'})}",
+                 _spread(list(base.values())) if base else "–", _spread(list(adapted.values())) if adapted else "–"]
         cells += [_spread([r["accuracy"] for r in cols[c]]) + ("" if len(cols[c]) == 3 else f" (n={len(cols[c])})")
                   if c in cols else "–" for c in columns]
         lines.append(f"| {shift} | {shots} | " + " | ".join(cells) + " |")
@@ -309,7 +315,8 @@ def main() -> None:
                         rows.append(row)
                         print(f"{shift:<9} {shots:>2} shots {strategy:<8} bn {row['bn']:<6} seed {seed}: "
                               f"accuracy {row['accuracy']:.3f} ({row['steps']} steps; baseline {row['baseline']}, "
-                              f"after BN {row['baseline_after_bn']}, shift {row['shift']}) {row['cell_seconds']}s"
+                              f"after BN {row['baseline_after_bn']}, shift {row['shift']}"
+                              + (", inverted" if row.get("polarity") == "invert" else "") + f") {row['cell_seconds']}s"
                               + (f" curve {row['curve']}" if row.get("curve") else "")
                               + f" [{time.perf_counter() - began:.0f}s]", flush=True)
     print()

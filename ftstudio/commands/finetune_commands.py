@@ -14,7 +14,7 @@ PLAN_FLAGS = {"source": "--from", "checkpoint": "--checkpoint", "weights": "--we
               "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "unfreeze_after": "--unfreeze-after",
               "backbone_lr_mult": "--backbone-lr-mult", "head_lr_mult": "--head-lr-mult",
               "chance_backbone_lr_mult": "--chance-backbone-lr-mult", "chance_lora_alpha": "--chance-lora-alpha",
-              "min_steps": "--min-steps", "bn": "--bn", "new_rows": "--new-rows",
+              "min_steps": "--min-steps", "bn": "--bn", "polarity": "--polarity", "new_rows": "--new-rows",
               "layers": "--freeze/--unfreeze/--layer-lr"}
 
 
@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frozen BatchNorm layers: adapt = re-estimate their statistics on the new data (AdaBN), "
                         "keep = the source's, train = batch statistics while training; auto (default) adapts "
                         "whenever one is frozen. The measured shift is printed and kept in summary.json")
+    p.add_argument("--polarity", choices=("auto", "keep", "invert"),
+                   help="invert = the new images are the negative of the source's (light and dark swapped): "
+                        "invert every pixel before the network; keep = as they are; auto (default) inverts only "
+                        "where the source scores clearly better on the inverted training images")
     p.add_argument("--new-rows", choices=("imprint", "mean", "random"),
                    help="head rows of classes the source does not know: imprint (default: each class's mean "
                         "feature), mean (of the known rows) or random")
@@ -76,7 +80,7 @@ def plan_from_args(args: argparse.Namespace) -> dict:
     plan: dict = {"source": args.source}
     for key in ("checkpoint", "weights", "strategy", "lora_rank", "lora_alpha", "unfreeze_after",
                 "backbone_lr_mult", "head_lr_mult", "chance_backbone_lr_mult", "chance_lora_alpha", "min_steps", "bn",
-                "new_rows"):
+                "polarity", "new_rows"):
         if getattr(args, key) is not None:
             plan[key] = getattr(args, key)
     if args.fresh_head:

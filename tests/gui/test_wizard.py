@@ -152,6 +152,11 @@ def test_click_through_pretrain_finetune_scratch_results_export_and_replay(qtbot
     qtbot.waitUntil(lambda: strategy.counted is not None and strategy.counted[0] == 128 * 10 + 10, timeout=60_000)
     assert "1,290" in strategy.count.text()
     assert "re-estimated their running statistics" in strategy.norm.text()  # frozen BN under a shift: AdaBN
+    assert "Input polarity: kept (the source scores" in strategy.norm.text()  # measured: not the negative
+    strategy.plan_form.widgets["polarity"].setCurrentText("invert")
+    assert m.plan.polarity == "invert"
+    qtbot.waitUntil(lambda: "every image is inverted" in strategy.norm.text(), timeout=60_000)
+    strategy.plan_form.widgets["polarity"].setCurrentText("auto")
     strategy.radios["full"].setChecked(True)
     strategy.recount()  # preparing seeds torch's generator: Next waits, so it cannot race the fine-tune run
     assert not strategy.isComplete() and not w.button(NEXT).isEnabled()

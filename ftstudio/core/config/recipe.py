@@ -148,6 +148,10 @@ class FinetunePlan:
     bn: Literal["auto", "adapt", "keep", "train"] = spec(
         "auto", help="Frozen BatchNorm layers: adapt (re-estimate their statistics on the new data, AdaBN), keep "
                      "(the source's), train (batch statistics while training); auto = adapt where any is frozen")
+    polarity: Literal["auto", "keep", "invert"] = spec(
+        "auto", help="Input polarity: invert (every pixel v → 1 − v before the network: the new images are the "
+                     "negative of the source's, light and dark swapped), keep, or auto = invert only where the "
+                     "source scores clearly better on the inverted training images")
     new_rows: Literal["imprint", "mean", "random"] = spec(
         "imprint", help="Head rows of classes the source does not know: imprint (each class's mean feature), mean "
                         "(of the known rows) or random")

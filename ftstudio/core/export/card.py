@@ -35,6 +35,9 @@ def signature(ckpt: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
             "steps": ["convert to " + ("grayscale (L)" if c == 1 else "RGB"), f"resize to {w}x{h} (width x height)",
                       "divide pixel values by 255 to get [0, 1]", "per channel: (x - mean) / std",
                       "arrange as [batch, channels, height, width] float32"],
+            **({"inverted": "std is negative: the model takes inverted images (light and dark swapped from what it "
+                            "was pretrained on); (x - mean) / std does the inversion, apply it as written"}
+               if any(float(v) < 0 for v in pre["std"]) else {}),
         },
         "files": files,
     }
@@ -138,7 +141,8 @@ def model_card(ckpt: dict[str, Any], summary: dict[str, Any], which: str, sig: d
               "## Input and preprocessing",
               f"Input `input`: float32 `[batch, {', '.join(map(str, sig['input_shape']))}]`; output `logits`: "
               f"`[batch, {len(classes)}]`. Steps: " + "; ".join(pre["steps"]) + f". mean = {pre['mean']}, "
-              f"std = {pre['std']}. All of it is in `signature.json`.",
+              f"std = {pre['std']}." + (f" {pre['inverted'].capitalize()}." if pre.get("inverted") else "")
+              + " All of it is in `signature.json`.",
               "## Files",
               _table([(f.format, f"`{f.path.name}`", _bytes(getattr(f, "size_bytes", 0)),
                        _ms(getattr(f, "latency_ms", float("nan"))), f"`{f.sha256}`", "yes" if f.verified else "**NO**",

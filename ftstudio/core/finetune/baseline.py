@@ -28,41 +28,53 @@ def empty() -> dict[str, Any]:
 
 
 @torch.no_grad()
-def measure(model: nn.Sequential, source: Source, data: DataBundle, device: str | torch.device = "cpu",
-            batch_size: int = 256) -> dict[str, Any]:
-    """``{"val_accuracy", "val_loss", "count"}`` of the source's head on top of ``model``'s body."""
+def per_image(model: nn.Sequential, source: Source, data: DataBundle, device: str | torch.device = "cpu",
+              batch_size: int = 256, split: str = "val") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Loss, hit (bool) and label (the source's class index) of the source's head on top of ``model``'s body
+    for each image of ``split`` whose class the source knows, in a fixed order (at most ``MAX_IMAGES``);
+    None where there are none. ``split="train"``: what a decision before training may look at (finetune.polarity)."""
     from ftstudio.core.training.loader import DeviceBatches
 
     weight = None if source.state is None else source.state.get(f"{source.head}.weight")
-    if weight is None or not source.classes or not len(data.val):
-        return empty()
+    part = getattr(data, split)
+    if weight is None or not source.classes or not len(part):
+        return None
     bias = source.state.get(f"{source.head}.bias")
     known = {c: i for i, c in enumerate(source.classes)}
     table = torch.tensor([known.get(c, -1) for c in data.classes], dtype=torch.int64)
-    y = table[data.val.y]
+    y = table[part.y]
     keep = torch.nonzero(y >= 0).flatten()[:MAX_IMAGES].numpy()
-    if not len(keep) or not hasattr(data.val, "subset"):
-        return empty()
-    split = data.val.subset(keep).relabel(y[keep])
+    if not len(keep) or not hasattr(part, "subset"):
+        return None
+    known_split = part.subset(keep).relabel(y[keep])
     dev = torch.device(device)
     body = model[:source.head].to(dev)
     was_training = body.training
     body.eval()
     w, b = weight.to(dev, torch.float32), None if bias is None else bias.to(dev, torch.float32)
-    loss_sum, hits, count = 0.0, 0, 0
+    losses, hits, labels = [], [], []
     try:
-        for xb, yb in DeviceBatches(split, data.mean, data.std, dev, batch_size).epoch():
+        for xb, yb in DeviceBatches(known_split, data.mean, data.std, dev, batch_size).epoch():
             logits = F.linear(body(xb).flatten(1).float(), w, b)
-            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-            hits += int((logits.argmax(1) == yb).sum())
-            count += len(yb)
+            losses.append(F.cross_entropy(logits, yb, reduction="none").cpu())
+            hits.append((logits.argmax(1) == yb).cpu())
+            labels.append(yb.cpu())
     finally:
         body.train(was_training)
         model.to("cpu")
-    if not count:
+    return (torch.cat(losses), torch.cat(hits), torch.cat(labels)) if losses else None
+
+
+def measure(model: nn.Sequential, source: Source, data: DataBundle, device: str | torch.device = "cpu",
+            batch_size: int = 256, split: str = "val") -> dict[str, Any]:
+    """``{"val_accuracy", "val_loss", "count"}`` of the source's head on top of ``model``'s body (`per_image`)."""
+    scored = per_image(model, source, data, device, batch_size, split)
+    if scored is None:
         return empty()
-    loss = loss_sum / count
-    return {"val_accuracy": hits / count, "val_loss": loss if math.isfinite(loss) else None, "count": count}
+    losses, hits, _ = scored
+    loss = float(losses.double().mean())
+    return {"val_accuracy": float(hits.double().mean()), "val_loss": loss if math.isfinite(loss) else None,
+            "count": len(hits)}
 
 
 def note(baseline: dict[str, Any], total: int) -> str:
@@ -129,6 +141,9 @@ def describe(summary: dict[str, Any]) -> str:
             if isinstance(alpha, (int, float)):
                 text += f"; LoRA alpha raised to {alpha:g}"
             text += ")"
+    polarity = summary.get("polarity")
+    if isinstance(polarity, dict) and polarity.get("applied") == "invert":
+        text += " — inputs inverted (the negative of the source's images)"
     bn = summary.get("bn")
     if isinstance(bn, dict) and bn.get("applied") not in (None, "none"):
         shift = bn.get("shift")

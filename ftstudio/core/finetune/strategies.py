@@ -49,9 +49,13 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     seed_everything(recipe.train.seed)
     model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
+    data, polarity = _polarity(model, source, data, recipe)
+    if polarity.note():
+        notes.append(polarity.note())
     result = apply_strategy(model, arch, plan, source.head)
     notes.append(result.note)
     extra = _adapt_and_measure(model, source, data, recipe, notes, kept, fresh)
+    extra["polarity"] = polarity.to_dict()
     if extra["baseline"].get("near_chance"):
         raised = _raise_backbone_rate(result, plan)
         if raised:
@@ -73,6 +77,16 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     callbacks: list[Callback] = [GradualUnfreeze(result.deferred, plan.unfreeze_after)] if unfreeze else []
     return Prepared(recipe, data, model, arch, result.multipliers, lineage, tuple(notes), lora=result.lora,
                     deferred=result.deferred, callbacks=callbacks, summary=extra)
+
+
+def _polarity(model: nn.Module, source: Source, data: DataBundle, recipe: Recipe):
+    """The new images as they are or inverted, by the plan's ``polarity`` (finetune.polarity)."""
+    from ftstudio.core.devices import resolve_device
+    from ftstudio.core.finetune import polarity
+
+    source_stats = source.mean is not None and tuple(source.mean) == tuple(data.mean)
+    return polarity.choose(model, source, data, recipe.finetune.polarity, source_stats=source_stats,
+                           device=resolve_device(recipe.train.device))
 
 
 def _adapt_and_measure(model: nn.Module, source: Source, data: DataBundle, recipe: Recipe,

@@ -133,9 +133,9 @@ def read_signature(folder: Path) -> dict[str, Any]:
         values = pre.get(key)
         if (not isinstance(values, list) or len(values) != shape[0]
                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-                or (key == "std" and not all(v > 0 for v in values))):
+                or (key == "std" and not all(v != 0 for v in values))):  # < 0: inverted images (polarity)
             raise bad(f"preprocessing.{key}",
-                      f"must be {shape[0]} finite number(s)" + (", all > 0" if key == "std" else ""))
+                      f"must be {shape[0]} finite number(s)" + (", none 0" if key == "std" else ""))
     files = sig.get("files")
     if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise bad("files", "must map format names to file names")

@@ -205,8 +205,8 @@ def field_problem(data: dict[str, Any]) -> str | None:
     for key in ("mean", "std"):
         if not numbers(pre.get(key), shape[0]):
             return f"preprocess.{key}: expected {shape[0]} finite numbers"
-    if any(v <= 0 for v in pre["std"]):
-        return "preprocess.std: must be > 0"
+    if any(v == 0 for v in pre["std"]):  # negative: the model takes inverted images (finetune.polarity)
+        return "preprocess.std: must not be 0"
     scale = pre.get("scale", 255.0)
     if not numbers([scale], 1) or scale <= 0:
         return "preprocess.scale: expected a number > 0"

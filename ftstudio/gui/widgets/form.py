@@ -32,7 +32,8 @@ LABELS = {
     "min_steps": "Optimizer steps (at least)", "backbone_lr_mult": "Backbone rate ×",
     "chance_backbone_lr_mult": "… if the base is at chance", "head_lr_mult": "Head rate ×",
     "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "chance_lora_alpha": "LoRA alpha if at chance",
-    "unfreeze_after": "Unfreeze after (epochs)", "bn": "Frozen BatchNorm", "new_rows": "New classes' rows",
+    "unfreeze_after": "Unfreeze after (epochs)", "bn": "Frozen BatchNorm",
+    "polarity": "Input polarity", "new_rows": "New classes' rows",
 }
 OFF_TEXT = {"per_class": "All"}  # otherwise "Off"
 INT_MAX = 2_147_483_647

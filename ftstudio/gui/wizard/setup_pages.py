@@ -122,7 +122,8 @@ class StrategyPage(QWizardPage):
         settings = QGroupBox("Settings")
         s = QHBoxLayout(settings)
         self.plan_form = DataclassForm(FinetunePlan, ["min_steps", "backbone_lr_mult", "chance_backbone_lr_mult",
-                                                     "lora_rank", "chance_lora_alpha", "unfreeze_after", "bn"])
+                                                     "lora_rank", "chance_lora_alpha", "unfreeze_after", "bn",
+                                                     "polarity"])
         self.plan_form.changed.connect(lambda: model.set_plan(**self.plan_form.values()))
         self.train_form = DataclassForm(TrainConfig, ["lr", "batch_size", "seed"], float_steps={"lr": 1e-4})
         self.train_form.changed.connect(self._train_edited)
@@ -214,7 +215,9 @@ class StrategyPage(QWizardPage):
                 instead.append(f"the adapters are scaled by alpha {alpha:g} instead (“LoRA alpha if at chance”)")
             if instead:
                 note += "; but as the base scores about chance on these images, " + "; ".join(instead)
-            return trainable, sum(p.numel() for p in params), note, first("normalisation"), first("warning:")
+            norm = " ".join(_sentence(n) + ("" if n.endswith(".") else ".")
+                            for n in (first("input polarity"), first("normalisation")) if n)
+            return trainable, sum(p.numel() for p in params), note, norm, first("warning:")
 
         self.counting = True
         task = self.tasks.start("trainable", work)  # supersedes an older count (its result is dropped)
@@ -224,7 +227,7 @@ class StrategyPage(QWizardPage):
 
     def _counted(self, result) -> None:
         trainable, total, note, norm = self.counted = result[:4]
-        self.norm.setText(_sentence(norm))
+        self.norm.setText(norm)
         self.error, self.counting = "", False
         warning = result[4].removeprefix("warning: ")
         if warning:  # the base model scores about chance on the new images: little of it transfers

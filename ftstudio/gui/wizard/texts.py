@@ -32,7 +32,10 @@ STRATEGIES = {
 NORMALISATION_TIP = ("Frozen BatchNorm layers normalise with the base model's statistics. When your images differ "
                      "(noise, blur, another camera) those no longer fit and the features can collapse to chance. "
                      "bn auto/adapt re-estimates them on your training images before training (AdaBN); keep leaves "
-                     "them; train uses each batch's statistics while training.")
+                     "them; train uses each batch's statistics while training. Input polarity: when your images "
+                     "are the negative of the base model's (dark ink on white paper against light strokes on dark), "
+                     "auto finds it on your training images and inverts them before the network, in training, "
+                     "prediction and export alike.")
 SCRATCH = "Also train the same model from scratch for comparison"
 SCRATCH_TIP = ("Trains the same architecture from random weights on the same images for the same number of steps, "
                "so the Results page can show whether fine-tuning paid off")
