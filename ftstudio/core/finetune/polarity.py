@@ -56,11 +56,13 @@ class PolarityReport:
         scores = "" if self.as_is is None or self.inverted is None else (
             f"the source scores {self.inverted:.3f} on {self.images} training images inverted against "
             f"{self.as_is:.3f} as they are")
-        if self.applied == "invert":
-            why = f"{scores}, so" if self.requested == "auto" else "--polarity invert:"
+        what = ("every image is inverted before the network, in training, prediction and export (folded into "
+                "the normalisation as a negative std")
+        if self.applied == "invert" and self.requested == "auto":
             return (f"input polarity: the new images are the negative of the source's (light and dark swapped): "
-                    f"{why} every image is inverted before the network, in training, prediction and export "
-                    "(folded into the normalisation as a negative std; --polarity keep leaves them)")
+                    f"{scores}, so {what}; --polarity keep leaves them)")
+        if self.applied == "invert":
+            return f"input polarity: inverted as asked (--polarity invert): {what})" + (f"; {scores}" if scores else "")
         if scores:
             return f"input polarity: kept ({scores})"
         return None
