@@ -40,6 +40,7 @@ def _finetune(source: Path, folder: Path, out: Path, **plan):
 def test_inverted_digits_are_found_and_head_only_learns_them_and_keep_does_not(bn_source, tmp_path):  # noqa: F811
     """Measured: auto 0.99 (the source itself 0.98 on the inverted images once they are inverted back),
     --polarity keep 0.63 (the old behaviour: a frozen backbone whose features changed sign)."""
+    from ftstudio.core.finetune.baseline import describe
     from ftstudio.core.training import checkpoint
 
     folder = inverted_folder(tmp_path / "inverted")
@@ -58,6 +59,7 @@ def test_inverted_digits_are_found_and_head_only_learns_them_and_keep_does_not(b
     assert pre["mean"] == pytest.approx([1 - m for m in source["mean"]])
     written = json.loads((tmp_path / "auto" / "summary.json").read_text())
     assert written["polarity"]["applied"] == "invert"
+    assert "inputs inverted" in describe(written) and "inputs inverted" not in describe(keep)  # the Runs page
     (note,) = [n for n in written["notes"] if n.startswith("input polarity:")]
     assert "the new images are the negative of the source's" in note and "0.960" in note
 
