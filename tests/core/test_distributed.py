@@ -47,3 +47,21 @@ def test_two_processes_match_one(tmp_path):
 def test_uneven_global_batch_is_refused(tmp_path):
     out = torchrun("train", "--epochs", "1", "--batch-size", "63", "--out", str(tmp_path / "r"))
     assert out.returncode != 0 and "divide evenly across 2 processes" in out.stderr
+
+
+def test_a_torchrun_worker_ends_without_finalization_but_keeps_its_output_and_exit_code(tmp_path):
+    """`python -m ftstudio` as a torchrun worker (WORLD_SIZE > 1) leaves through os._exit after the
+    command (distributed.torchrun.leave_worker): what it printed is flushed first, even into a pipe,
+    and its exit code is the command's — 0 for a listing, 2 for a missing run folder."""
+    import os
+
+    env = {**os.environ, "WORLD_SIZE": "2", "PYTHONPATH": str(ROOT)}
+    listing = subprocess.run([sys.executable, "-m", "ftstudio", "presets"], capture_output=True, text=True,
+                             env=env, timeout=120, cwd=ROOT)
+    assert listing.returncode == 0 and "seed" in listing.stdout and listing.stdout.endswith("\n")
+    plain = subprocess.run([sys.executable, "-m", "ftstudio", "presets"], capture_output=True, text=True,
+                           env={**env, "WORLD_SIZE": "1"}, timeout=120, cwd=ROOT)
+    assert listing.stdout == plain.stdout
+    missing = subprocess.run([sys.executable, "-m", "ftstudio", "evaluate", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert missing.returncode == 2 and str(tmp_path / "nothing") in missing.stderr
