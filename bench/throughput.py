@@ -3,6 +3,7 @@ side and interleaved so machine noise hits all of them.
 
     python bench/throughput.py [--samples 60000] [--batch-size 64] [--epochs 3] [--rounds 5]
                                [--optimizer sgd] [--device cpu]
+    python bench/throughput.py --ceiling --batch-size 256 [--rounds 9]   # what a shuffling loop can reach
 
 Three loops train the seed's MLP (784-256-10) on the same normalised data already on the device,
 with the seed's optimizer (plain SGD, lr 0.01, momentum 0) by default:
@@ -160,6 +161,63 @@ def gemm_limit(bs: int, device: str, repeats: int = 300) -> float:
     return bs * repeats / (time.perf_counter() - start)
 
 
+def ceiling(bs: int, device: str, n: int, repeats: int = 200) -> dict[str, float]:
+    """Samples/s of the five products alone under three conditions, timed back to back: on one cached
+    input (the GEMM-bound limit, as `gemm_limit`), on 8 rotating batches with W₁ and W₂ updated in
+    place (as a training step's weight-gradient products are), and on batches gathered each step from
+    the shuffled ``n`` × 784 data first (as any loop that shuffles must). The last is the ceiling of a
+    loop that shuffles, before it runs a single ReLU, softmax or bias sum."""
+    gen = torch.Generator().manual_seed(0)
+    data = torch.randn(n, 784, generator=gen).to(device)
+    w1, w2 = torch.randn(256, 784, generator=gen).to(device), torch.randn(10, 256, generator=gen).to(device)
+    b1, b2 = torch.randn(256, generator=gen).to(device), torch.randn(10, generator=gen).to(device)
+    g = torch.randn(bs, 10, generator=gen).to(device)
+    rotating = [data[i * bs:(i + 1) * bs].clone() for i in range(8)]
+    order = torch.randperm(n, generator=gen).to(device)
+
+    def step(x: torch.Tensor, in_place: bool) -> None:
+        h = torch.addmm(b1, x, w1.t())
+        torch.addmm(b2, h, w2.t())
+        if in_place:
+            w2.addmm_(g.t(), h, alpha=-1e-9)
+            dh = g.mm(w2)
+            w1.addmm_(dh.t(), x, alpha=-1e-9)
+        else:
+            g.t().mm(h)
+            dh = g.mm(w2)
+            dh.t().mm(x)
+
+    def timed(body: Callable[[int], None]) -> float:
+        for i in range(10):
+            body(i)
+        _sync(device)
+        start = time.perf_counter()
+        for i in range(repeats):
+            body(i)
+        _sync(device)
+        return bs * repeats / (time.perf_counter() - start)
+
+    steps = n // bs
+    return {
+        "products, one cached input (the limit)": timed(lambda i: step(rotating[0], False)),
+        "8 rotating batches, W updated in place": timed(lambda i: step(rotating[i % 8], True)),
+        "+ each batch gathered from shuffled data": timed(
+            lambda i: step(data.index_select(0, order[(i % steps) * bs:(i % steps + 1) * bs]), True)),
+    }
+
+
+def print_ceiling(bs: int, device: str, n: int, rounds: int) -> None:
+    """The shares of the limit that the products alone reach in a loop (`ceiling`), median of ``rounds``."""
+    runs = [ceiling(bs, device, n) for _ in range(rounds)]
+    print(f"machine: {machine()}")
+    print(f"the five products of the seed MLP alone, batch {bs}, {n} samples, {rounds} rounds on {device}; medians")
+    for name in runs[0]:
+        share = statistics.median(r[name] / r["products, one cached input (the limit)"] for r in runs)
+        rate = statistics.median(r[name] for r in runs)
+        print(f"  {name:<42} {rate:>10,.0f} samples/s   {share:.3f} of the limit "
+              f"(per round: {', '.join(f'{r[name] / r[next(iter(r))]:.3f}' for r in runs)})")
+
+
 def _median_epoch(times: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
@@ -173,7 +231,13 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--lr", type=float, default=None, help="default: 0.01 for sgd (the seed's), 1e-3 for adam")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ceiling", action="store_true", help="only time the products alone in a loop's conditions "
+                                                           "(cached, rotating and updated, gathered): the ceiling "
+                                                           "of any loop that shuffles, as a share of the limit")
     args = ap.parse_args()
+    if args.ceiling:
+        print_ceiling(args.batch_size, args.device, args.samples, args.rounds)
+        return
     lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 1e-3)
     data = make_data(args.samples)
     n, bs, dev = args.samples, args.batch_size, args.device
