@@ -141,3 +141,18 @@ def test_inverting_through_the_normalisation_is_exactly_one_minus_the_pixel():
     assert torch.allclose(got, -(x.float() / 255 - view[0]) / view[1], atol=1e-5)
     twice = inverted(flipped, source_stats=True)
     assert np.allclose(twice.mean, data.mean) and np.allclose(twice.std, data.std)
+
+
+def test_the_check_looks_at_a_capped_draw_of_a_large_training_split(bn_source, tmp_path, monkeypatch):  # noqa: F811
+    """Above PROBE_IMAGES training images the check scores a fixed random draw of them (four passes before
+    training, not four over the whole split), still inverts, and trains on every image, inverted."""
+    from ftstudio.core.finetune import polarity
+    from ftstudio.core.finetune.strategies import prepare_finetune
+
+    monkeypatch.setattr(polarity, "PROBE_IMAGES", 30)
+    folder = inverted_folder(tmp_path / "inverted")
+    prepared = prepare_finetune(recipe({"name": str(folder), "val_split": 0.5}, {},
+                                       {"source": str(bn_source), "checkpoint": "last", "strategy": "head"}))
+    found = prepared.summary["polarity"]
+    assert found["applied"] == "invert" and found["images"] == 30 and len(prepared.data.train) > 250
+    assert all(s < 0 for s in prepared.data.std)

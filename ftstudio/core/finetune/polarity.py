@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 POLARITIES = ("auto", "keep", "invert")
 P_VALUE = 0.01  # the inverted images must score better beyond this chance of a fluke (`clearly_better`)
 MIN_IMAGES = 10  # fewer known-class training images than this: too few to judge
+PROBE_IMAGES = 2_000  # the most training images the check looks at (`_probe`)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,9 @@ def choose(model: nn.Sequential, source: Source, data: DataBundle, mode: str, *,
     if mode == "keep":
         return data, PolarityReport(mode, "keep", None, None, 0)
     candidate = inverted(data, source_stats)
-    as_is = _scored(model, source, data, device)
-    flipped = _scored(model, source, candidate, device) if as_is is not None else None
+    probe = _probe(data)
+    as_is = _scored(model, source, probe, device)
+    flipped = _scored(model, source, inverted(probe, source_stats), device) if as_is is not None else None
     if as_is is None or flipped is None:
         return (candidate if mode == "invert" else data), PolarityReport(mode, mode if mode == "invert" else "keep",
                                                                          None, None, 0)
@@ -150,6 +152,15 @@ def _tail(n: int, k: int, p: float) -> float:
             + (n - i) * math.log1p(-p) for i in range(k, n + 1)]
     top = max(logs)
     return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def _probe(data: DataBundle) -> DataBundle:
+    """At most ``PROBE_IMAGES`` training images (a fixed random draw): two re-estimations of BatchNorm and two
+    scorings cost four passes over them before training starts, and the test decides long before that."""
+    if len(data.train) <= PROBE_IMAGES or not hasattr(data.train, "subset"):
+        return data
+    pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:PROBE_IMAGES]
+    return dataclasses.replace(data, train=data.train.subset(pick.sort().values.numpy()))
 
 
 def _scored(model: nn.Sequential, source: Source, data: DataBundle, device):
