@@ -15,17 +15,18 @@ from tests.core.test_transfer import BN_CNN, bn_source, scanner_folder  # noqa: 
 from tests.ft_helpers import recipe
 
 
-def inverted_folder(out: Path, every: int = 3) -> Path:
-    """The bundled digits, dark strokes on a light ground (the source learned light on dark), as PNGs."""
+def inverted_folder(out: Path, every: int = 3, names: str = "0123456789", invert: bool = True) -> Path:
+    """The bundled digits, dark strokes on a light ground (the source learned light on dark), as PNGs;
+    ``names``: the class folders' names, digit by digit."""
     from PIL import Image
 
     from ftstudio.core.datasets.sources import load_digits
 
     raw = load_digits()
     for i in range(0, len(raw.images), every):
-        folder = out / str(raw.labels[i])
+        folder = out / names[raw.labels[i]]
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(255 - raw.images[i, 0]).save(folder / f"{i}.png")
+        Image.fromarray(255 - raw.images[i, 0] if invert else raw.images[i, 0]).save(folder / f"{i}.png")
     return out
 
 
@@ -49,7 +50,9 @@ def test_inverted_digits_are_found_and_head_only_learns_them_and_keep_does_not(b
     found = auto["polarity"]
     assert found["mode"] == "auto" and found["applied"] == "invert" and found["images"] == 50
     assert found["inverted"] > 0.8 and found["as_is"] < 0.4  # measured on the training images, both ways
-    assert keep["polarity"] == {"mode": "keep", "applied": "keep", "as_is": None, "inverted": None, "images": 0}
+    assert keep["polarity"] == {"mode": "keep", "applied": "keep", "as_is": None, "inverted": None, "images": 0,
+                                "measure": None}
+    assert found["measure"] == "head"
     assert auto["baseline"]["val_accuracy"] > 0.8 and keep["baseline"]["val_accuracy"] < 0.3
     assert auto["val_accuracy"] > 0.9 and auto["val_accuracy"] > keep["val_accuracy"] + 0.2
     # the inversion is the normalisation: mean 1 − m and a negative std, in the checkpoint and summary.json
@@ -156,3 +159,29 @@ def test_the_check_looks_at_a_capped_draw_of_a_large_training_split(bn_source, t
     found = prepared.summary["polarity"]
     assert found["applied"] == "invert" and found["images"] == 30 and len(prepared.data.train) > 250
     assert all(s < 0 for s in prepared.data.std)
+
+
+def test_a_wholly_new_class_set_is_judged_on_the_source_features(bn_source, tmp_path):  # noqa: F811
+    """The source knows none of the classes (the digits under the letters a–j): its head cannot score them,
+    so the nearest class mean on its features does, leave-one-out; inverted images are found, plain ones kept."""
+    from ftstudio.core.finetune.polarity import nearest_mean_scores
+    from ftstudio.core.finetune.strategies import prepare_finetune
+
+    def prepared(folder: Path):
+        return prepare_finetune(recipe({"name": str(folder), "per_class": 5, "val_split": 0.5}, {},
+                                       {"source": str(bn_source), "checkpoint": "last", "strategy": "head"}))
+    flipped = prepared(inverted_folder(tmp_path / "inv", names="abcdefghij"))
+    found = flipped.summary["polarity"]
+    assert found["measure"] == "features" and found["applied"] == "invert" and found["images"] == 50
+    assert found["inverted"] > 0.8 and found["inverted"] > found["as_is"] + 0.1  # measured 0.88 vs 0.68
+    assert any("the nearest class mean on the source's features scores" in n for n in flipped.notes)
+    plain = prepared(inverted_folder(tmp_path / "plain", names="abcdefghij", invert=False)).summary["polarity"]
+    assert plain["measure"] == "features" and plain["applied"] == "keep" and plain["as_is"] > plain["inverted"]
+    # leave-one-out by hand on three images: each is scored against the other member of its class
+    body = torch.nn.Flatten()
+    from ftstudio.core.datasets.bundle import DataBundle, Split
+    x = torch.tensor([[[[255, 0]]], [[[250, 10]]], [[[0, 255]]], [[[5, 240]]], [[[9, 0]]]], dtype=torch.uint8)
+    y = torch.tensor([0, 0, 1, 1, 2])  # class 2 has one image: no mean to compare it with
+    data = DataBundle("d", Split(x, y), Split(x[:0], y[:0]), ("a", "b", "c"), (1, 1, 2), (0.0,), (1.0,))
+    losses, hits, labels = nearest_mean_scores(body, data, "cpu")
+    assert labels.tolist() == [0, 0, 1, 1] and hits.all() and (losses < 0.01).all()

@@ -17,9 +17,10 @@ its own head over the classes it knows, on the new *training* images as they are
 each with its BatchNorm statistics re-estimated on that candidate, so that only the sign differs —
 and inverts only where the inverted images give clearly lower losses (a sign test on the same
 images, `clearly_lower`), a higher accuracy, and an accuracy clearly above guessing
-(`above_chance`). ``keep`` never inverts, ``invert`` always does. Where nothing can be scored (the
-source knows none of the new classes, a headless pretrained backbone, fewer than ``MIN_IMAGES``
-images) ``auto`` keeps the images as they are.
+(`above_chance`). Where the source knows none of the new classes, the nearest class mean on its
+features scores them instead (`nearest_mean_scores`). ``keep`` never inverts, ``invert`` always
+does. Where nothing can be scored (a pretrained backbone without a head of its own, fewer than
+``MIN_IMAGES`` images, no class with two) ``auto`` keeps the images as they are.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ if TYPE_CHECKING:
     from ftstudio.core.finetune.sources import Source
 
 POLARITIES = ("auto", "keep", "invert")
-P_VALUE = 0.01  # the inverted images must score better beyond this chance of a fluke (`clearly_better`)
+P_VALUE = 0.01  # the inverted images must score better beyond this chance of a fluke (`clearly_lower`)
 MIN_IMAGES = 10  # fewer known-class training images than this: too few to judge
 PROBE_IMAGES = 2_000  # the most training images the check looks at (`_probe`)
+COSINE_SCALE = 10.0  # nearest-class-mean logits: cosine similarity × this (`nearest_mean_scores`)
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,13 @@ class PolarityReport:
     as_is: float | None  # the source's accuracy on the known-class training images as they are
     inverted: float | None  # ... and inverted
     images: int  # how many images were scored (0: not measured)
+    measure: str = "head"  # "head": the source's own head; "features": nearest class mean on its features
 
     def note(self) -> str | None:
         """One line for the console and the run's notes; None where nothing was measured or changed."""
+        who = "the source" if self.measure == "head" else "the nearest class mean on the source's features"
         scores = "" if self.as_is is None or self.inverted is None else (
-            f"the source scores {self.inverted:.3f} on {self.images} training images inverted against "
+            f"{who} scores {self.inverted:.3f} on {self.images} training images inverted against "
             f"{self.as_is:.3f} as they are")
         what = ("every image is inverted before the network, in training, prediction and export (folded into "
                 "the normalisation as a negative std")
@@ -72,7 +76,8 @@ class PolarityReport:
         def r(v):
             return None if v is None else round(v, 4)
         return {"mode": self.requested, "applied": self.applied, "as_is": r(self.as_is),
-                "inverted": r(self.inverted), "images": self.images}
+                "inverted": r(self.inverted), "images": self.images,
+                "measure": self.measure if self.images else None}
 
 
 def inverted(data: DataBundle, source_stats: bool) -> DataBundle:
@@ -103,11 +108,11 @@ def choose(model: nn.Sequential, source: Source, data: DataBundle, mode: str, *,
         return (candidate if mode == "invert" else data), PolarityReport(mode, mode if mode == "invert" else "keep",
                                                                          None, None, 0)
     a, b = float(as_is[1].double().mean()), float(flipped[1].double().mean())
-    count = len(as_is[1])
+    count, measure = len(as_is[1]), as_is[3]
     if mode == "invert":
-        return candidate, PolarityReport(mode, "invert", a, b, count)
+        return candidate, PolarityReport(mode, "invert", a, b, count, measure)
     clear = b > a and above_chance(flipped[1], flipped[2]) and clearly_lower(flipped[0], as_is[0])
-    return (candidate if clear else data), PolarityReport(mode, "invert" if clear else "keep", a, b, count)
+    return (candidate if clear else data), PolarityReport(mode, "invert" if clear else "keep", a, b, count, measure)
 
 
 def above_chance(hits: torch.Tensor, labels: torch.Tensor) -> bool:
@@ -164,10 +169,60 @@ def _probe(data: DataBundle) -> DataBundle:
 
 
 def _scored(model: nn.Sequential, source: Source, data: DataBundle, device):
-    """Per-image losses, hits and labels of the source on the known-class training images, its BatchNorm
-    statistics re-estimated on them first (so that the two polarities differ only in sign)."""
+    """``(losses, hits, labels, measure)`` per training image, BatchNorm statistics re-estimated on them first
+    (so that the two polarities differ only in sign): by the source's own head on the classes it knows, or —
+    where it knows none of them, as when a trained source is given a wholly new class set — by the nearest
+    class mean on its features (`nearest_mean_scores`). A pretrained backbone without a head of its own is
+    not checked (its features over a few hundred images at 224 px would cost minutes before training)."""
     from ftstudio.core.finetune import baseline
     from ftstudio.core.finetune.normalisation import adapted_for_measuring
 
     with adapted_for_measuring(model, data, device=device):
-        return baseline.per_image(model, source, data, device, split="train")
+        scored = baseline.per_image(model, source, data, device, split="train")
+        if scored is not None:
+            return (*scored, "head")
+        if source.state is None:
+            return None
+        scored = nearest_mean_scores(model[:source.head], data, device)
+        return None if scored is None else (*scored, "features")
+
+
+@torch.no_grad()
+def nearest_mean_scores(body: nn.Module, data: DataBundle, device,
+                        batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Loss, hit and label of each training image by its nearest class mean on ``body``'s features: the logit
+    of a class is the mean cosine similarity to that class's images (its own class without the image
+    itself: leave-one-out) × ``COSINE_SCALE`` — the prototype classifier an imprinted head is
+    (finetune.new_rows). Images of classes with one image have nothing to compare with and are left
+    out; None when fewer than two classes have two images."""
+    from ftstudio.core.training.loader import DeviceBatches
+
+    dev = torch.device(device)
+    body.to(dev)
+    was_training = body.training
+    body.eval()
+    feats, labels = [], []
+    try:
+        for xb, yb in DeviceBatches(data.train, data.mean, data.std, dev, batch_size).epoch():
+            feats.append(torch.nn.functional.normalize(body(xb).flatten(1).float(), dim=1).cpu())
+            labels.append(yb.cpu())
+    finally:
+        body.train(was_training)
+        body.to("cpu")
+    if not feats:
+        return None
+    f, y = torch.cat(feats), torch.cat(labels)
+    counts = torch.bincount(y, minlength=int(y.max()) + 1).to(f.dtype)
+    if int((counts >= 2).sum()) < 2:
+        return None
+    sums = torch.zeros(len(counts), f.shape[1], dtype=f.dtype).index_add_(0, y, f)
+    sims = f @ sums.t()  # [image, class]: similarity to each class's sum of features
+    own = sims.gather(1, y[:, None]).squeeze(1)
+    sims /= counts.clamp_min(1)
+    # leave-one-out: the image's own class mean without the image itself (its self-similarity is 1)
+    sims.scatter_(1, y[:, None], ((own - (f * f).sum(1)) / (counts[y] - 1).clamp_min(1))[:, None])
+    keep = counts[y] >= 2
+    sims[:, counts < 2] = -1.0  # a one-image class is no candidate either: its mean would be that image
+    logits, y = sims[keep] * COSINE_SCALE, y[keep]
+    losses = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    return losses, logits.argmax(1) == y, y
