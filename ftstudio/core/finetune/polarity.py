@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from ftstudio.core.datasets import DataBundle
     from ftstudio.core.finetune.sources import Source
 
-POLARITIES = ("auto", "keep", "invert")
 P_VALUE = 0.01  # the inverted images must score better beyond this chance of a fluke (`clearly_lower`)
 MIN_IMAGES = 10  # fewer known-class training images than this: too few to judge
 PROBE_IMAGES = 2_000  # the most training images the check looks at (`_probe`)
@@ -90,11 +89,6 @@ def inverted(data: DataBundle, source_stats: bool) -> DataBundle:
     return dataclasses.replace(data, mean=mean, std=tuple(-s for s in data.std))
 
 
-def is_inverted(std: tuple[float, ...] | list[float]) -> bool:
-    """Whether preprocessing with this std feeds the model inverted images (any negative entry)."""
-    return any(s < 0 for s in std)
-
-
 def choose(model: nn.Sequential, source: Source, data: DataBundle, mode: str, *, source_stats: bool,
            device: str | torch.device = "cpu") -> tuple[DataBundle, PolarityReport]:
     """The data the fine-tune trains on (inverted or not, by ``mode``) and what was measured."""
@@ -104,9 +98,9 @@ def choose(model: nn.Sequential, source: Source, data: DataBundle, mode: str, *,
     probe = _probe(data)
     as_is = _scored(model, source, probe, device)
     flipped = _scored(model, source, inverted(probe, source_stats), device) if as_is is not None else None
-    if as_is is None or flipped is None:
-        return (candidate if mode == "invert" else data), PolarityReport(mode, mode if mode == "invert" else "keep",
-                                                                         None, None, 0)
+    if as_is is None or flipped is None:  # nothing to score: "invert" as asked, "auto" keeps
+        applied = "invert" if mode == "invert" else "keep"
+        return (candidate if applied == "invert" else data), PolarityReport(mode, applied, None, None, 0)
     a, b = float(as_is[1].double().mean()), float(flipped[1].double().mean())
     count, measure = len(as_is[1]), as_is[3]
     if mode == "invert":
@@ -219,7 +213,8 @@ def nearest_mean_scores(body: nn.Module, data: DataBundle, device,
     sims = f @ sums.t()  # [image, class]: similarity to each class's sum of features
     own = sims.gather(1, y[:, None]).squeeze(1)
     sims /= counts.clamp_min(1)
-    # leave-one-out: the image's own class mean without the image itself (its self-similarity is 1)
+    # leave-one-out: the image's own class without the image itself (its self-similarity, 1 unless its
+    # features are all zero)
     sims.scatter_(1, y[:, None], ((own - (f * f).sum(1)) / (counts[y] - 1).clamp_min(1))[:, None])
     keep = counts[y] >= 2
     sims[:, counts < 2] = -1.0  # a one-image class is no candidate either: its mean would be that image

@@ -50,8 +50,9 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
     data, polarity = _polarity(model, source, data, recipe)
-    if polarity.note():
-        notes.append(polarity.note())
+    said = polarity.note()
+    if said:
+        notes.append(said)
     result = apply_strategy(model, arch, plan, source.head)
     notes.append(result.note)
     extra = _adapt_and_measure(model, source, data, recipe, notes, kept, fresh)
