@@ -4,6 +4,7 @@ side and interleaved so machine noise hits all of them.
     python bench/throughput.py [--samples 60000] [--batch-size 64] [--epochs 3] [--rounds 5]
                                [--optimizer sgd] [--device cpu]
     python bench/throughput.py --ceiling --batch-size 256 [--rounds 9]   # what a shuffling loop can reach
+    python bench/throughput.py --model cnn [--size 64] [--samples 2000] [--optimizer adam]   # a convnet
 
 Three loops train the seed's MLP (784-256-10) on the same normalised data already on the device,
 with the seed's optimizer (plain SGD, lr 0.01, momentum 0) by default:
@@ -14,6 +15,10 @@ with the seed's optimizer (plain SGD, lr 0.01, momentum 0) by default:
   cheapest loop PyTorch code can be (but it trains worse: the order never changes).
 - **ftstudio** — ``Trainer.fit``: shuffles every epoch, tracks train accuracy, guards against
   NaN, emits events a few times a second.
+
+``--model cnn`` trains the "cnn" preset (conv-BatchNorm-ReLU stages, a residual block) on 3-channel
+``--size``² images instead — the network a CPU user is likelier to train, where the step's large
+blocks meet the C library's allocator (core/allocator.py); its loops have no GEMM-bound limit.
 
 Each round runs every loop for ``--epochs`` epochs and keeps the median epoch (steady state); the
 figures are medians over rounds. Besides wall-clock samples/s it prints the ratio of process CPU
@@ -28,7 +33,10 @@ limit at the end made the share swing by ±0.1.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -47,12 +55,23 @@ from ftstudio.core.training.trainer import Trainer  # noqa: E402
 MEAN, STD = 0.5, 0.25
 
 
-def make_data(n: int) -> DataBundle:
+def make_data(n: int, shape: tuple[int, int, int] = (1, 28, 28)) -> DataBundle:
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8)
+    x = torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
     y = torch.randint(0, 10, (n,), generator=gen)
     empty = Split(x[:0], y[:0])
-    return DataBundle("bench", Split(x, y), empty, tuple(map(str, range(10))), (1, 28, 28), (MEAN,), (STD,))
+    c = shape[0]
+    return DataBundle("bench", Split(x, y), empty, tuple(map(str, range(10))), shape, (MEAN,) * c, (STD,) * c)
+
+
+def make_model(name: str, shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The seed's MLP, or a preset built for ``shape`` (the same weights for every loop: seeded)."""
+    if name == "mlp":
+        return seed_mlp()
+    from ftstudio.core.architecture.build import build_model
+    from ftstudio.core.architecture.presets import resolve_model
+
+    return build_model(resolve_model(name), shape, 10)[0]
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -79,10 +98,10 @@ def _sync(device: str) -> None:
 
 
 def hand_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name: str, lr: float,
-              shuffle: bool) -> list[tuple[float, float]]:
+              shuffle: bool, model_name: str = "mlp") -> list[tuple[float, float]]:
     """The seed's loop on device tensors; returns (wall, cpu) seconds per epoch."""
     torch.manual_seed(0)
-    model = seed_mlp().to(device)
+    model = make_model(model_name, data.input_shape).to(device)
     opt = make_optimizer(opt_name, model.parameters(), lr)
     crit = torch.nn.CrossEntropyLoss()
     x = ((data.train.x.float() / 255 - MEAN) / STD).to(device)
@@ -127,12 +146,12 @@ class _EpochClock(Callback):
 
 
 def ftstudio_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name: str,
-                  lr: float) -> list[tuple[float, float]]:
+                  lr: float, model_name: str = "mlp") -> list[tuple[float, float]]:
     """Trainer.fit with the same model, data and optimizer (validation off: no split)."""
     torch.manual_seed(0)
     cfg = TrainConfig(epochs=epochs, batch_size=bs, lr=lr, optimizer=opt_name, momentum=0.0, device=device)
     clock = _EpochClock(device)
-    Trainer(seed_mlp(), data, cfg, [clock]).fit()
+    Trainer(make_model(model_name, data.input_shape), data, cfg, [clock]).fit()
     return clock.times
 
 
@@ -218,6 +237,16 @@ def print_ceiling(bs: int, device: str, n: int, rounds: int) -> None:
               f"(per round: {', '.join(f'{r[name] / r[next(iter(r))]:.3f}' for r in runs)})")
 
 
+def _in_fresh_process(loop: str) -> tuple[float, float]:
+    """(wall, cpu) of the median epoch of ``loop`` run by this script in a new process, with this
+    invocation's arguments."""
+    argv = [a for a in sys.argv[1:] if a not in ("--isolate", "--no-isolate")]
+    out = subprocess.run([sys.executable, __file__, *argv, "--child", loop], capture_output=True, text=True,
+                         check=True)
+    wall, cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    return wall, cpu
+
+
 def _median_epoch(times: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
@@ -231,6 +260,14 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--lr", type=float, default=None, help="default: 0.01 for sgd (the seed's), 1e-3 for adam")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="mlp", help="mlp (the seed's, default) or a preset name such as cnn")
+    ap.add_argument("--size", type=int, default=64, help="image side for a preset (3 channels)")
+    ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                    help="run each loop of each round in a fresh process (default: for a preset). A fit "
+                         "changes the C library's heap settings for the rest of its process "
+                         "(core/allocator.py), so a plain loop after it in the same process would not "
+                         "be the loop a fresh notebook runs")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--ceiling", action="store_true", help="only time the products alone in a loop's conditions "
                                                            "(cached, rotating and updated, gathered): the ceiling "
                                                            "of any loop that shuffles, as a share of the limit")
@@ -239,25 +276,36 @@ def main() -> None:
         print_ceiling(args.batch_size, args.device, args.samples, args.rounds)
         return
     lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 1e-3)
-    data = make_data(args.samples)
-    n, bs, dev = args.samples, args.batch_size, args.device
+    mlp = args.model == "mlp"
+    data = make_data(args.samples, (1, 28, 28) if mlp else (3, args.size, args.size))
+    n, bs, dev, m = args.samples, args.batch_size, args.device, args.model
     loops: dict[str, Callable[[int], list[tuple[float, float]]]] = {
-        "plain loop (shuffles, x[idx])": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, True),
-        "pre-batched, no shuffle": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, False),
-        "ftstudio Trainer": lambda e: ftstudio_loop(data, bs, e, dev, args.optimizer, lr),
+        "plain loop (shuffles, x[idx])": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, True, m),
+        "pre-batched, no shuffle": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, False, m),
+        "ftstudio Trainer": lambda e: ftstudio_loop(data, bs, e, dev, args.optimizer, lr, m),
     }
-    for run in loops.values():  # warm-up every path
+    if args.child:  # one loop in this fresh process: warm up, then the timed epochs
+        run = loops[args.child]
         run(1)
+        print(json.dumps(_median_epoch(run(args.epochs))))
+        return
+    isolate = not mlp if args.isolate is None else args.isolate
+    if not isolate:
+        for run in loops.values():  # warm-up every path
+            run(1)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     limits: list[float] = []
     for _ in range(args.rounds):
         for name, run in loops.items():
-            results[name].append(_median_epoch(run(args.epochs)))
-        limits.append(gemm_limit(bs, dev))
+            results[name].append(_in_fresh_process(name) if isolate else _median_epoch(run(args.epochs)))
+        limits.append(gemm_limit(bs, dev) if mlp else math.nan)
     limit = statistics.median(limits)
     print(f"machine: {machine()}")
-    print(f"seed MLP, {n} samples 28×28, batch {bs}, {args.optimizer} lr {lr}, {args.epochs} epochs × "
+    what = f"seed MLP, {n} samples 28×28" if mlp else f"{m} preset, {n} samples 3×{args.size}×{args.size}"
+    print(f"{what}, batch {bs}, {args.optimizer} lr {lr}, {args.epochs} epochs × "
           f"{args.rounds} rounds on {dev}; medians")
+    if isolate:
+        print("each loop in a fresh process per round (--isolate)")
     reference = list(results)[0]
     for name, rounds in results.items():
         wall = statistics.median(n / w for w, _ in rounds)
@@ -265,11 +313,12 @@ def main() -> None:
         cpu_ratio = statistics.median(r[1] / o[1] for r, o in zip(results[reference], rounds))
         share = statistics.median(n / w / lim for (w, _), lim in zip(rounds, limits))
         print(f"  {name:<32} {wall:>10,.0f} samples/s   ×{wall_ratio:.3f} wall   ×{cpu_ratio:.3f} CPU time"
-              f"   {share:.2f} of the GEMM-bound limit")
+              + (f"   {share:.2f} of the GEMM-bound limit" if mlp else ""))
     ours = [o[0] for o in results["ftstudio Trainer"]]
     plain = [r[0] for r in results[reference]]
     ratios = [p / o for p, o in zip(plain, ours)]
-    print(f"GEMM-bound limit: {limit:,.0f} samples/s (per round: {', '.join(f'{v:,.0f}' for v in limits)})")
+    if mlp:
+        print(f"GEMM-bound limit: {limit:,.0f} samples/s (per round: {', '.join(f'{v:,.0f}' for v in limits)})")
     print(f"ratio ftstudio / plain loop: {statistics.median(ratios):.3f} (per round: "
           f"{', '.join(f'{r:.3f}' for r in ratios)}; target ≥ 1.0)")
 

@@ -13,6 +13,7 @@ import traceback
 from datetime import datetime
 
 from ftstudio import __version__
+from ftstudio.core.allocator import one_arena
 
 COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo",
             "presets", "predict", "data", "backbones")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_arena()  # first, before Qt's and torch's threads allocate (core/allocator.py)
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
