@@ -50,6 +50,8 @@ app.exec()
 
 FTSTUDIO = '''
 import sys, time
+from ftstudio.core.allocator import one_arena
+one_arena()  # as `ftstudio` does first
 from ftstudio.gui.app import make_app, settle, SCREENSHOT_SIZE
 from ftstudio.gui.main_window import MainWindow
 app = make_app()
