@@ -7,6 +7,7 @@ Pages change it through setters and listen to its signals; Start turns it into a
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,16 @@ def load_engine() -> list:
     from ftstudio.core import native_libs
 
     native_libs.install()  # triton must never bind to an LLVM the GTK theme loaded (idempotent)
-    import torch
+    # no cycle collection while torch imports: three full collections ran during it (the window's
+    # objects make each one longer), 150 ms on the path to ready for 10 objects found; then the
+    # modules, the window and everything else made so far are frozen, so later full collections
+    # (another 115 ms one came just after ready, or during a first run) skip them
+    gc.disable()
+    try:
+        import torch
+    finally:
+        gc.enable()
+        gc.freeze()
 
     from ftstudio.core.devices import list_devices
 

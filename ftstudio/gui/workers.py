@@ -91,6 +91,7 @@ class Task(QObject):
         self.name = name
         self.cancel = cancel
         self.delivered = False
+        self.quiet = False  # see Tasks.start
 
     @Slot(object)
     def relay_done(self, result: Any) -> None:
@@ -117,16 +118,19 @@ class Tasks(QObject):
         self._running: dict[QThread, tuple[_Job, Task]] = {}
         self.closed = False
 
-    def start(self, name: str, fn: Callable[..., Any], reports: bool = False) -> Task:
+    def start(self, name: str, fn: Callable[..., Any], reports: bool = False, quiet: bool = False) -> Task:
         """Run ``fn(cancel_event)`` — or ``fn(cancel_event, report)`` with ``reports`` — in the background.
 
         A newer task of the same name cancels this one (its result is dropped). ``report(text)`` may
-        be called from the job; the task's ``message`` signal carries it to the GUI thread."""
+        be called from the job; the task's ``message`` signal carries it to the GUI thread. A
+        ``quiet`` task does not make the window busy (``busy()``): work ahead of need, such as
+        importing a library, that nothing on screen waits for."""
         for _, (_, older) in list(self._running.items()):
             if older.name == name:
                 older.cancel.set()
         cancel = threading.Event()
         task = Task(name, cancel)
+        task.quiet = quiet
         if self.closed:  # the window is going away: nothing new starts
             cancel.set()
             return task
@@ -156,7 +160,7 @@ class Tasks(QObject):
             self.idle.emit()
 
     def busy(self, name: str | None = None) -> bool:
-        return any(name is None or task.name == name for _, task in self._running.values())
+        return any((task.name == name) if name is not None else not task.quiet for _, task in self._running.values())
 
     def shutdown(self) -> None:
         """Cancel every job and join its thread (torch imports cannot be cut short: we wait).

@@ -225,3 +225,53 @@ def test_the_plots_are_made_after_start_up_not_while_torch_imports(qtbot, make_w
     window = make_window(settle=False)
     qtbot.waitUntil(lambda: window.train_page.plots._built, timeout=60_000)
     assert built_when_ready == [True]
+
+
+# A fresh app process, offscreen, on the Model page until start-up has settled and the plots exist: which
+# thread imported pyqtgraph and torch, and which full (generation 2) cycle collections ran while torch imported.
+START_UP = '''
+import gc, importlib.abc, json, os, sys, threading, time
+found = {}
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name in ("pyqtgraph", "torch") and name not in found:
+            found[name] = threading.current_thread() is threading.main_thread()
+        return None
+sys.meta_path.insert(0, Spy())
+full = []
+gc.callbacks.append(lambda phase, info: full.append("torch" in found) if phase == "start" and info["generation"] == 2
+                    else None)
+from ftstudio.gui.app import make_app, settle
+from ftstudio.gui.main_window import MainWindow
+app = make_app()
+window = MainWindow()
+window.persist = False
+window.show_page("model")
+window.show()
+during_import = []
+def ready():
+    if window.session.ready and not during_import:
+        during_import.append(sum(full))  # full collections since torch's import began, up to the engine's ready
+    return window.settled() and window.train_page.plots._built
+settled = settle(app, ready, timeout=120)
+print(json.dumps({"settled": settled, "main thread imported": found, "full collections while importing":
+                  during_import[0], "frozen": gc.get_freeze_count(), "gc enabled": gc.isenabled()}))
+os._exit(0)
+'''
+
+
+def test_start_up_keeps_the_gui_thread_and_the_import_free(tmp_path):
+    """Time to ready (#19): pyqtgraph's import (0.17 s) ran on the GUI thread just as the window became
+    usable, and three full cycle collections (150 ms, finding nothing) ran while torch imported."""
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "FTSTUDIO_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", START_UP], capture_output=True, text=True, env=env, timeout=180,
+                         cwd=Path(__file__).resolve().parents[2])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["settled"], out.stderr[-2000:]
+    assert got["main thread imported"] == {"torch": False, "pyqtgraph": False}
+    assert got["full collections while importing"] == 0
+    assert got["frozen"] > 100_000 and got["gc enabled"]  # torch's objects no longer walked by full collections

@@ -146,3 +146,19 @@ def test_a_result_survives_another_thread_ending_first(qtbot):
     thread_a.wait()  # both ended; their results and ends are queued: b's first
     qtbot.waitUntil(lambda: sorted(results) == ["a", "b"], timeout=10_000)
     qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+
+
+def test_a_quiet_task_does_not_make_the_window_busy(qtbot):
+    """Work ahead of need (importing pyqtgraph after start-up) must not hold back "ready" (#19)."""
+    tasks = Tasks()
+    release = threading.Event()
+    quiet = tasks.start("ahead", lambda cancel: release.wait(10), quiet=True)
+    results = []
+    quiet.done.connect(results.append)
+    assert not tasks.busy() and tasks.busy("ahead")
+    loud = tasks.start("data", lambda cancel: release.wait(10))
+    assert tasks.busy() and not loud.quiet
+    release.set()
+    qtbot.waitUntil(lambda: not tasks.busy("ahead") and not tasks.busy(), timeout=10_000)
+    assert results == [True]
+    tasks.shutdown()
