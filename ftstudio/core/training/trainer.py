@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ftstudio.core import messages
-from ftstudio.core.allocator import keep_freed_memory
+from ftstudio.core.allocator import frozen_collector, keep_freed_memory
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
@@ -233,7 +233,8 @@ class Trainer:
     # -------------------------------------------------------------------- fit
     def fit(self, resume: dict[str, Any] | None = None) -> FitFinished:
         """Train for ``config.epochs`` (or until stopped); ``resume`` is a loaded checkpoint dict."""
-        with keep_freed_memory():  # a step's large blocks serve the next step (core/allocator.py)
+        # a step's large blocks serve the next step; no full collection walks torch's objects (core/allocator.py)
+        with keep_freed_memory(), frozen_collector():
             return self._fit(resume)
 
     def _fit(self, resume: dict[str, Any] | None) -> FitFinished:
