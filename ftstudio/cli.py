@@ -13,7 +13,7 @@ import traceback
 from datetime import datetime
 
 from ftstudio import __version__
-from ftstudio.core.allocator import one_arena
+from ftstudio.core.allocator import keep_freed_memory, one_arena
 
 COMMANDS = ("datasets", "train", "finetune", "evaluate", "runs", "run", "export", "demo",
             "presets", "predict", "data", "backbones")
@@ -69,7 +69,8 @@ def run_command(args: argparse.Namespace) -> int:
     from ftstudio.core.errors import FtError
 
     try:
-        return int(args.handler(args) or 0)
+        with keep_freed_memory():  # a command's large blocks serve its next batch (core/allocator.py)
+            return int(args.handler(args) or 0)
     except FtError as exc:  # the exit code comes from the error's class (core/errors.py)
         _error(str(exc))
         return exc.exit_code

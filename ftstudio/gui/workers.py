@@ -19,6 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
+from ftstudio.core.allocator import keep_freed_memory
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.gui import training_levers
 from ftstudio.gui.bridge import DataPreview, Outcome, Packet, SignalBridge, make_preview
@@ -67,7 +68,8 @@ class _Job(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            result = self.fn()
+            with keep_freed_memory():  # predicting, evaluating, exporting: large blocks reused (core/allocator.py)
+                result = self.fn()
         except BaseException as exc:  # noqa: BLE001 — a worker never lets anything escape
             self.failed.emit(_message(exc))
         else:

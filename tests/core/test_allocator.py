@@ -152,3 +152,14 @@ def test_nested_collector_holders_give_back_on_the_last(unfrozen):
             assert gc.get_freeze_count() > 0
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_every_command_runs_with_freed_memory_kept():
+    """Predicting a folder with a convnet faulted its activations in for every batch too: `ftstudio predict`
+    of 800 64×64 images with the cnn preset, 5.03 → 3.53 s (#19)."""
+    import argparse
+
+    from ftstudio.cli import run_command
+
+    assert run_command(argparse.Namespace(handler=lambda args: 7 if allocator.holding() else 0)) == 7
+    assert not allocator.holding()

@@ -162,3 +162,16 @@ def test_a_quiet_task_does_not_make_the_window_busy(qtbot):
     qtbot.waitUntil(lambda: not tasks.busy("ahead") and not tasks.busy(), timeout=10_000)
     assert results == [True]
     tasks.shutdown()
+
+
+def test_background_jobs_run_with_freed_memory_kept(qtbot):
+    """Predicting, evaluating, exporting in the app reuse large blocks as training does (#19)."""
+    from ftstudio.core import allocator
+
+    tasks = Tasks()
+    seen = []
+    tasks.start("probe", lambda cancel: allocator.holding()).done.connect(seen.append)
+    qtbot.waitUntil(lambda: seen == [True], timeout=10_000)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    assert not allocator.holding()
+    tasks.shutdown()
