@@ -33,11 +33,13 @@ def load_engine() -> list:
     # objects make each one longer), 150 ms on the path to ready for 10 objects found; then the
     # modules, the window and everything else made so far are frozen, so later full collections
     # (another 115 ms one came just after ready, or during a first run) skip them
+    collecting = gc.isenabled()
     gc.disable()
     try:
         import torch
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
         gc.freeze()
 
     from ftstudio.core.devices import list_devices
