@@ -1,31 +1,29 @@
-"""Keep the memory a CPU training step frees for the next step instead of handing it back to the OS.
+"""Process memory settings for training and inference: freed blocks kept for the next step, and
+Python's cycle collector kept off the objects that were there before.
 
-Why: PyTorch's CPU tensors come from the C library's ``malloc``. glibc serves a large block (above a
-threshold that grows to at most 32 MB) with its own ``mmap`` and returns it with ``munmap`` on free,
-and gives the top of its heap back too; the next step then faults the same memory in again, a zeroed
-page at a time. The "cnn" preset at 64×64, batch 64, took 165,000 page faults and 511 ms a step on
-this project's 2-core CPU; with large blocks kept in the heap and the heap never trimmed during a
-fit, 1,000 faults and 276 ms; the Trainer on that preset, 1.53× a plain loop in a fresh process
-(bench/throughput.py --model cnn). Small networks (the seed's MLP) see no change:
-their blocks were already reused.
+Why the C heap: PyTorch's CPU tensors come from ``malloc``. glibc serves a large block (above a
+threshold that grows to at most 32 MB) with its own ``mmap``, returns it with ``munmap`` on free and
+trims the top of its heap; the next step faults the same memory in again, a zeroed page at a time.
+The "cnn" preset at 64×64, batch 64, took 165,000 page faults and 511 ms a step on this project's
+2-core CPU, 1,000 faults and 276 ms with the settings below (the Trainer on that preset: 1.53× a
+plain loop in a fresh process, bench/throughput.py --model cnn); inference is hit harder (256 images
+at 64×64, 1,015 → 388 ms a forward; `ftstudio predict` of 800 such images 5.03 → 3.53 s). Small
+networks (the seed's MLP) see no change: their blocks were already reused.
 
-And one for Python's own collector, ``frozen_collector()``, around a fit: what exists when it starts
-(torch's modules, the model, the data) is set aside for the cycle collector, whose full collections
-otherwise walk all of it — two ran in a process's first fit of the seed's MLP, 225–237 ms (lazy
-imports on first use made the survivors that trigger them), 61–67 ms with this.
-
-Two settings, both glibc ``mallopt`` (elsewhere, or with another C library, both do nothing):
-- ``keep_freed_memory()``, around a fit, every CLI command and every job of the app (inference is hit
-  harder than training: 256 images at 64×64 through the cnn preset, 1,015 → 388 ms a batch; `ftstudio
-  predict` of 800 such images 5.03 → 3.53 s): no ``mmap`` for large blocks, no trimming; when the
-  last holder leaves, ``malloc_trim`` returns what it held, so a desktop app that trained once does
-  not keep its peak. The settings themselves stay: glibc cannot go back to its dynamic thresholds (any ``mallopt``
-  fixes them), and its fixed defaults trim a 128 KB heap top — a plain loop run after them in the
-  same process was 10 % slower than in a fresh one.
+- ``keep_freed_memory()``, around a fit, every CLI command and every job of the app: glibc's
+  ``mallopt`` turns off ``mmap`` for large blocks and trimming; when the last holder leaves,
+  ``malloc_trim`` returns what is free, so a desktop app that trained once does not keep its peak.
+  The settings themselves stay: glibc cannot go back to its dynamic thresholds (any ``mallopt`` fixes
+  them), and its fixed defaults trim a 128 KB heap top — a plain loop run after them in the same
+  process was 10 % slower than in a fresh one.
 - ``one_arena()``, at process start: every thread allocates from the main heap. A thread's own arena
-  is at most 64 MB and maps anything larger regardless (the app trains in a QThread: 23,000 faults
-  a step remained there). It must run before other threads first allocate: a thread keeps the arena
-  it started with.
+  is at most 64 MB and maps anything larger regardless (the app trains in a QThread: 23,000 faults a
+  step remained there). It must run before other threads first allocate: a thread keeps its arena.
+- ``frozen_collector()``, around a fit: what exists when it starts (torch's modules, the model, the
+  data) is set aside (``gc.freeze``) from the cycle collector, whose full collections otherwise walk
+  all of it — two ran in a process's first fit of the seed's MLP, 225–237 ms, 61–67 ms with this.
+
+The first two are glibc's; elsewhere, or with another C library, they do nothing.
 """
 
 from __future__ import annotations
