@@ -177,6 +177,11 @@ def class_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(value: object) -> str:
+    """A field of the runs table; one that a damaged summary lost shows as a dash, not as "None"."""
+    return "–" if value is None else str(value)
+
+
 def runs(args: argparse.Namespace) -> int:
     from ftstudio.core.runs.folders import list_runs
 
@@ -201,9 +206,9 @@ def runs(args: argparse.Namespace) -> int:
     for r in rows:
         acc = f"{r['val_accuracy']:.4f}" if isinstance(r["val_accuracy"], (int, float)) else "–"
         dur = f"{r['duration_s']:.0f}s" if isinstance(r["duration_s"], (int, float)) else "–"
-        data = Path(str(r["data"])).name[:16]
-        print(f"{str(r['created']):<20} {str(r['status']):<10} {data:<16} {str(r['model'])[:10]:<10} "
-              f"{str(r['epochs']):>6} {acc:>8} {dur:>8}  {r['path']}")
+        data = Path(str(r["data"])).name[:16] if r["data"] is not None else "–"
+        print(f"{_cell(r['created']):<20} {_cell(r['status']):<10} {data:<16} {_cell(r['model'])[:10]:<10} "
+              f"{_cell(r['epochs']):>6} {acc:>8} {dur:>8}  {r['path']}")
     return 0
 
 

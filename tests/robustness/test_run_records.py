@@ -88,5 +88,6 @@ def test_ftstudio_runs_lists_every_run_and_warns_about_junk(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "created_ts: expected a number" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout.count(str(tmp_path)) == len(JUNK_SUMMARIES) + 1
+    assert "None" not in done.stdout  # the fields a junk summary lost show as dashes
     as_json = cli("runs", "--dir", str(tmp_path), "--json")
     assert as_json.returncode == 0 and len(json.loads(as_json.stdout)) == len(JUNK_SUMMARIES) + 1
