@@ -115,3 +115,26 @@ def test_a_damaged_signature_names_its_field(exported, tmp_path):
     (folder / "model.onnx").write_bytes(b"garbage")
     with pytest.raises(InputError, match="cannot load this onnx model"):
         load_predictor(folder)
+
+
+@pytest.mark.timeout(120)
+def test_a_pipe_or_device_among_the_images_is_skipped_not_waited_on(source_run, labelled, tmp_path):  # noqa: F811
+    """A named pipe in a folder once hung `predict` (and the Try page) for good: open blocked on it."""
+    import os
+
+    from ftstudio.core.inference.trying import inputs_from_paths, try_inputs
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for src in sorted((labelled / "1").glob("*.png"))[:3]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    os.mkfifo(folder / "pipe.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    refused = {str(folder / "pipe.png"), str(folder / "zero.png")}
+    result = predict(source_run, [folder])
+    assert len(result.predictions) == 3
+    assert {p for p, why in result.skipped if "not a regular file" in why} == refused
+    predictor = load_predictor(source_run)
+    inputs, missing = inputs_from_paths([folder, folder / "pipe.png"], predictor.classes)
+    tried = try_inputs(predictor, inputs)
+    assert not missing and tried.total == 3 and {p for p, _ in tried.skipped} == refused

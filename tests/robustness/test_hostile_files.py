@@ -131,3 +131,21 @@ def test_atomic_writes_respect_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "folder"])
+def test_image_decoding_refuses_devices_pipes_and_folders_at_once(tmp_path, target):
+    """Every image reader (training, data check, predict, the Try page) goes through these two."""
+    from ftstudio.core.datasets.decode import DecodeError, decode, probe
+
+    path = tmp_path / "x.png"
+    if target == "fifo":
+        os.mkfifo(path)
+    elif target == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(target)
+    for read in (lambda: decode(path, (8, 8), 1), lambda: probe(path)):
+        with pytest.raises(DecodeError, match="a folder, not an image" if target == "folder" else "not a regular file"):
+            read()

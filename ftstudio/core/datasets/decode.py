@@ -6,8 +6,12 @@ decodes and resizes) and in DataLoader workers for data too large to keep in mem
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -37,12 +41,36 @@ def _to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("RGB")
 
 
-def probe(path: str | Path) -> tuple[int, int, int]:
+def _opened(path: str | Path | IO[bytes]) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """The image file opened for reading, refusing anything but a regular file: reading a named pipe
+    blocks until something writes to it (a folder holding one hung prediction), and a device never
+    ends. Opened non-blocking and checked on the descriptor, so the path cannot be swapped between
+    the check and the read. A stream (a pasted picture's bytes) passes as it is."""
+    if not isinstance(path, (str, os.PathLike)):
+        return contextlib.nullcontext(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise DecodeError(_reason(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        os.close(fd)
+        raise DecodeError(_reason(exc)) from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DecodeError("a folder, not an image" if stat.S_ISDIR(mode) else
+                          "not a regular file (a device, pipe or socket)")
+    return os.fdopen(fd, "rb")
+
+
+def probe(path: str | Path | IO[bytes]) -> tuple[int, int, int]:
     """(height, width, channels) of an image without decoding its pixels."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _opened(path) as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(f) as img:
                 width, height = img.size
                 orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
                 if orientation in (5, 6, 7, 8):
@@ -57,12 +85,12 @@ def probe(path: str | Path) -> tuple[int, int, int]:
         raise DecodeError(_reason(exc)) from None
 
 
-def decode(path: str | Path, size: tuple[int, int], channels: int) -> np.ndarray:
+def decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) -> np.ndarray:
     """The image at ``path`` as a ``[channels, H, W]`` uint8 array of ``size`` (H, W)."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _opened(path) as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(f) as img:
                 img.draft("RGB" if channels == 3 else "L", (size[1], size[0]))  # fast JPEG downscale
                 img = ImageOps.exif_transpose(img)
                 img = _to_mode(img, channels)

@@ -194,15 +194,15 @@ def image_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str
     missing: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
+        if path.is_dir():
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(Path(root) / n for n in sorted(names)
                              if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith("."))
                 if len(found) > MAX_FILES:
                     raise InputError(f"{path}: over {MAX_FILES:,} images; predict on a smaller folder")
+        elif path.exists():  # a file, or a pipe or device that decoding then refuses by name
+            found.append(path)
         else:
             missing.append((str(path), "not found"))
     return found, missing
