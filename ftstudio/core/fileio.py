@@ -13,37 +13,55 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 
 MAX_JSON_BYTES = 2_000_000
 
 
 class ReadRefused(OSError):
-    """A file that is not a regular file, or is over the size limit; its message is for the user."""
+    """A file that is not a regular file, or is over the size limit. Its message, naming the file, is
+    for the user; ``reason`` says the same without the path, for a list of skipped files."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
-def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes.
+def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
+    """``path`` opened for binary reading, if it is a regular file.
 
-    Opened non-blocking (a FIFO without a writer would otherwise hang ``open``), then checked
-    with ``fstat`` on the open descriptor (no race with a swapped path), then read in chunks up
-    to ``limit + 1`` bytes, so a file that grows while read is still refused. Raises
-    ``FileNotFoundError``/``OSError`` as ``open`` does, and ``ReadRefused`` with a message.
+    Opened non-blocking (a FIFO without a writer would otherwise hang ``open`` for good), then
+    checked with ``fstat`` on the open descriptor (no race with a swapped path); on a regular file
+    non-blocking changes nothing. Raises ``FileNotFoundError``/``OSError`` as ``open`` does, and
+    ``ReadRefused`` for a folder, a device, a pipe or a socket.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                  | getattr(os, "O_BINARY", 0))
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ReadRefused(f"{path}: is a folder, expected a {what}")
-        if not stat.S_ISREG(st.st_mode):
-            raise ReadRefused(f"{path}: not a regular file (a device, pipe or socket); expected a {what}")
-        if st.st_size > limit:
-            raise ReadRefused(f"{path}: {what} is {_size(st.st_size)}, over the {_size(limit)} limit")
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ReadRefused(f"{path}: is a folder, expected a {what}", "a folder, not a file")
+        if not stat.S_ISREG(mode):
+            reason = "not a regular file (a device, pipe or socket)"
+            raise ReadRefused(f"{path}: {reason}; expected a {what}", reason)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file (`open_regular`) of at most ``limit`` bytes: ``st_size`` is
+    checked first, then at most ``limit + 1`` bytes are read, so a file that grows while read is
+    still refused. Raises as `open_regular` does, and ``ReadRefused`` for a file over the limit."""
+    with open_regular(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ReadRefused(f"{path}: {what} is {_size(size)}, over the {_size(limit)} limit")
         chunks, total = [], 0
         while total <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            chunk = f.read(min(1 << 20, limit + 1 - total))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -51,8 +69,6 @@ def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
         if total > limit:
             raise ReadRefused(f"{path}: {what} is over the {_size(limit)} limit")
         return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _size(n: int) -> str:

@@ -147,5 +147,5 @@ def test_image_decoding_refuses_devices_pipes_and_folders_at_once(tmp_path, targ
     else:
         path.symlink_to(target)
     for read in (lambda: decode(path, (8, 8), 1), lambda: probe(path)):
-        with pytest.raises(DecodeError, match="a folder, not an image" if target == "folder" else "not a regular file"):
+        with pytest.raises(DecodeError, match="a folder, not a file" if target == "folder" else "not a regular file"):
             read()

@@ -91,3 +91,27 @@ def test_ftstudio_runs_lists_every_run_and_warns_about_junk(tmp_path):
     assert "None" not in done.stdout  # the fields a junk summary lost show as dashes
     as_json = cli("runs", "--dir", str(tmp_path), "--json")
     assert as_json.returncode == 0 and len(json.loads(as_json.stdout)) == len(JUNK_SUMMARIES) + 1
+
+
+@pytest.mark.timeout(60)
+def test_a_pipe_for_metrics_reads_as_no_rows_at_once(tmp_path):
+    """Opening a named pipe waits for a writer: a pipe as metrics.jsonl once froze the Runs page."""
+    import os
+
+    run = Run(tmp_path / "piped")
+    run.path.mkdir()
+    os.mkfifo(run.metrics_path)
+    assert run.metrics_with_problems() == ([], 0) and run.epochs() == []
+
+
+def test_an_overlong_metrics_line_is_skipped_whole(tmp_path, monkeypatch):
+    from ftstudio.core.runs import folders
+
+    monkeypatch.setattr(folders, "MAX_METRICS_LINE", 64)
+    run = Run(tmp_path / "long")
+    run.path.mkdir()
+    good = '{"kind": "epoch", "epoch": %d, "val_accuracy": 0.5}\n'
+    junk = '{"kind": "steps", "steps": [' + ", ".join(map(str, range(100))) + "]}\n"
+    run.metrics_path.write_text(good % 1 + junk + good % 2 + "x" * 64 + "\n" + good % 3)
+    rows, skipped = run.metrics_with_problems()
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and skipped == 2

@@ -1,6 +1,6 @@
 """Decode one image file into a fixed-size uint8 array, whatever its mode or orientation.
 
-Imports only numpy and Pillow: decoding runs in a thread pool (Pillow releases the GIL while it
+Imports only numpy, Pillow and the standard library: decoding runs in a thread pool (Pillow releases the GIL while it
 decodes and resizes) and in DataLoader workers for data too large to keep in memory.
 """
 
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import warnings
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from ftstudio.core.fileio import ReadRefused, open_regular
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 MAX_PIXELS = 64_000_000  # refuse decompression bombs well before they eat the memory
@@ -42,27 +43,17 @@ def _to_mode(img: Image.Image, channels: int) -> Image.Image:
 
 
 def _opened(path: str | Path | IO[bytes]) -> contextlib.AbstractContextManager[IO[bytes]]:
-    """The image file opened for reading, refusing anything but a regular file: reading a named pipe
+    """The image file opened if it is a regular file (`fileio.open_regular`): reading a named pipe
     blocks until something writes to it (a folder holding one hung prediction), and a device never
-    ends. Opened non-blocking and checked on the descriptor, so the path cannot be swapped between
-    the check and the read. A stream (a pasted picture's bytes) passes as it is."""
+    ends. A stream (a pasted picture's bytes) passes as it is."""
     if not isinstance(path, (str, os.PathLike)):
         return contextlib.nullcontext(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_BINARY", 0))
+        return open_regular(path, "image")
+    except ReadRefused as exc:
+        raise DecodeError(exc.reason) from None
     except OSError as exc:
         raise DecodeError(_reason(exc)) from None
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError as exc:
-        os.close(fd)
-        raise DecodeError(_reason(exc)) from None
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise DecodeError("a folder, not an image" if stat.S_ISDIR(mode) else
-                          "not a regular file (a device, pipe or socket)")
-    return os.fdopen(fd, "rb")
 
 
 def probe(path: str | Path | IO[bytes]) -> tuple[int, int, int]:

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +18,12 @@ from typing import Any
 
 from ftstudio.core import messages, paths
 from ftstudio.core.errors import InputError
-from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, read_bounded, write_json_file
+from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, open_regular, read_bounded, write_json_file
 from ftstudio.core.runs.records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
+
+MAX_METRICS_LINE = 16 * 2**20  # bytes; a row of step losses is ~20 bytes a step, so a longer line is junk
 
 
 def _slug(text: str) -> str:
@@ -126,10 +127,13 @@ class Run:
         """(every readable row, how many lines were skipped): torn, not JSON, or fields of the wrong type."""
         rows, skipped = [], 0
         try:
-            with open(self.metrics_path, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    return [], 0
-                for line in f:
+            with open_regular(self.metrics_path, "metrics file") as f:  # a pipe here once froze the Runs page
+                while line := f.readline(MAX_METRICS_LINE):
+                    if len(line) == MAX_METRICS_LINE and not line.endswith(b"\n"):
+                        while line and not line.endswith(b"\n"):  # an overlong line: pass over all of it
+                            line = f.readline(MAX_METRICS_LINE)
+                        skipped += 1
+                        continue
                     try:
                         row = clean_metrics_row(json.loads(line.decode("utf-8")))
                     except (ValueError, RecursionError):
@@ -138,7 +142,7 @@ class Run:
                         skipped += line.strip() != b""
                     else:
                         rows.append(row)
-        except OSError:
+        except OSError:  # missing, a pipe or device (ReadRefused), unreadable
             pass
         return rows, skipped
 
