@@ -117,6 +117,7 @@ def save_screenshot(app, window, path: str, page: str) -> int:
     """Show ``page`` at 1280×800 (``wizard``: the wizard's first page), wait until startup work has
     settled, save a PNG, close."""
     window.persist = False  # a screenshot must not overwrite the user's window geometry
+    window.warm_up = False  # nor import for a first run (1 s more before it could close)
     window.resize(*SCREENSHOT_SIZE)
     window.show_page("data" if page == "wizard" else page)
     window.show()

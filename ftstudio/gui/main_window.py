@@ -29,7 +29,7 @@ from ftstudio.gui.pages.model import ModelPage
 from ftstudio.gui.pages.train import TrainPage
 from ftstudio.gui.screen_fit import resize_to_fit
 from ftstudio.gui.settings import settings, take_notices
-from ftstudio.gui.state import Session, load_engine
+from ftstudio.gui.state import Session, load_engine, warm_up_training
 from ftstudio.gui.widgets.relabel import DeferredRelabeler
 from ftstudio.gui.widgets.drops import local_paths
 from ftstudio.gui.workers import Outcome, RunController, Tasks
@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(theme.icon("ftstudio"))
         self.setAcceptDrops(True)
         self.persist = True  # save geometry and choices on close (screenshots turn it off)
+        self.warm_up = True  # import ahead what Start needs, once usable (a screenshot, which closes then, does not)
         self.session = Session(self)
         self.tasks = Tasks(self)
         self.controller = RunController(self)
@@ -246,9 +247,16 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(100, self, self._build_plots_when_idle)
         elif "pyqtgraph" in sys.modules:
             self.train_page.plots.build()
+            self._warm_up_training()
         elif not self.tasks.busy("pyqtgraph"):
             self.tasks.start("pyqtgraph", lambda cancel: importlib.import_module("pyqtgraph"),
                              quiet=True).done.connect(lambda _: self._build_plots_when_idle())
+
+    def _warm_up_training(self) -> None:
+        """Once the window is usable, import quietly what Start would otherwise wait for (`warm_up_training`)."""
+        if self.warm_up and "torch._dynamo" not in sys.modules and not self.controller.running \
+                and not self.tasks.busy("warm-up"):
+            self.tasks.start("warm-up", lambda cancel: warm_up_training(), quiet=True)
 
     def _device_changed(self, *_) -> None:
         self.session.device = self.device.currentData() or "auto"

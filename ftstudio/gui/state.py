@@ -6,9 +6,11 @@ Pages change it through setters and listen to its signals; Start turns it into a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,25 @@ from ftstudio.core.config.recipe import DatasetSpec, FinetunePlan, Recipe, Train
 from ftstudio.gui.settings import read_json, write_json
 
 
+@contextlib.contextmanager
+def _importing_big_library() -> Iterator[None]:
+    """No cycle collection while a big library imports, then everything that exists is frozen.
+
+    Why: three full collections ran during torch's import (the window's objects make each one
+    longer), 150 ms on the path to ready for 10 objects found; during torch._dynamo's import each
+    one held the GIL for 100–130 ms, and the window froze as long. Frozen, the modules, the window
+    and everything else made so far are skipped by later full collections (another 115 ms one came
+    just after ready, or during a first run)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        gc.freeze()
+
+
 def load_engine() -> list:
     """Import torch (slow: call it off the GUI thread) and list the devices it can train on.
 
@@ -29,23 +50,22 @@ def load_engine() -> list:
     from ftstudio.core import native_libs
 
     native_libs.install()  # triton must never bind to an LLVM the GTK theme loaded (idempotent)
-    # no cycle collection while torch imports: three full collections ran during it (the window's
-    # objects make each one longer), 150 ms on the path to ready for 10 objects found; then the
-    # modules, the window and everything else made so far are frozen, so later full collections
-    # (another 115 ms one came just after ready, or during a first run) skip them
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with _importing_big_library():
         import torch
-    finally:
-        if collecting:
-            gc.enable()
-        gc.freeze()
 
     from ftstudio.core.devices import list_devices
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
     return list_devices()
+
+
+def warm_up_training() -> None:
+    """Import what a run's first optimizer imports: ``torch.optim`` wraps its methods to disable
+    torch._dynamo, and the first call imports torch._dynamo with sympy and triton — 1.1 s here, which
+    Start used to wait for (Start → first step 1.37 s, 0.07 s with it imported; +150 MB RSS that a
+    run then needs anyway). Off the GUI thread, after `load_engine` (triton's libraries load safely)."""
+    with _importing_big_library():
+        import torch._dynamo  # noqa: F401
 
 
 class Session(QObject):
