@@ -115,3 +115,29 @@ def test_an_overlong_metrics_line_is_skipped_whole(tmp_path, monkeypatch):
     run.metrics_path.write_text(good % 1 + junk + good % 2 + "x" * 64 + "\n" + good % 3)
     rows, skipped = run.metrics_with_problems()
     assert [r["epoch"] for r in rows] == [1, 2, 3] and skipped == 2
+
+
+def test_a_summary_is_parsed_once_per_version_of_its_file(tmp_path, monkeypatch):
+    """Listing 3,000 runs parsed every summary twice (2 s on the GUI thread); a changed file is still read anew."""
+    import os
+
+    parsed = []
+    real_parse = RunSummary.parse.__func__
+    counted = classmethod(lambda cls, data: parsed.append(data) or real_parse(cls, data))
+    monkeypatch.setattr(RunSummary, "parse", counted)
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    run.write_json("recipe.json", Recipe().to_dict())
+    run.update_summary(name="a", created_ts=1.0)  # an atomic write: a new file
+    parsed.clear()
+    assert run.summary().name == "a" and Run(tmp_path / "r").summary().name == "a" and list_runs(tmp_path)
+    assert len(parsed) == 1
+    run.update_summary(name="b")
+    assert Run(run.path).summary().name == "b"
+    with open(run.summary_path, "r+") as f:  # edited in place: same file, same size, a later mtime
+        text = f.read().replace('"b"', '"c"')
+        f.seek(0)
+        f.write(text)
+    later = os.stat(run.summary_path).st_mtime_ns + 10**9
+    os.utime(run.summary_path, ns=(later, later))
+    assert run.summary().name == "c"

@@ -9,9 +9,11 @@ One writer (``RunSummary.to_dict``) and one reader, used by the CLI, the Runs pa
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -73,13 +75,13 @@ class RunSummary:
             return cls(problems=(f"not an object ({type(data).__name__}); ignored",))
         known, extra, problems = {}, {}, []
         for key, value in data.items():
-            tp = _HINTS.get(key)
-            if tp is None:
+            fits = _CHECKS.get(key)
+            if fits is None:
                 extra[str(key)] = value
-            elif value is None or _fits(tp, value):
+            elif value is None or fits(value):
                 known[key] = value
             else:
-                problems.append(f"{key}: expected {_describe(tp)}, got {_short(value)}; ignored")
+                problems.append(f"{key}: expected {_describe(_HINTS[key])}, got {_short(value)}; ignored")
         return cls(**known, extra=extra, problems=tuple(problems[:MAX_PROBLEMS]), given=frozenset(known))
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,25 +103,38 @@ _HINTS = {k: v for k, v in get_type_hints(RunSummary).items() if k not in ("extr
 
 
 def _fits(tp: Any, value: Any) -> bool:
+    return _checker(tp)(value)
+
+
+@functools.cache
+def _checker(tp: Any) -> Callable[[Any], bool]:
+    """Whether a JSON value is of the type hint ``tp``, as a function made once per hint: walking the
+    hint with ``typing.get_origin`` for every value took 1.3 s of the 2 s that listing 3,000 runs took."""
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(a, value) for a in get_args(tp) if a is not type(None))
+        parts = tuple(_checker(a) for a in get_args(tp) if a is not type(None))
+        return parts[0] if len(parts) == 1 else lambda v: any(part(v) for part in parts)
     if origin is list:
         (item,) = get_args(tp)
-        return isinstance(value, list) and all(_fits(item, v) for v in value)
+        if item is Any:
+            return lambda v: isinstance(v, list)
+        each = _checker(item)
+        return lambda v: isinstance(v, list) and all(each(x) for x in v)
     if origin is dict:
-        return isinstance(value, dict)
+        return lambda v: isinstance(v, dict)
     if tp is Any:
-        return True
+        return lambda v: True
     if tp is bool:
-        return isinstance(value, bool)
+        return lambda v: isinstance(v, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+        return lambda v: isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**63
     if tp is float:
-        if isinstance(value, bool):
-            return False
-        return isinstance(value, int) and abs(value) < 2**63 or isinstance(value, float) and math.isfinite(value)
-    return isinstance(value, tp)
+        return lambda v: not isinstance(v, bool) and (
+            isinstance(v, int) and abs(v) < 2**63 or isinstance(v, float) and math.isfinite(v))
+    return lambda v: isinstance(v, tp)
+
+
+_CHECKS = {name: _checker(tp) for name, tp in _HINTS.items()}
 
 
 def _describe(tp: Any) -> str:
