@@ -22,6 +22,8 @@ networks (the seed's MLP) see no change: their blocks were already reused.
 - ``frozen_collector()``, around a fit: what exists when it starts (torch's modules, the model, the
   data) is set aside (``gc.freeze``) from the cycle collector, whose full collections otherwise walk
   all of it — two ran in a process's first fit of the seed's MLP, 225–237 ms, 61–67 ms with this.
+- ``collector_paused()``, around a big import (the first optimizer's torch._dynamo, the app's torch):
+  no automatic collection at all while it runs.
 
 The first two are glibc's; elsewhere, or with another C library, they do nothing.
 """
@@ -108,6 +110,26 @@ def frozen_collector() -> Iterator[None]:
                 _freezers -= 1
                 if _freezers == 0:
                     gc.unfreeze()
+
+
+@contextmanager
+def collector_paused(freeze_after: bool = False) -> Iterator[None]:
+    """No automatic cycle collection inside, for a big import: torch._dynamo's (a process's first
+    optimizer imports it, with sympy and triton) makes ~300,000 objects, and the full collections
+    they trigger walked them all, 50–130 ms each with the GIL held. ``freeze_after``: then set
+    aside (``gc.freeze``) everything that exists, for good — the app, once its engine is in.
+
+    The collector is turned back on only if it was on; of two threads inside at once, the first to
+    have come in (the one that found it on) turns it back on."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        if freeze_after:
+            gc.freeze()
 
 
 def holding() -> bool:

@@ -6,40 +6,19 @@ Pages change it through setters and listen to its signals; Start turns it into a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from ftstudio.core.allocator import collector_paused
 from ftstudio.core.architecture import ModelSpec
 from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.errors import InputError
 from ftstudio.core.config.recipe import DatasetSpec, FinetunePlan, Recipe, TrainConfig
 from ftstudio.gui.settings import read_json, write_json
-
-
-@contextlib.contextmanager
-def _importing_big_library() -> Iterator[None]:
-    """No cycle collection while a big library imports, then everything that exists is frozen.
-
-    Why: three full collections ran during torch's import (the window's objects make each one
-    longer), 150 ms on the path to ready for 10 objects found; during torch._dynamo's import each
-    one held the GIL for 100–130 ms, and the window froze as long. Frozen, the modules, the window
-    and everything else made so far are skipped by later full collections (another 115 ms one came
-    just after ready, or during a first run)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-        gc.freeze()
 
 
 def load_engine() -> list:
@@ -50,7 +29,11 @@ def load_engine() -> list:
     from ftstudio.core import native_libs
 
     native_libs.install()  # triton must never bind to an LLVM the GTK theme loaded (idempotent)
-    with _importing_big_library():
+    # no cycle collection while torch imports: three full collections ran during it (the window's
+    # objects make each one longer), 150 ms on the path to ready for 10 objects found; then the
+    # modules, the window and everything else made so far are frozen, so later full collections
+    # (another 115 ms one came just after ready, or during a first run) skip them
+    with collector_paused(freeze_after=True):
         import torch
 
     from ftstudio.core.devices import list_devices
@@ -63,8 +46,10 @@ def warm_up_training() -> None:
     """Import what a run's first optimizer imports: ``torch.optim`` wraps its methods to disable
     torch._dynamo, and the first call imports torch._dynamo with sympy and triton — 1.1 s here, which
     Start used to wait for (Start → first step 1.37 s, 0.07 s with it imported; +150 MB RSS that a
-    run then needs anyway). Off the GUI thread, after `load_engine` (triton's libraries load safely)."""
-    with _importing_big_library():
+    run then needs anyway). Off the GUI thread, after `load_engine` (triton's libraries load safely),
+    with the collector paused: its full collections during this import held the GIL, and so the
+    window, for 100–130 ms each."""
+    with collector_paused(freeze_after=True):
         import torch._dynamo  # noqa: F401
 
 

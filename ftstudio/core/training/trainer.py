@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ftstudio.core import messages
-from ftstudio.core.allocator import frozen_collector, keep_freed_memory
+from ftstudio.core.allocator import collector_paused, frozen_collector, keep_freed_memory
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
 from ftstudio.core.errors import FtError, GuardStop
@@ -163,7 +163,8 @@ class Trainer:
         if len(self.data.val):
             val = DeviceBatches(self.data.val, self.data.mean, self.data.std, self.device, max(cfg.batch_size, 512),
                                 channels_last=channels_last, rank=rank, world=world)
-        self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), cfg)
+        with collector_paused():  # a process's first optimizer imports torch._dynamo: `collector_paused`
+            self.optimizer = make_optimizer(param_groups(self.module, self.lr_multipliers), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(train))
         amp = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
