@@ -99,29 +99,20 @@ class Run:
 
         Parsed once per version of the file (its inode, size and mtime: every write replaces it):
         listing 3,000 runs read and validated each summary twice, 2 s on the GUI thread."""
+        path = self.summary_path
         try:
-            st = os.stat(self.summary_path)
+            st = os.stat(path)
         except OSError:
-            return self._read_summary()
+            return _read_summary(path)
         version = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = _SUMMARIES.get(self.summary_path)
+        known = _SUMMARIES.get(path)
         if known is not None and known[0] == version:
             return known[1]
-        summary = self._read_summary()
+        summary = _read_summary(path)
         if len(_SUMMARIES) >= MAX_CACHED_SUMMARIES:
             _SUMMARIES.clear()
-        _SUMMARIES[self.summary_path] = (version, summary)
+        _SUMMARIES[path] = (version, summary)
         return summary
-
-    def _read_summary(self) -> RunSummary:
-        try:
-            raw = read_bounded(self.summary_path, MAX_JSON_BYTES, "summary")
-            data = json.loads(raw.decode("utf-8"))
-        except FileNotFoundError:
-            return RunSummary()
-        except (OSError, ValueError, RecursionError) as exc:  # ReadRefused, bad UTF-8/JSON, huge numbers
-            return RunSummary(problems=(f"unreadable ({str(exc)[:100]}); ignored",))
-        return RunSummary.parse(data)
 
     def read_summary(self) -> dict[str, Any]:
         """The summary as a plain dict whose known fields have their documented types."""
@@ -185,6 +176,17 @@ class Run:
 
     def delete(self) -> None:
         shutil.rmtree(self.path)
+
+
+def _read_summary(path: Path) -> RunSummary:
+    try:
+        raw = read_bounded(path, MAX_JSON_BYTES, "summary")
+        data = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        return RunSummary()
+    except (OSError, ValueError, RecursionError) as exc:  # ReadRefused, bad UTF-8/JSON, huge numbers
+        return RunSummary(problems=(f"unreadable ({str(exc)[:100]}); ignored",))
+    return RunSummary.parse(data)
 
 
 def list_runs(parent: str | Path | None = None) -> list[Run]:

@@ -53,7 +53,7 @@ def distinct_name(base: str, recipe: Recipe, runs_dir: str | Path | None = None)
     same = []
     names = set()
     for run in list_runs(runs_dir):
-        name = run.read_summary().get("name")
+        name = run.summary().name
         if isinstance(name, str):
             names.add(name)
             if name == base or name.startswith(f"{base} "):
