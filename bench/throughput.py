@@ -5,6 +5,7 @@ side and interleaved so machine noise hits all of them.
                                [--optimizer sgd] [--device cpu]
     python bench/throughput.py --ceiling --batch-size 256 [--rounds 9]   # what a shuffling loop can reach
     python bench/throughput.py --model cnn [--size 64] [--samples 2000] [--optimizer adam]   # a convnet
+    python bench/throughput.py --device cuda --amp [--model cnn]   # on a GPU: autocast, channels-last convnets
 
 Three loops train the seed's MLP (784-256-10) on the same normalised data already on the device,
 with the seed's optimizer (plain SGD, lr 0.01, momentum 0) by default:
@@ -97,14 +98,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def amp_dtype(amp: bool, device: str) -> torch.dtype | None:
+    """The autocast dtype the Trainer picks with ``amp`` (bf16 where the GPU has it, else fp16; none on the CPU)."""
+    if not amp or not device.startswith("cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def hand_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name: str, lr: float,
-              shuffle: bool, model_name: str = "mlp") -> list[tuple[float, float]]:
-    """The seed's loop on device tensors; returns (wall, cpu) seconds per epoch."""
+              shuffle: bool, model_name: str = "mlp", amp: bool = False) -> list[tuple[float, float]]:
+    """The seed's loop on device tensors; returns (wall, cpu) seconds per epoch. With ``amp`` on a GPU it
+    does what a careful notebook does, as the Trainer: autocast (and a GradScaler for fp16) and, for a
+    convnet, channels-last weights and images."""
     torch.manual_seed(0)
     model = make_model(model_name, data.input_shape).to(device)
+    dtype = amp_dtype(amp, device)
+    channels_last = device.startswith("cuda") and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     opt = make_optimizer(opt_name, model.parameters(), lr)
     crit = torch.nn.CrossEntropyLoss()
-    x = ((data.train.x.float() / 255 - MEAN) / STD).to(device)
+    x = ((data.train.x.float() / 255 - MEAN) / STD).to(device).contiguous(memory_format=layout)
     y = data.train.y.to(device)
     n = len(y)
     batches = None if shuffle else [(x[i:i + bs], y[i:i + bs]) for i in range(0, n, bs)]
@@ -118,11 +133,17 @@ def hand_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name: str
             else:
                 steps = iter(batches)
             for inputs, labels in steps:
-                outputs = model(inputs)
-                loss = crit(outputs, labels)
+                with torch.autocast("cuda" if dtype is not None else "cpu", dtype=dtype, enabled=dtype is not None):
+                    outputs = model(inputs)
+                    loss = crit(outputs, labels)
                 opt.zero_grad()
-                loss.backward()
-                opt.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
             _sync(device)
         times.append((clock.wall, clock.cpu))
     return times
@@ -146,21 +167,24 @@ class _EpochClock(Callback):
 
 
 def ftstudio_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name: str,
-                  lr: float, model_name: str = "mlp") -> list[tuple[float, float]]:
+                  lr: float, model_name: str = "mlp", amp: bool = False) -> list[tuple[float, float]]:
     """Trainer.fit with the same model, data and optimizer (validation off: no split)."""
     torch.manual_seed(0)
-    cfg = TrainConfig(epochs=epochs, batch_size=bs, lr=lr, optimizer=opt_name, momentum=0.0, device=device)
+    cfg = TrainConfig(epochs=epochs, batch_size=bs, lr=lr, optimizer=opt_name, momentum=0.0, device=device, amp=amp)
     clock = _EpochClock(device)
     Trainer(make_model(model_name, data.input_shape), data, cfg, [clock]).fit()
     return clock.times
 
 
-def gemm_limit(bs: int, device: str, repeats: int = 300) -> float:
-    """Samples/s if only the MLP's matrix products ran (forward x·W1ᵀ, h·W2ᵀ; backward dW2, dh, dW1)."""
+def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | None = None) -> float:
+    """Samples/s if only the MLP's matrix products ran (forward x·W1ᵀ, h·W2ᵀ; backward dW2, dh, dW1),
+    in ``dtype`` (the autocast dtype under ``--amp``; float32 otherwise)."""
     gen = torch.Generator().manual_seed(0)
-    x, w1 = torch.randn(bs, 784, generator=gen).to(device), torch.randn(256, 784, generator=gen).to(device)
-    w2, b1 = torch.randn(10, 256, generator=gen).to(device), torch.randn(256, generator=gen).to(device)
-    b2, g = torch.randn(10, generator=gen).to(device), torch.randn(bs, 10, generator=gen).to(device)
+
+    def t(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen).to(device, dtype or torch.float32)
+
+    x, w1, w2, b1, b2, g = t(bs, 784), t(256, 784), t(10, 256), t(256), t(10), t(bs, 10)
     h = torch.addmm(b1, x, w1.t())
 
     def products() -> None:
@@ -260,6 +284,9 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--lr", type=float, default=None, help="default: 0.01 for sgd (the seed's), 1e-3 for adam")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", action="store_true", help="mixed precision on a GPU in every loop, as the Trainer's "
+                                                       "--amp (bf16 or fp16; convnets channels-last); ignored on "
+                                                       "the CPU, as the Trainer ignores it")
     ap.add_argument("--model", default="mlp", help="mlp (the seed's, default) or a preset name such as cnn")
     ap.add_argument("--size", type=int, default=64, help="image side for a preset (3 channels)")
     ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
@@ -280,9 +307,9 @@ def main() -> None:
     data = make_data(args.samples, (1, 28, 28) if mlp else (3, args.size, args.size))
     n, bs, dev, m = args.samples, args.batch_size, args.device, args.model
     loops: dict[str, Callable[[int], list[tuple[float, float]]]] = {
-        "plain loop (shuffles, x[idx])": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, True, m),
-        "pre-batched, no shuffle": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, False, m),
-        "ftstudio Trainer": lambda e: ftstudio_loop(data, bs, e, dev, args.optimizer, lr, m),
+        "plain loop (shuffles, x[idx])": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, True, m, args.amp),
+        "pre-batched, no shuffle": lambda e: hand_loop(data, bs, e, dev, args.optimizer, lr, False, m, args.amp),
+        "ftstudio Trainer": lambda e: ftstudio_loop(data, bs, e, dev, args.optimizer, lr, m, args.amp),
     }
     if args.child:  # one loop in this fresh process: warm up, then the timed epochs
         run = loops[args.child]
@@ -298,12 +325,16 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, run in loops.items():
             results[name].append(_in_fresh_process(name) if isolate else _median_epoch(run(args.epochs)))
-        limits.append(gemm_limit(bs, dev) if mlp else math.nan)
+        limits.append(gemm_limit(bs, dev, dtype=amp_dtype(args.amp, dev)) if mlp else math.nan)
     limit = statistics.median(limits)
     print(f"machine: {machine()}")
     what = f"seed MLP, {n} samples 28×28" if mlp else f"{m} preset, {n} samples 3×{args.size}×{args.size}"
     print(f"{what}, batch {bs}, {args.optimizer} lr {lr}, {args.epochs} epochs × "
           f"{args.rounds} rounds on {dev}; medians")
+    dtype = amp_dtype(args.amp, dev)
+    if args.amp:
+        print(f"mixed precision: {dtype} autocast in every loop" if dtype is not None else
+              "--amp ignored on the CPU (as the Trainer ignores it)")
     if isolate:
         print("each loop in a fresh process per round (--isolate)")
     reference = list(results)[0]
