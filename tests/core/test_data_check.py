@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,22 @@ def test_different_handwritten_digits_are_not_chained_into_one_group():
         copies.append(np.array(Image.open(buf))[None])
     groups = near_duplicate_groups(np.concatenate([x[:50], np.stack(copies)]))
     assert (groups[:50] == groups[50:]).all()
+
+
+@pytest.mark.timeout(120)
+def test_a_pipe_or_device_in_a_class_folder_is_named_not_read(tmp_path):
+    """Both were skipped as "empty file (0 bytes)" (their size): true of neither, and a reader that
+    trusted the size would block on the pipe."""
+    import os
+
+    root = make_photo_folder(tmp_path / "ds", n_per_class=6, classes=("a", "b"))
+    os.mkfifo(root / "a" / "pipe.png")
+    (root / "b" / "zero.png").symlink_to("/dev/zero")
+    expected = {"a/pipe.png", "b/zero.png"}
+    skipped = check_folder(root)["skipped"]
+    assert {s["path"] for s in skipped if s["reason"] == "not a regular file (a device, pipe or socket)"} == expected
+    from ftstudio.core.config.recipe import DatasetSpec
+    from ftstudio.core.datasets import load_data
+
+    bundle = load_data(DatasetSpec(name=str(root), image_size=(16, 16)))
+    assert {Path(p).as_posix() for p, why in bundle.skipped if "not a regular file" in why} == expected

@@ -115,6 +115,9 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, i
             except OSError as exc:
                 bad.append((os.path.relpath(path, root), exc.strerror or "unreadable"))
                 continue
+            if not stat.S_ISREG(st.st_mode):  # a pipe would block the decoder, a device never end
+                bad.append((os.path.relpath(path, root), "not a regular file (a device, pipe or socket)"))
+                continue
             if st.st_size == 0:
                 bad.append((os.path.relpath(path, root), "empty file (0 bytes)"))
                 continue

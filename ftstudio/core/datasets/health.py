@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import threading
 import warnings
 from collections import Counter
@@ -119,7 +120,10 @@ def _add_class(listing: Listing, class_dir: Path, split: str) -> None:
 def read_facts(path: str) -> FileFacts:
     """Read one file once (at most MAX_FILE_BYTES): hash its bytes, decode a small version."""
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode):
+            return FileFacts(error="not a regular file (a device, pipe or socket)")
         if size == 0:
             return FileFacts(error="empty file (0 bytes)")
         if size > MAX_FILE_BYTES:
