@@ -17,6 +17,7 @@ from typing import IO, Any, BinaryIO
 
 
 MAX_JSON_BYTES = 2_000_000
+NOT_REGULAR = "not a regular file (a device, pipe or socket)"  # why such a file is refused or skipped
 
 
 class ReadRefused(OSError):
@@ -43,8 +44,7 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
         if stat.S_ISDIR(mode):
             raise ReadRefused(f"{path}: is a folder, expected a {what}", "a folder, not a file")
         if not stat.S_ISREG(mode):
-            reason = "not a regular file (a device, pipe or socket)"
-            raise ReadRefused(f"{path}: {reason}; expected a {what}", reason)
+            raise ReadRefused(f"{path}: {NOT_REGULAR}; expected a {what}", NOT_REGULAR)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

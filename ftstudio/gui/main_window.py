@@ -243,14 +243,18 @@ class MainWindow(QMainWindow):
         # the import needed and delayed "ready" by as much; made here they are ready before a first run
         # needs them (begin() builds them anyway). pyqtgraph itself is imported on a worker first: on
         # the GUI thread its import blocked the just-usable window for 0.17 of the 0.24 s the plots took
+        if self.tasks.closed:  # the window is closing: nothing more to make
+            return
         if not self.settled():
             QTimer.singleShot(100, self, self._build_plots_when_idle)
         elif "pyqtgraph" in sys.modules:
             self.train_page.plots.build()
             self._warm_up_training()
         elif not self.tasks.busy("pyqtgraph"):
-            self.tasks.start("pyqtgraph", lambda cancel: importlib.import_module("pyqtgraph"),
-                             quiet=True).done.connect(lambda _: self._build_plots_when_idle())
+            # held in a name: PySide's signal does not keep its object alive, and a task that a closing
+            # window never ran is referenced by nothing else ("Signal source has been deleted")
+            task = self.tasks.start("pyqtgraph", lambda cancel: importlib.import_module("pyqtgraph"), quiet=True)
+            task.done.connect(lambda _: self._build_plots_when_idle())
 
     def _warm_up_training(self) -> None:
         """Once the window is usable, import quietly what Start would otherwise wait for (`warm_up_training`)."""

@@ -227,6 +227,18 @@ def test_the_plots_are_made_after_start_up_not_while_torch_imports(qtbot, make_w
     assert built_when_ready == [True]
 
 
+def test_a_closing_window_makes_no_plots_and_starts_no_import(window, monkeypatch):
+    """Its retry timer fired after close: the task a closed window's Tasks hands back (never run, held by
+    nothing) was gone before its signal could be connected — "Signal source has been deleted"."""
+    import sys
+
+    window.tasks.shutdown()
+    monkeypatch.delitem(sys.modules, "pyqtgraph", raising=False)  # as in a process that never drew a plot
+    monkeypatch.setattr(window, "settled", lambda: True)
+    window._build_plots_when_idle()  # raised RuntimeError
+    assert not window.tasks.busy("pyqtgraph") and not window.tasks.busy("warm-up")
+
+
 # A fresh app process, offscreen, on the Model page until start-up has settled, the plots exist and the
 # training warm-up is over: which thread imported pyqtgraph, torch and torch._dynamo, which full (generation 2)
 # cycle collections ran while torch imported, and which collections ran during the warm-up.

@@ -23,7 +23,7 @@ import numpy as np
 from ftstudio.core import messages
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, probe
 from ftstudio.core.errors import Cancelled, InputError
-from ftstudio.core.fileio import atomic_write
+from ftstudio.core.fileio import NOT_REGULAR, atomic_write
 
 CACHE_VERSION = 1
 PROCESS_DECODE_MIN = 2000  # files; fewer decode faster in this process than a worker pool starts
@@ -116,7 +116,7 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, i
                 bad.append((os.path.relpath(path, root), exc.strerror or "unreadable"))
                 continue
             if not stat.S_ISREG(st.st_mode):  # a pipe would block the decoder, a device never end
-                bad.append((os.path.relpath(path, root), "not a regular file (a device, pipe or socket)"))
+                bad.append((os.path.relpath(path, root), NOT_REGULAR))
                 continue
             if st.st_size == 0:
                 bad.append((os.path.relpath(path, root), "empty file (0 bytes)"))

@@ -29,6 +29,7 @@ from ftstudio.core.datasets.decode import _reason
 from ftstudio.core.datasets.folder import _class_files
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
 from ftstudio.core.errors import Cancelled, InputError
+from ftstudio.core.fileio import NOT_REGULAR
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -123,7 +124,7 @@ def read_facts(path: str) -> FileFacts:
         st = os.stat(path)
         size = st.st_size
         if not stat.S_ISREG(st.st_mode):
-            return FileFacts(error="not a regular file (a device, pipe or socket)")
+            return FileFacts(error=NOT_REGULAR)
         if size == 0:
             return FileFacts(error="empty file (0 bytes)")
         if size > MAX_FILE_BYTES:
