@@ -146,5 +146,8 @@ def test_a_pipe_or_device_in_a_class_folder_is_named_not_read(tmp_path):
     from ftstudio.core.config.recipe import DatasetSpec
     from ftstudio.core.datasets import load_data
 
+    from ftstudio.core.datasets.health import read_facts
+
+    assert read_facts(str(root / "a" / "pipe.png")).error == "not a regular file (a device, pipe or socket)"
     bundle = load_data(DatasetSpec(name=str(root), image_size=(16, 16)))
     assert {Path(p).as_posix() for p, why in bundle.skipped if "not a regular file" in why} == expected

@@ -1,7 +1,8 @@
 """Decode one image file into a fixed-size uint8 array, whatever its mode or orientation.
 
-Imports only numpy, Pillow and the standard library: decoding runs in a thread pool (Pillow releases the GIL while it
-decodes and resizes) and in DataLoader workers for data too large to keep in memory.
+Imports only numpy, Pillow and `ftstudio.core.fileio` (the standard library): decoding runs in a
+thread pool (Pillow releases the GIL while it decodes and resizes) and in DataLoader workers for
+data too large to keep in memory.
 """
 
 from __future__ import annotations
@@ -50,8 +51,6 @@ def _opened(path: str | Path | IO[bytes]) -> contextlib.AbstractContextManager[I
         return contextlib.nullcontext(path)
     try:
         return open_regular(path, "image")
-    except ReadRefused as exc:
-        raise DecodeError(exc.reason) from None
     except OSError as exc:
         raise DecodeError(_reason(exc)) from None
 
@@ -98,6 +97,8 @@ def decode(path: str | Path | IO[bytes], size: tuple[int, int], channels: int) -
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return f"too many pixels (over {MAX_PIXELS:,}); refused as a possible decompression bomb"
+    if isinstance(exc, ReadRefused):  # a pipe, a device, a folder: said without the path
+        return exc.reason
     if isinstance(exc, FileNotFoundError):
         return "file vanished"
     if isinstance(exc, PermissionError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import stat
 import threading
 import warnings
 from collections import Counter
@@ -29,7 +28,7 @@ from ftstudio.core.datasets.decode import _reason
 from ftstudio.core.datasets.folder import _class_files
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
 from ftstudio.core.errors import Cancelled, InputError
-from ftstudio.core.fileio import NOT_REGULAR
+from ftstudio.core.fileio import open_regular
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
@@ -121,17 +120,15 @@ def _add_class(listing: Listing, class_dir: Path, split: str) -> None:
 def read_facts(path: str) -> FileFacts:
     """Read one file once (at most MAX_FILE_BYTES): hash its bytes, decode a small version."""
     try:
-        st = os.stat(path)
-        size = st.st_size
-        if not stat.S_ISREG(st.st_mode):
-            return FileFacts(error=NOT_REGULAR)
-        if size == 0:
-            return FileFacts(error="empty file (0 bytes)")
-        if size > MAX_FILE_BYTES:
-            return FileFacts(error=f"{size / 1e6:.0f} MB: over the {MAX_FILE_BYTES // 1_000_000} MB limit per image")
-        with open(path, "rb") as f:
+        with open_regular(path, "image") as f:  # a pipe or device is refused before anything reads it
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return FileFacts(error="empty file (0 bytes)")
+            if size > MAX_FILE_BYTES:
+                limit = MAX_FILE_BYTES // 1_000_000
+                return FileFacts(error=f"{size / 1e6:.0f} MB: over the {limit} MB limit per image")
             data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
+    except OSError as exc:  # ReadRefused included: its reason, without the path
         return FileFacts(error=_reason(exc))
     facts = FileFacts(digest=hashlib.blake2b(data, digest_size=16).hexdigest())
     try:
