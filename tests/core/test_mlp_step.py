@@ -3,6 +3,8 @@ the way of every model or optimizer it does not cover."""
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from torch import nn
 
 from ftstudio.core.config.recipe import TrainConfig
 from ftstudio.core.datasets.bundle import DataBundle, Split
+from ftstudio.core.training import mlp_step as mlp_step_module
 from ftstudio.core.training import trainer as trainer_module
 from ftstudio.core.training.mlp_step import mlp_step
 from ftstudio.core.training.callbacks import History
@@ -20,6 +23,23 @@ def chain(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(),
                          nn.Linear(8, 8), nn.Linear(8, 3))
+
+
+@pytest.fixture(params=["onednn", "torch.mm"])
+def products(request, monkeypatch):
+    """Every layer's products through oneDNN (the float32 CPU path), or none (float64, CUDA, a torch
+    without it): the tests' layers are small, below the size where the step picks oneDNN by itself."""
+    monkeypatch.setattr(mlp_step_module, "ONEDNN_MIN_WEIGHTS", 0 if request.param == "onednn" else 2**62)
+    calls = []
+    op = mlp_step_module.onednn_products(torch.zeros(1))
+    assert op is not None
+
+    def counted(*args):
+        calls.append(1)
+        return op(*args)
+    monkeypatch.setattr(mlp_step_module, "_ONEDNN", [counted])
+    yield calls
+    assert bool(calls) == (request.param == "onednn")
 
 
 def autograd_step(model, opt, smoothing=0.0):
@@ -47,6 +67,7 @@ OPTIMIZERS = {
 }
 
 
+@pytest.mark.usefixtures("products")
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("freeze_first", [False, True])
 @pytest.mark.parametrize("make_opt", list(OPTIMIZERS.values()), ids=list(OPTIMIZERS))
@@ -87,6 +108,7 @@ def test_the_step_matches_autograd_step_for_step(make_opt, freeze_first, smoothi
     lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 3)),  # one layer: the top is also the lowest
     lambda: nn.Sequential(nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3)),  # no Flatten, rows already
 ], ids=["no biases", "a single layer", "no flatten"])
+@pytest.mark.usefixtures("products")
 def test_chains_without_biases_or_hidden_layers_match_autograd(make):
     gen = torch.Generator().manual_seed(2)
     x, y = torch.randn(24, 12, generator=gen), torch.randint(0, 3, (24,), generator=gen)
@@ -107,6 +129,52 @@ def test_chains_without_biases_or_hidden_layers_match_autograd(make):
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6, msg=name)
     assert not torch.equal(b[-1].weight, start)  # it did train
+
+@pytest.mark.usefixtures("products")
+@pytest.mark.parametrize("n", [1, 8])
+def test_a_batch_that_is_not_contiguous_matches_autograd(n):
+    gen = torch.Generator().manual_seed(3)
+    wide = torch.randn(n, 24, generator=gen)
+    x, y = wide[:, ::2], torch.randint(0, 3, (n,), generator=gen)  # every other column: strided rows
+    a, b = chain(), chain()
+    opt_a, opt_b = torch.optim.SGD(a.parameters(), lr=0.3), torch.optim.SGD(b.parameters(), lr=0.3)
+    out_a, _ = autograd_step(a, opt_a)(x, y)
+    out_b, _ = mlp_step(b, opt_b, None)(x, y)
+    torch.testing.assert_close(out_b, out_a.detach(), rtol=1e-5, atol=1e-6)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6)
+
+
+def testonednn_products_are_found_for_float32_on_the_cpu_only():
+    assert mlp_step_module.onednn_products(torch.zeros(1, dtype=torch.float64)) is None
+    assert mlp_step_module.onednn_products(torch.zeros(1, dtype=torch.float16)) is None
+    assert mlp_step_module.onednn_products(torch.zeros(1, device="meta")) is None
+    if platform.machine().lower() in ("x86_64", "amd64"):  # torch's x86 wheels are built with oneDNN
+        assert mlp_step_module.onednn_products(torch.zeros(1)) is not None
+
+
+def wrong(a, b, *rest):
+    return a.mm(b.t()) + 1e-3
+
+
+def missing(*args):
+    raise RuntimeError("mkldnn::_linear_pointwise: not implemented for this build")
+
+
+@pytest.mark.parametrize("fake", [wrong, missing], ids=["wrong values", "not built"])
+def test_a_onednn_op_that_disagrees_or_fails_is_left_alone(monkeypatch, fake):
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", fake)
+    assert mlp_step_module._checked_onednn() is None
+    monkeypatch.setattr(mlp_step_module, "_ONEDNN", [])
+    monkeypatch.setattr(mlp_step_module, "ONEDNN_MIN_WEIGHTS", 0)
+    model, reference = chain(), chain()
+    opt, opt_ref = torch.optim.SGD(model.parameters(), lr=0.3), torch.optim.SGD(reference.parameters(), lr=0.3)
+    x, y = torch.randn(8, 12), torch.randint(0, 3, (8,))
+    mlp_step(model, opt, None)(x, y)  # the products go to torch.mm: no call reaches the fake
+    autograd_step(reference, opt_ref)(x, y)
+    for pa, pb in zip(reference.parameters(), model.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6)
+
 
 def hooked() -> nn.Module:
     model = chain()
@@ -170,6 +238,7 @@ def data(n: int = 96) -> DataBundle:
     return DataBundle("t", Split(x[:64], y[:64]), Split(x[64:], y[64:]), ("a", "b", "c"), (1, 3, 4), (0.5,), (0.25,))
 
 
+@pytest.mark.usefixtures("products")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_the_trainer_uses_it_and_ends_where_autograd_ends(monkeypatch, optimizer):
     # batch 24 on 64 samples: the last batch of each epoch is smaller than the rest
