@@ -4,6 +4,7 @@ the way of every model or optimizer it does not cover."""
 from __future__ import annotations
 
 import platform
+import warnings
 
 import pytest
 import torch
@@ -145,12 +146,17 @@ def test_a_batch_that_is_not_contiguous_matches_autograd(n):
         torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6)
 
 
-def testonednn_products_are_found_for_float32_on_the_cpu_only():
+def test_onednn_products_are_found_for_float32_on_the_cpu_only():
     assert mlp_step_module.onednn_products(torch.zeros(1, dtype=torch.float64)) is None
     assert mlp_step_module.onednn_products(torch.zeros(1, dtype=torch.float16)) is None
     assert mlp_step_module.onednn_products(torch.zeros(1, device="meta")) is None
     if platform.machine().lower() in ("x86_64", "amd64"):  # torch's x86 wheels are built with oneDNN
         assert mlp_step_module.onednn_products(torch.zeros(1)) is not None
+    with warnings.catch_warnings():  # flags() warns that TF32 on oneDNN is for Intel GPUs
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False):  # the user's switch is respected
+            assert mlp_step_module.onednn_products(torch.zeros(1)) is None
+    assert torch.backends.mkldnn.enabled
 
 
 def wrong(a, b, *rest):

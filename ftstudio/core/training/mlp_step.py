@@ -146,8 +146,8 @@ def onednn_products(weight: torch.Tensor) -> Callable[..., torch.Tensor] | None:
     torch.compile's CPU backend calls for a Linear whose weights it freezes, so it is maintained, but
     it is not public API: it is checked against ``torch.mm`` once, transposed operand included, and
     left alone if it differs or is missing."""
-    if weight.dtype != torch.float32 or weight.device.type != "cpu":
-        return None
+    if weight.dtype != torch.float32 or weight.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        return None  # not where it runs, or turned off with torch.backends.mkldnn.flags(enabled=False)
     if not _ONEDNN:
         _ONEDNN.append(_checked_onednn())
     return _ONEDNN[0]
