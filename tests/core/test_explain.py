@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from ftstudio.cli import main
-from ftstudio.core.inference.explain import explain, explanation_name, last_conv
+from ftstudio.core.inference.explain import explain, explanation_name, grad_cam, last_conv
 from ftstudio.core.inference.predict import Predictor, softmax
 from tests.ft_helpers import source_run  # noqa: F401  (fixture)
 
@@ -64,6 +66,36 @@ def test_grad_cam_on_a_conv_net_is_hot_in_the_deciding_quadrant():
     predictor = trained(model)
     assert last_conv(model) is model[2]
     _check_hot_quadrant(predictor, "Grad-CAM")
+
+
+class _ForwardElsewhereToo(nn.Module):
+    """Runs its network, then the same network again on another thread without a graph: as the app's
+    other jobs do with a shared model while a heat map is computed."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        out = self.net(x)
+
+        def elsewhere() -> None:
+            with torch.no_grad():
+                self.net(x.detach())
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        return out
+
+
+def test_grad_cam_ignores_forwards_of_the_same_model_on_other_threads():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((2, 1, SIZE, SIZE)).astype(np.float32)
+    alone = grad_cam(net, net[0], x, np.array([0, 1]))
+    shared = grad_cam(_ForwardElsewhereToo(net), net[0], x, np.array([0, 1]))
+    np.testing.assert_allclose(shared, alone, atol=1e-6)
 
 
 def test_occlusion_on_a_net_without_convolutions_is_hot_in_the_deciding_quadrant():

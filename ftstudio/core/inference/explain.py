@@ -14,6 +14,7 @@ methods are ~60 lines and the quadrant test pins their behaviour.
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,14 @@ def grad_cam(model, layer, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
     import torch.nn.functional as F
 
     seen: dict[str, torch.Tensor] = {}
-    hook = layer.register_forward_hook(lambda module, args, out: seen.__setitem__("a", out))
+    me = threading.get_ident()
+
+    def record(module, args, out) -> None:
+        # the app predicts with the same module on other threads meanwhile (the Try page's batch, the
+        # mistakes panel's measurement): their forwards, without a graph, must not replace this one's
+        if threading.get_ident() == me:
+            seen["a"] = out
+    hook = layer.register_forward_hook(record)
     was_training = model.training
     model.eval()
     try:
