@@ -29,9 +29,9 @@ alone on the same shapes — the ceiling no loop around these layers can pass on
 timed in every round, between the loops, and each loop's share of it is the median of the
 per-round shares: this VM's speed drifts by up to 30 % between minutes, so one timing of the
 limit at the end made the share swing by ±0.1. Where torch has oneDNN (float32 on an x86 CPU),
-ftstudio's step runs the two large products through it, 8-15 % faster than torch.mm here; the
-limit is then printed twice, with torch.mm (the reference, as before) and with those products as
-the step runs them, so the share of the second is the share of what the step itself could reach.
+ftstudio's step runs the two large products through it, 5-15 % faster than torch.mm here; the
+limit is then printed twice, with torch.mm (the reference, as before) and with those products, so
+the share of the second is the share of what the step itself could reach.
 """
 
 from __future__ import annotations
@@ -184,8 +184,9 @@ def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | No
                onednn: bool = False) -> float:
     """Samples/s if only the MLP's matrix products ran (forward x·W1ᵀ, h·W2ᵀ; backward dW2, dh, dW1),
     in ``dtype`` (the autocast dtype under ``--amp``; float32 otherwise). ``onednn``: the two large
-    products (x·W1ᵀ and dW1) through oneDNN, as ftstudio's MLP step runs them on a CPU that has it
-    (core/training/mlp_step.py), each in the layout the step gives it; torch.mm is the reference."""
+    products (x·W1ᵀ and dW1) through oneDNN, the faster kind on a CPU that has it, each in the layout
+    ftstudio's MLP step gives it (core/training/mlp_step.py; below batch 256 the step adds dW1 into W1
+    with addmm_ instead, which spares a pass over W1); torch.mm is the reference."""
     gen = torch.Generator().manual_seed(0)
 
     def t(*shape: int) -> torch.Tensor:
@@ -376,7 +377,7 @@ def main() -> None:
     if mlp:
         print(f"GEMM-bound limit: {limit:,.0f} samples/s (per round: {', '.join(f'{v:,.0f}' for v in limits)})")
     if onednn:
-        print(f"with oneDNN's two large products (as ftstudio's step runs them): "
+        print(f"with oneDNN's two large products (faster here; the step uses them): "
               f"{statistics.median(onednn_limits):,.0f} samples/s "
               f"(per round: {', '.join(f'{v:,.0f}' for v in onednn_limits)})")
     print(f"ratio ftstudio / plain loop: {statistics.median(ratios):.3f} (per round: "

@@ -101,6 +101,9 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
                 g_t.sub_(eps / out_t.shape[0])
             g_t.scatter_add_(0, yb[None], torch.full_like(picked, eps - 1.0))
             scale = 1.0 / out_t.shape[1]
+            # oneDNN's weight-gradient product needs a pass of its own to add into W; MKL's addmm_ adds
+            # in place, and below ONEDNN_UPDATE_MIN_BATCH rows that pass costs more than oneDNN saves
+            onednn_update = out_t.shape[1] >= ONEDNN_UPDATE_MIN_BATCH
             for j in range(len(linears) - 1, lowest - 1, -1):
                 weight, bias, below_t = weights[j], biases[j], inputs_t[j]
                 dh_t = weight.t().mm(g_t) if j > lowest else None  # before the update
@@ -108,7 +111,7 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
                     bias_grad = None if bias is None else g_t.sum(1)
                     if fold:
                         rate = -w_groups[j]["lr"] * scale
-                        if big[j]:
+                        if big[j] and onednn_update:
                             weight.add_(product(g_t, below_t, None, "none", [], ""), alpha=rate)
                         else:
                             weight.addmm_(g_t, below_t.t(), alpha=rate)
@@ -134,6 +137,9 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
 
 
 ONEDNN_MIN_WEIGHTS = 2**15  # a layer with fewer weights keeps torch.mm (measured: the 10 × 256 head, 30 vs 21 µs)
+# measured on the seed MLP (scratch A/B in fresh processes): with the update through oneDNN, batch 128
+# ran 0.78-0.81 of the limit against 0.83-0.87 through addmm_; batch 256 0.862-0.885 against 0.849-0.865
+ONEDNN_UPDATE_MIN_BATCH = 256
 _ONEDNN: list[Callable[..., torch.Tensor] | None] = []  # the checked op, once per process
 
 
