@@ -20,6 +20,7 @@ DDP/FSDP) returns None and trains through autograd. The two paths agree to float
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -140,7 +141,6 @@ ONEDNN_MIN_WEIGHTS = 2**15  # a layer with fewer weights keeps torch.mm (measure
 # measured on the seed MLP (scratch A/B in fresh processes): with the update through oneDNN, batch 128
 # ran 0.78-0.81 of the limit against 0.83-0.87 through addmm_; batch 256 0.862-0.885 against 0.849-0.865
 ONEDNN_UPDATE_MIN_BATCH = 256
-_ONEDNN: list[Callable[..., torch.Tensor] | None] = []  # the checked op, once per process
 
 
 def onednn_products(weight: torch.Tensor) -> Callable[..., torch.Tensor] | None:
@@ -154,15 +154,14 @@ def onednn_products(weight: torch.Tensor) -> Callable[..., torch.Tensor] | None:
     left alone if it differs or is missing."""
     if weight.dtype != torch.float32 or weight.device.type != "cpu" or not torch.backends.mkldnn.enabled:
         return None  # not where it runs, or turned off with torch.backends.mkldnn.flags(enabled=False)
-    if not _ONEDNN:
-        _ONEDNN.append(_checked_onednn())
-    return _ONEDNN[0]
+    return _checked_onednn()
 
 
 def _unused(*args: object) -> torch.Tensor:
     raise AssertionError("oneDNN products are used only where onednn_products found them")
 
 
+@functools.cache  # checked once per process
 def _checked_onednn() -> Callable[..., torch.Tensor] | None:
     try:
         if not torch.backends.mkldnn.is_available():
