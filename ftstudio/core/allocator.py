@@ -24,8 +24,15 @@ networks (the seed's MLP) see no change: their blocks were already reused.
   all of it — two ran in a process's first fit of the seed's MLP, 225–237 ms, 61–67 ms with this.
 - ``collector_paused()``, around a big import (the first optimizer's torch._dynamo, the app's torch):
   no automatic collection at all while it runs.
+- ``empty_on_huge_pages()``, for a split normalised once into a float32 copy on the CPU: memory the
+  kernel backs with 2 MB pages (Linux's transparent huge pages, asked for with ``madvise``, which
+  Debian and Ubuntu require). A shuffled batch gathers rows from all over the copy (the seed's
+  60,000 × 784 floats are 188 MB, 46,000 pages of 4 KB); with 2 MB pages their addresses stay in
+  the TLB. The seed's MLP at batch 256, the step in a bare loop: 0.895 → 0.925 of the GEMM-bound
+  limit (medians of 6 alternating epochs; pre-gathered batches 0.96).
 
-The first two are glibc's; elsewhere, or with another C library, they do nothing.
+The first two are glibc's; elsewhere, or with another C library, they do nothing. Huge pages are
+Linux's; elsewhere, or where the kernel has them off, the memory is ordinary.
 """
 
 from __future__ import annotations
@@ -33,12 +40,20 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import math
+import mmap
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: the app imports this module before its first paint
+    import torch
 
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
+HUGE_PAGE = 2 * 2**20  # bytes; x86-64's and arm64's (with 4 KB base pages) transparent huge page
+HUGE_PAGES_MIN_BYTES = 16 * 2**20  # smaller tensors span few pages: their addresses stay in the TLB anyway
 NEVER_TRIM = 2**31 - 1  # mallopt takes an int
 
 _lock = threading.Lock()
@@ -135,3 +150,26 @@ def collector_paused(freeze_after: bool = False) -> Iterator[None]:
 def holding() -> bool:
     """Whether a fit is keeping freed memory now (for tests and diagnostics)."""
     return _holders > 0
+
+
+def empty_on_huge_pages(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised contiguous CPU tensor whose memory the kernel backs with 2 MB pages where it
+    can, else (a small tensor, no ``madvise``, the kernel refuses) a plain ``torch.empty``.
+
+    A fresh anonymous mapping, one huge page longer than asked, asked for huge pages before anything
+    touches it; the tensor starts at the first 2 MB boundary inside it and keeps the mapping alive
+    (unmapped when the last view of it goes)."""
+    import torch
+
+    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only
+    if nbytes < HUGE_PAGES_MIN_BYTES or advice is None:
+        return torch.empty(shape, dtype=dtype)
+    try:
+        region = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE)  # shared would be shmem: no THP
+        region.madvise(advice)
+    except (OSError, ValueError):  # no transparent huge pages in this kernel, or no memory to map
+        return torch.empty(shape, dtype=dtype)
+    raw = torch.frombuffer(region, dtype=torch.uint8)
+    start = -raw.data_ptr() % HUGE_PAGE
+    return raw[start:start + nbytes].view(dtype).view(shape)

@@ -205,3 +205,50 @@ def test_the_first_optimizer_imports_torch_dynamo_without_cycle_collections():
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert not got["imported before"] and got["imported after"]  # this fit did import it
     assert got["collections"] == [] and got["enabled"]
+
+
+def _mapping(address: int) -> dict[str, int] | None:
+    """The kB fields of the mapping in /proc/self/smaps that holds ``address``, or None if none does."""
+    fields: dict[str, int] | None = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            if fields is not None:
+                return fields
+            low, high = (int(v, 16) for v in head.split("-"))
+            fields = {} if low <= address < high else None
+        elif fields is not None and line.endswith(" kB"):
+            fields[head.rstrip(":")] = int(line.split()[1])
+    return fields
+
+
+def test_a_tensor_on_huge_pages_gets_them_and_its_mapping_goes_with_its_last_view():
+    import gc
+
+    import torch
+
+    x = allocator.empty_on_huge_pages((8 * 2**20,), torch.float32)  # 32 MB
+    assert x.shape == (8 * 2**20,) and x.dtype == torch.float32 and x.is_contiguous()
+    assert x.data_ptr() % allocator.HUGE_PAGE == 0
+    x.fill_(2.0)
+    address = x.data_ptr()
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    huge_kb = _mapping(address)["AnonHugePages"]
+    if "[never]" in mode:  # the kernel has them off: ordinary pages, still a working tensor
+        assert huge_kb == 0
+    else:  # [always] or [madvise] (Debian's and Ubuntu's): most of the 32 MB on 2 MB pages
+        assert huge_kb >= 16 * 1024, huge_kb
+    view = x[-10:]
+    del x
+    gc.collect()
+    assert _mapping(address) is not None and float(view.sum()) == 20.0  # a view keeps the memory
+    del view
+    gc.collect()
+    assert _mapping(address) is None  # unmapped with the last view
+
+
+def test_a_small_tensor_is_not_given_huge_pages():
+    import torch
+
+    x = allocator.empty_on_huge_pages((1000,), torch.float32)
+    assert x.untyped_storage().nbytes() == 4000  # a plain torch.empty, not a mapping of 2 MB more

@@ -1,5 +1,7 @@
 """Batches of an in-memory split: a large split stays uint8 and is normalised per batch, with the same bits."""
 
+import sys
+
 import pytest
 import torch
 
@@ -60,3 +62,19 @@ def test_a_large_split_trains_to_the_same_weights(tmp_path, monkeypatch):
     a = checkpoint.load(tmp_path / "once" / "checkpoints" / "last.pt")["model"]
     b = checkpoint.load(tmp_path / "batch" / "checkpoints" / "last.pt")["model"]
     assert h_once.losses == h_batch.losses and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_float_copy_on_the_cpu_lies_on_huge_pages_and_gives_the_same_batches(monkeypatch):
+    from ftstudio.core import allocator
+
+    split = _split()
+    monkeypatch.setattr(allocator, "HUGE_PAGES_MIN_BYTES", 2**62)  # off: the copy in ordinary memory
+    plain = DeviceBatches(split, MEAN, STD, torch.device("cpu"), 64, shuffle=True)
+    monkeypatch.setattr(allocator, "HUGE_PAGES_MIN_BYTES", 0)  # this small split too
+    huge = DeviceBatches(split, MEAN, STD, torch.device("cpu"), 64, shuffle=True)
+    assert plain.x.untyped_storage().nbytes() == plain.x.nbytes  # an ordinary tensor
+    if sys.platform.startswith("linux"):  # a mapping of its own, from a 2 MB boundary
+        assert huge.x.data_ptr() % allocator.HUGE_PAGE == 0 and huge.x.untyped_storage().nbytes() > huge.x.nbytes
+    assert torch.equal(huge.x, plain.x) and huge.x.is_contiguous()
+    for (xa, ya), (xb, yb) in zip(_batches(plain), _batches(huge), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

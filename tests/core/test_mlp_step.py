@@ -91,9 +91,12 @@ def test_the_step_matches_autograd_step_for_step(make_opt, freeze_first, smoothi
         steps.append((step, sched))
     for i in range(0, 40, 8):
         results = []
-        for step, sched in steps:
+        for fast, (step, sched) in enumerate(steps):
             out, loss = step(x[i:i + 8], y[i:i + 8])
             sched.step()
+            assert (loss is None) == bool(fast)  # the MLP step leaves the loss to the caller
+            if fast:
+                loss = F.cross_entropy(out, y[i:i + 8], label_smoothing=smoothing)
             results.append((out.detach(), loss.detach()))
         (out_a, loss_a), (out_b, loss_b) = results
         torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-6)
@@ -127,9 +130,8 @@ def test_chains_without_biases_or_hidden_layers_match_autograd(make):
     for i in range(0, 24, 6):
         out_a, loss_a = plain(x[i:i + 6], y[i:i + 6])
         out_b, loss_b = fast(x[i:i + 6], y[i:i + 6])
-        assert out_b.shape == out_a.shape == (6, 3)
+        assert out_b.shape == out_a.shape == (6, 3) and loss_b is None
         torch.testing.assert_close(out_b, out_a.detach(), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(loss_b, loss_a.detach(), rtol=1e-5, atol=1e-6)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6, msg=name)
     assert not torch.equal(b[-1].weight, start)  # it did train
@@ -249,11 +251,12 @@ def data(n: int = 96) -> DataBundle:
 
 
 @pytest.mark.usefixtures("products")
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_the_trainer_uses_it_and_ends_where_autograd_ends(monkeypatch, optimizer):
+def test_the_trainer_uses_it_and_ends_where_autograd_ends(monkeypatch, optimizer, smoothing):
     # batch 24 on 64 samples: the last batch of each epoch is smaller than the rest
     cfg = TrainConfig(epochs=3, batch_size=24, lr=0.05, optimizer=optimizer, momentum=0.0, scheduler="cosine",
-                      device="cpu", seed=0)
+                      device="cpu", seed=0, label_smoothing=smoothing)
     used = []
 
     def recording(*args, **kwargs):
@@ -270,8 +273,25 @@ def test_the_trainer_uses_it_and_ends_where_autograd_ends(monkeypatch, optimizer
     # the step hands back its logits as a transposed view: train accuracy and loss read from them agree
     assert [e.train_accuracy for e in fast_history.epochs] == [e.train_accuracy for e in slow_history.epochs]
     assert len(fast_history.epochs) == 3 and len(fast_history.losses) == 9
+    # the step leaves its loss to the trainer, which computes it from the logits once per window
     torch.testing.assert_close(torch.tensor(fast_history.losses), torch.tensor(slow_history.losses),
                                rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.tensor([e.train_loss for e in fast_history.epochs]),
+                               torch.tensor([e.train_loss for e in slow_history.epochs]), rtol=1e-4, atol=1e-5)
     for a, b in zip(slow.parameters(), fast.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     assert not torch.equal(fast[1].weight, chain()[1].weight)
+
+
+def test_a_window_computes_the_losses_its_steps_left_to_it_among_those_they_gave():
+    gen = torch.Generator().manual_seed(4)
+    window = trainer_module._Window(label_smoothing=0.1)
+    batches = [(torch.randn(n, 3, generator=gen), torch.randint(0, 3, (n,), generator=gen)) for n in (5, 2, 4)]
+    given = torch.tensor(7.5)
+    for i, (out, y) in enumerate(batches):
+        window.add(given if i == 1 else None, out, y)
+    losses, correct = window.read()
+    expected = [F.cross_entropy(out, y, label_smoothing=0.1).item() for out, y in batches]
+    assert losses[1] == 7.5
+    assert losses[0] == pytest.approx(expected[0], rel=1e-6) and losses[2] == pytest.approx(expected[2], rel=1e-6)
+    assert correct == sum(int((out.argmax(1) == y).sum()) for out, y in batches)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import torch
 
+from ftstudio.core.allocator import empty_on_huge_pages
 from ftstudio.core.datasets.bundle import Split, StreamSplit
 from ftstudio.core.config.recipe import AugmentSpec
 from ftstudio.core.training.augment import augment_batch
@@ -26,9 +27,10 @@ __all__ = ["DeviceBatches", "augment_batch", "normalize"]
 FLOAT_COPY_LIMIT = 512 * 2**20  # bytes of float32 up to which a split is normalised once instead of per batch
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 images → float32 ``(x / 255 - mean) / std`` per channel (in one new tensor, not two)."""
-    return x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 images → float32 ``(x / 255 - mean) / std`` per channel (in one new tensor, not two, or in ``out``)."""
+    x = x.to(torch.float32) if out is None else out.copy_(x)
+    return x.div_(255.0).sub_(mean).div_(std)
 
 
 class DeviceBatches:
@@ -54,7 +56,9 @@ class DeviceBatches:
             x = x.to(device, non_blocking=True)
             self.per_batch = x.numel() * 4 > FLOAT_COPY_LIMIT
             if not self.per_batch:
-                x = normalize(x, self.mean, self.std)
+                # on the CPU, into memory on huge pages: a shuffled batch's rows come from all over it
+                out = empty_on_huge_pages(tuple(x.shape), torch.float32) if device.type == "cpu" else None
+                x = normalize(x, self.mean, self.std, out)
             self.x = x.contiguous(memory_format=self.memory_format)
 
     def __len__(self) -> int:
