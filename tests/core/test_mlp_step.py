@@ -295,3 +295,25 @@ def test_a_window_computes_the_losses_its_steps_left_to_it_among_those_they_gave
     assert losses[1] == 7.5
     assert losses[0] == pytest.approx(expected[0], rel=1e-6) and losses[2] == pytest.approx(expected[2], rel=1e-6)
     assert correct == sum(int((out.argmax(1) == y).sum()) for out, y in batches)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("sizes", [[24, 24, 16], [50] * 7 + [13]], ids=["3 steps", "8 steps"])
+def test_a_steps_loss_is_the_same_bits_whichever_window_reads_it(sizes, smoothing):
+    """An interrupted and resumed run reads its steps in other windows: their losses must not move.
+    (Reduced down one long classes × samples row, the smoothing term of [24, 24, 16]'s last two steps
+    moved by an ulp when the window lost its first step.)"""
+    gen = torch.Generator().manual_seed(5)
+    steps = [(torch.randn(10, n, generator=gen).t(), torch.randint(0, 10, (n,), generator=gen))
+             for n in sizes]  # logits as the MLP step hands them: transposed views
+
+    def read(part):
+        window = trainer_module._Window(label_smoothing=smoothing)
+        for out, y in part:
+            window.add(None, out, y)
+        return window.read()
+    whole, correct = read(steps)
+    for start in (1, 2):
+        tail, tail_correct = read(steps[start:])
+        assert whole[start:] == tail  # exactly
+        assert correct == tail_correct + read(steps[:start])[1]

@@ -6,7 +6,9 @@ cheapest a step can get (the seed's MLP at batch 256 reached 0.84 of the GEMM-bo
 0.79 normalising each batch). A large one stays uint8 on the device and each batch is normalised as it
 is taken: the float copy is 4× the images (a 1 GB folder of 64×64 photos peaked at 9.2 GB of RAM and
 spent 6 s before the first step), while a batch's normalisation is noise next to a network that
-needs such data. Elementwise arithmetic gives the same bits per element either way.
+needs such data. Elementwise arithmetic gives the same bits per element either way. On the CPU the
+float copy lies on 2 MB pages where Linux gives them (``allocator.empty_on_huge_pages``): a shuffled
+batch gathers its rows from all over it, and with 4 KB pages each row costs a TLB miss.
 """
 
 from __future__ import annotations
