@@ -229,15 +229,16 @@ def test_a_tensor_on_huge_pages_gets_them_and_its_mapping_goes_with_its_last_vie
 
     x = allocator.empty_on_huge_pages((8 * 2**20,), torch.float32)  # 32 MB
     assert x.shape == (8 * 2**20,) and x.dtype == torch.float32 and x.is_contiguous()
-    assert x.data_ptr() % allocator.HUGE_PAGE == 0
     x.fill_(2.0)
     address = x.data_ptr()
-    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    mode = setting.read_text() if setting.exists() else "a kernel built without them"
     huge_kb = _mapping(address)["AnonHugePages"]
-    if "[never]" in mode:  # the kernel has them off: ordinary pages, still a working tensor
-        assert huge_kb == 0
-    else:  # [always] or [madvise] (Debian's and Ubuntu's): most of the 32 MB on 2 MB pages
+    if "[always]" in mode or "[madvise]" in mode:  # (madvise: Debian's and Ubuntu's) most of the 32 MB on 2 MB pages
+        assert address % allocator.HUGE_PAGE == 0
         assert huge_kb >= 16 * 1024, huge_kb
+    else:  # off, or not in this kernel: ordinary pages, still a working tensor
+        assert huge_kb == 0
     view = x[-10:]
     del x
     gc.collect()

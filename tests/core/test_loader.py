@@ -1,6 +1,6 @@
 """Batches of an in-memory split: a large split stays uint8 and is normalised per batch, with the same bits."""
 
-import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,7 +73,7 @@ def test_a_float_copy_on_the_cpu_lies_on_huge_pages_and_gives_the_same_batches(m
     monkeypatch.setattr(allocator, "HUGE_PAGES_MIN_BYTES", 0)  # this small split too
     huge = DeviceBatches(split, MEAN, STD, torch.device("cpu"), 64, shuffle=True)
     assert plain.x.untyped_storage().nbytes() == plain.x.nbytes  # an ordinary tensor
-    if sys.platform.startswith("linux"):  # a mapping of its own, from a 2 MB boundary
+    if Path("/sys/kernel/mm/transparent_hugepage").exists():  # Linux with them: a mapping of its own, from 2 MB
         assert huge.x.data_ptr() % allocator.HUGE_PAGE == 0 and huge.x.untyped_storage().nbytes() > huge.x.nbytes
     assert torch.equal(huge.x, plain.x) and huge.x.is_contiguous()
     for (xa, ya), (xb, yb) in zip(_batches(plain), _batches(huge), strict=True):
