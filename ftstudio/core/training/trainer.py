@@ -84,7 +84,7 @@ class _Window:
         if given:
             for i, value in zip(given, torch.stack([self.losses[i] for i in given]).float().cpu().tolist()):
                 losses[i] = value
-        correct = torch.zeros((), dtype=torch.long)
+        correct: torch.Tensor | int = 0  # summed on the logits' device
         computed: list[int] = []
         means: list[torch.Tensor] = []
         # the steps in runs of one batch size (all but an epoch's last batch), as steps × classes ×
