@@ -73,7 +73,7 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
     b_groups = [group_of.get(id(m.bias)) if m.bias is not None else None for m in linears]
     targets: dict[int, torch.Tensor] = {}  # batch size → what the target's class adds to the gradient
 
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = xb.flatten(1) if flatten else xb
         if x.dim() != 2 or yb.dim() != 1:
             return fallback(xb, yb)
