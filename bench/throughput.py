@@ -194,7 +194,7 @@ def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | No
 
     x, w1, w2, b1, b2, g = t(bs, 784), t(256, 784), t(10, 256), t(256), t(10), t(bs, 10)
     h = torch.addmm(b1, x, w1.t())
-    lp = torch.ops.mkldnn._linear_pointwise if onednn else None
+    mm_t = onednn_products(w1) if onednn else None  # a·bᵀ through oneDNN: what the step calls
     h_t, g_t = h.t().contiguous(), g.t().contiguous()
 
     def products() -> None:
@@ -204,14 +204,14 @@ def gemm_limit(bs: int, device: str, repeats: int = 300, dtype: torch.dtype | No
         dh = g.mm(w2)        # dh
         dh.t().mm(x)         # dW1
 
-    def onednn_products() -> None:  # features × batch, as the step keeps its activations
-        lp(w1, x, None, "none", [], "")
+    def with_onednn() -> None:  # features × batch, as the step keeps its activations
+        mm_t(w1, x)
         torch.addmm(b2[:, None], w2, h_t)
-        g_t.mm(h)                              # dW2
-        dh_t = w2.t().mm(g_t)                  # dh
-        lp(dh_t, x.t(), None, "none", [], "")  # dW1
+        g_t.mm(h)              # dW2
+        dh_t = w2.t().mm(g_t)  # dh
+        mm_t(dh_t, x.t())      # dW1
 
-    run = onednn_products if onednn else products
+    run = with_onednn if onednn else products
     for _ in range(20):
         run()
     _sync(device)
@@ -343,10 +343,11 @@ def main() -> None:
     # the limit with oneDNN's large products too, where the step uses them (float32 on the CPU)
     onednn = mlp and onednn_products(torch.zeros(1, device=dev)) is not None
     onednn_limits: list[float] = []
+    dtype = amp_dtype(args.amp, dev)
     for _ in range(args.rounds):
         for name, run in loops.items():
             results[name].append(_in_fresh_process(name) if isolate else _median_epoch(run(args.epochs)))
-        limits.append(gemm_limit(bs, dev, dtype=amp_dtype(args.amp, dev)) if mlp else math.nan)
+        limits.append(gemm_limit(bs, dev, dtype=dtype) if mlp else math.nan)
         if onednn:
             onednn_limits.append(gemm_limit(bs, dev, onednn=True))
     limit = statistics.median(limits)
@@ -354,7 +355,6 @@ def main() -> None:
     what = f"seed MLP, {n} samples 28×28" if mlp else f"{m} preset, {n} samples 3×{args.size}×{args.size}"
     print(f"{what}, batch {bs}, {args.optimizer} lr {lr}, {args.epochs} epochs × "
           f"{args.rounds} rounds on {dev}; medians")
-    dtype = amp_dtype(args.amp, dev)
     if args.amp:
         print(f"mixed precision: {dtype} autocast in every loop" if dtype is not None else
               "--amp ignored on the CPU (as the Trainer ignores it)")
