@@ -4,6 +4,7 @@ and outliers are all reported; distinct images are not."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ftstudio.core.config.recipe import DatasetSpec
+from ftstudio.core.datasets import load_data
 from ftstudio.core.datasets.hashing import near_groups, popcount
-from ftstudio.core.datasets.health import check_folder, read_many
+from ftstudio.core.datasets.health import check_folder, read_facts, read_many
 from ftstudio.core.errors import InputError
+from ftstudio.core.fileio import NOT_REGULAR
 from tests.helpers import cli, make_photo_folder, photo
 
 
@@ -135,19 +139,12 @@ def test_different_handwritten_digits_are_not_chained_into_one_group():
 def test_a_pipe_or_device_in_a_class_folder_is_named_not_read(tmp_path):
     """Both were skipped as "empty file (0 bytes)" (their size): true of neither, and a reader that
     trusted the size would block on the pipe."""
-    import os
-
     root = make_photo_folder(tmp_path / "ds", n_per_class=6, classes=("a", "b"))
     os.mkfifo(root / "a" / "pipe.png")
     (root / "b" / "zero.png").symlink_to("/dev/zero")
     expected = {"a/pipe.png", "b/zero.png"}
     skipped = check_folder(root)["skipped"]
-    assert {s["path"] for s in skipped if s["reason"] == "not a regular file (a device, pipe or socket)"} == expected
-    from ftstudio.core.config.recipe import DatasetSpec
-    from ftstudio.core.datasets import load_data
-
-    from ftstudio.core.datasets.health import read_facts
-
-    assert read_facts(str(root / "a" / "pipe.png")).error == "not a regular file (a device, pipe or socket)"
+    assert {s["path"] for s in skipped if s["reason"] == NOT_REGULAR} == expected
+    assert read_facts(str(root / "a" / "pipe.png")).error == NOT_REGULAR
     bundle = load_data(DatasetSpec(name=str(root), image_size=(16, 16)))
-    assert {Path(p).as_posix() for p, why in bundle.skipped if "not a regular file" in why} == expected
+    assert {Path(p).as_posix() for p, why in bundle.skipped if NOT_REGULAR in why} == expected
