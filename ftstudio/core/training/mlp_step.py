@@ -91,13 +91,13 @@ def mlp_step(model: nn.Module, optimizer: torch.optim.Optimizer, fallback: StepF
                 x = x.contiguous()
             h_t = x.t()
             inputs_t: list[torch.Tensor] = [h_t]
-            for weight, bias, relu, fast in zip(weights[:-1], bias_columns, relu_after, big):
+            for weight, bias_column, relu, fast in zip(weights[:-1], bias_columns, relu_after, big):
                 if fast:  # W·hᵀ, then the bias down each column
-                    h_t = product(weight, x if h_t is inputs_t[0] else h_t.t())
-                    if bias is not None:
-                        h_t.add_(bias)
-                elif bias is not None:
-                    h_t = torch.addmm(bias, weight, h_t)
+                    h_t = product(weight, h_t.t())
+                    if bias_column is not None:
+                        h_t.add_(bias_column)
+                elif bias_column is not None:
+                    h_t = torch.addmm(bias_column, weight, h_t)
                 else:
                     h_t = weight.mm(h_t)
                 if relu:
