@@ -10,7 +10,7 @@ Activations are kept features × batch, so each ReLU's mask has the layout of th
 and the weight-gradient products take contiguous operands. On a CPU where torch has oneDNN, the
 large products go through it (see ``onednn_products``; SGD's update from batch 256 up). The seed's
 MLP (784-256-10) on a 2-core CPU trains 1.8–1.9× as fast as the hand-written PyTorch loop at batch
-64, 1.4× at batch 256, 0.87–0.88 of the GEMM-bound limit (bench/throughput.py, bench/README.md).
+64, 1.4× at batch 256, 0.88–0.91 of the GEMM-bound limit (bench/throughput.py, bench/README.md).
 
 It covers exactly ``nn.Sequential([Flatten,] Linear[, ReLU], …, Linear)`` of float parameters, with
 no hooks, on one process; anything else (other layers, a wrapped or hooked model, AMP, clipping,
