@@ -26,17 +26,12 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("FTSTUDIO_WEIGHTS_MIRROR", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     yield home
-    _forget_settings_state()
-
-
-def _forget_settings_state() -> None:
-    """The settings module remembers, per process, files found good, stand-ins and unread notices: a
-    test's leftovers (the settings fuzzer's junk INI files) must not reach the next test in the worker."""
-    module = sys.modules.get("ftstudio.gui.settings")
-    if module is not None:
-        module._checked.clear()
-        module._replaced.clear()
-        module.take_notices()
+    # the settings module's notices are per process, not per file: those no window took (the settings
+    # fuzzer's junk INI files) must not reach the next test in the worker. Its other state is keyed by
+    # the file's path, and each test's home is new
+    settings = sys.modules.get("ftstudio.gui.settings")
+    if settings is not None:
+        settings.take_notices()
 
 
 @pytest.fixture
