@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Unreadable files are skipped and named on stderr.")
     p.add_argument("source", help="run folder, checkpoint (.pt) or export folder")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--top-k", type=int, default=3, help="how many classes to list per image (default 3)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="how many classes to list per image, best first: a plain line then reads PATH, then K "
+                        "label/probability pairs (default: the best one alone; 3 in --json's \"top\")")
     p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "label", "probability", '
                                                        '"top": [{"label", "probability"}, …]}')
     p.add_argument("--explain", metavar="DIR", help="write a heat-map PNG per image into DIR (Grad-CAM for conv "
@@ -32,7 +34,7 @@ def predict(args: argparse.Namespace) -> int:
     from ftstudio.core.errors import InputError
     from ftstudio.core.inference.predict import image_paths, load_predictor, predict_batches
 
-    if args.top_k < 1:
+    if args.top_k is not None and args.top_k < 1:
         raise InputError("--top-k must be at least 1")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
@@ -48,14 +50,14 @@ def predict(args: argparse.Namespace) -> int:
     taken: set[str] = set()
     count, newly_skipped = 0, []
     try:
-        for batch in predict_batches(predictor, files, args.top_k, args.batch_size, newly_skipped,
+        for batch in predict_batches(predictor, files, args.top_k or 3, args.batch_size, newly_skipped,
                                      progress=(lambda done, total: bar.update(done - bar.n)) if bar else None):
             if explain_dir is not None:
                 _explain(predictor, batch, explain_dir, taken)
             for p in batch:
                 if bar is not None:
                     bar.clear()
-                print(json.dumps(p.as_dict()) if args.json else f"{p.path}\t{p.label}\t{p.probability:.4f}",
+                print(json.dumps(p.as_dict()) if args.json else _plain_line(p, args.top_k or 1),
                       flush=bar is not None)
             count += len(batch)
             while newly_skipped:
@@ -72,6 +74,12 @@ def predict(args: argparse.Namespace) -> int:
     if explain_dir is not None:
         print(f"heat maps: {explain_dir}", file=sys.stderr)
     return 0
+
+
+def _plain_line(p, k: int) -> str:
+    """PATH, then the best K label/probability pairs, tab-separated: the first three columns never change."""
+    pairs = p.top[:k] if k > 1 else ((p.label, p.probability),)
+    return "\t".join([str(p.path), *(f"{label}\t{prob:.4f}" for label, prob in pairs)])
 
 
 def _explain_dir(raw: str | None) -> Path | None:

@@ -75,11 +75,15 @@ def test_run_folder_and_its_exports_give_the_same_labels(source_run, labelled, e
 
 
 def test_cli_plain_and_json_lines(source_run, labelled, capsys):  # noqa: F811
-    assert main(["predict", str(source_run), str(labelled / "1"), "--top-k", "2"]) == 0
+    assert main(["predict", str(source_run), str(labelled / "1")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8
     path, label, prob = lines[0].split("\t")
     assert Path(path).parent.name == "1" and label in SOURCE_CLASSES and 0 < float(prob) <= 1
+    assert main(["predict", str(source_run), str(labelled / "1"), "--top-k", "2"]) == 0  # two pairs after the path
+    ranked = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert ranked[0][:3] == [path, label, prob] and len(ranked[0]) == 5 and ranked[0][3] != label
+    assert all(float(r[2]) >= float(r[4]) for r in ranked)
     assert main(["predict", str(source_run), str(labelled), "--json", "--top-k", "9"]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
