@@ -8,8 +8,10 @@ FOLDER_NO_CLASSES = ("{path}: images must be sorted into one subfolder per class
                      "(e.g. {path}/cats/*.jpg, {path}/dogs/*.jpg)")
 FOLDER_ONE_CLASS = ("{path}: only one class ({name!r}) has images; a classifier needs at least two "
                     "class subfolders")
+LINK_INTO_DATASET = ("a link to a folder of this dataset outside its class (another class, another split or a "
+                     "folder above them); its images would join this class: not followed")
 CLASS_EMPTY = "class folder {name!r} has no readable images and was left out"
-SKIPPED_FILES = "{count} file(s) skipped as unreadable: {examples}"
+SKIPPED_FILES = "{count} path(s) skipped: {examples}"
 IMBALANCED = "classes are imbalanced: {big!r} has {most} training images, {small!r} only {least}"
 UNKNOWN_DATASET = ("{name!r} is neither a dataset in the catalog ({known}) nor an existing folder; "
                    "run `ftstudio datasets` to see the catalog")

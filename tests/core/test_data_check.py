@@ -53,7 +53,8 @@ def test_planted_problems_are_reported(planted):
     assert [o["path"] for o in report["outliers"]["mode"]] == ["dog/gray.png"]
     assert [o["path"] for o in report["outliers"]["size"]] == ["dog/strip.png"]
     text = "\n".join(report["problems"])
-    for words in ("label conflict", "dog, fox", "fox/broken.png", "'bird' has only 3", "dog/gray.png", "dog/strip.png"):
+    for words in ("label conflict", "dog, fox", "fox/broken.png", "dog/notes.txt (not an image file type)",
+                  "'bird' has only 3", "dog/gray.png", "dog/strip.png"):
         assert words in text
 
 

@@ -2,12 +2,14 @@
 
 import os
 import pickle
+from pathlib import Path
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from ftstudio.core import messages
 from ftstudio.core.datasets import cap_per_class, load_data, stratified_split
 from ftstudio.core.datasets.catalog import find
 from ftstudio.core.datasets.sources import load_torchvision
@@ -121,7 +123,7 @@ def test_bad_files_are_skipped_and_named(tmp_path):
                             os.path.join("digit_1", "notes.txt"), os.path.join("digit_1", "cut.png")}
     assert "empty" in reasons[os.path.join("digit_0", "empty.png")]
     assert len(b.train) == 8
-    assert any("4 file(s) skipped" in w for w in b.warnings)
+    assert any("4 path(s) skipped" in w for w in b.warnings)
 
 
 def test_decompression_bomb_is_refused(tmp_path):
@@ -177,6 +179,23 @@ def test_symlink_loop_and_unicode_path(tmp_path):
     os.symlink(root / "digit_0", root / "digit_0" / "loop")
     b = load_data(DatasetSpec(name=str(root), val_split=0.0))
     assert len(b.train) == 6
+
+
+def test_links_into_the_dataset_are_not_followed_but_links_elsewhere_are(tmp_path):
+    """A link inside one class to the dataset's root or to another class would have learnt the other
+    classes' images under this class's name; a link to a folder outside the dataset is how people
+    assemble one, and is followed."""
+    root = tmp_path / "ds"
+    make_digit_folder(root, n_per_class=3, classes=range(3))
+    make_digit_folder(tmp_path / "elsewhere", n_per_class=2, classes=range(1))
+    os.symlink(root, root / "digit_0" / "up")
+    os.symlink(root / "digit_2", root / "digit_1" / "sideways")
+    os.symlink(tmp_path / "elsewhere" / "digit_0", root / "digit_0" / "more")
+    b = load_data(DatasetSpec(name=str(root), val_split=0.0))
+    assert np.bincount(b.train.y.numpy()).tolist() == [5, 3, 3]
+    assert {(Path(p).as_posix(), why) for p, why in b.skipped} == {
+        ("digit_0/up", messages.LINK_INTO_DATASET), ("digit_1/sideways", messages.LINK_INTO_DATASET)}
+    assert any("digit_0/up" in w for w in b.warnings)
 
 
 def test_torchvision_offline_is_fast_and_names_files(tmp_path):

@@ -91,6 +91,7 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, i
     """Image files under one class folder with their (size, mtime), and what was skipped."""
     files, stats, bad = [], [], []
     seen: set[tuple[int, int]] = set()
+    dataset, own = os.path.realpath(root), os.path.realpath(folder)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
         try:
             st = os.stat(dirpath)
@@ -102,6 +103,13 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, i
             dirnames[:] = []
             continue
         seen.add(key)
+        real = os.path.realpath(dirpath)
+        if not _within(real, own) and (_within(real, dataset) or _within(dataset, real)):
+            # a link to another class, another split or a folder above the dataset: its images
+            # would be learnt under this class's name (links to folders elsewhere are followed)
+            bad.append((os.path.relpath(dirpath, root), messages.LINK_INTO_DATASET))
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith(".") or name.lower() in IGNORED_NAMES:
@@ -124,6 +132,10 @@ def _class_files(folder: Path, root: Path) -> tuple[list[str], list[tuple[int, i
             files.append(path)
             stats.append((st.st_size, st.st_mtime_ns))
     return files, stats, bad
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def detect_shape(paths: list[str], sample: int = 256) -> tuple[int, tuple[int, int]]:

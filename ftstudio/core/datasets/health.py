@@ -336,10 +336,10 @@ def problem_lines(report: dict) -> list[str]:
         files = sum(len(d["files"]) for d in plain)
         lines.append(messages.CHECK_DUPLICATES.format(groups=len(plain), exact=exact, near=len(plain) - exact,
                                                       files=files, example=_examples(plain[0]["files"], 2)))
-    if report["corrupt"]:
+    unused = report["corrupt"] + report["skipped"]  # what training will skip, named as training names it
+    if unused:
         lines.append(messages.SKIPPED_FILES.format(
-            count=len(report["corrupt"]),
-            examples=_examples([f"{c['path']} ({c['reason']})" for c in report["corrupt"]])))
+            count=len(unused), examples=_examples([f"{c['path']} ({c['reason']})" for c in unused])))
     imb = report["imbalance"]
     for name in imb["tiny"]:
         lines.append(messages.CHECK_TINY_CLASS.format(name=name, count=imb["counts"][name], least=TINY_CLASS))
