@@ -191,7 +191,7 @@ def runs(args: argparse.Namespace) -> int:
         for problem in s.problems:  # junk in one run's summary never hides the others
             print(f"warning: {r.summary_path}: {problem}", file=sys.stderr)
         rows.append({"id": r.id, "path": str(r.path), "name": s.get("name"), "created": s.get("created"),
-                     "status": s.get("status"), "data": s.get("data"), "model": s.get("model"),
+                     "status": r.status(), "data": s.get("data"), "model": s.get("model"),
                      "epochs": s.get("epochs"), "val_accuracy": s.get("val_accuracy"),
                      "best_val_accuracy": s.get("best_val_accuracy"), "duration_s": s.get("duration_s")})
     if args.json:

@@ -109,3 +109,23 @@ def test_runs_page_shows_runs_with_junk_files_and_flags_them(qtbot, make_window)
     for run in runs:  # every row's details and curves draw
         page.select(run.path)
     page.table.selectAll()
+
+
+def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window):
+    """A trainer killed with -9 leaves "running" in its summary; only a live one holds the folder."""
+    import json
+
+    from ftstudio.core.paths import runs_dir
+    from ftstudio.core.runs.lock import RunLock
+
+    for name in ("killed", "live"):
+        folder = runs_dir() / name
+        folder.mkdir(parents=True)
+        (folder / "recipe.json").write_text(json.dumps({"version": 1}))
+        (folder / "summary.json").write_text(json.dumps({"status": "running", "name": name, "epochs": 2}))
+    with RunLock(runs_dir() / "live"):
+        window = make_window()
+        window.show_page("runs")
+        page = window.runs_page
+        assert page.row_texts(runs_dir() / "killed")["Status"] == "interrupted"
+        assert page.row_texts(runs_dir() / "live")["Status"] == "running"

@@ -34,9 +34,12 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and len(Run(run).epochs()) < 3:
         time.sleep(0.02)
+    assert Run(run).status() == "running"  # alive: it holds the folder
     proc.send_signal(signal.SIGKILL)  # at an arbitrary moment: mid-epoch, mid-write…
     proc.wait(timeout=30)
     assert Run(run).read_summary()["status"] == "running"  # it never got to say otherwise
+    listed = cli("runs", "--dir", str(tmp_path), "--json")
+    assert {r["id"]: r["status"] for r in json.loads(listed.stdout)} == {"ref": "completed", "run": "interrupted"}
     resumed = cli("train", "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in Run(run).epochs()] == list(range(1, 41))  # each epoch exactly once

@@ -19,6 +19,7 @@ from typing import Any
 from ftstudio.core import messages, paths
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, open_regular, read_bounded, write_json_file
+from ftstudio.core.runs.lock import is_locked
 from ftstudio.core.runs.records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
@@ -113,6 +114,12 @@ class Run:
             _SUMMARIES.clear()
         _SUMMARIES[path] = (version, summary)
         return summary
+
+    def status(self) -> str:
+        """The recorded status, except that a "running" run whose folder no live process holds
+        (the trainer was killed, or the machine went down) is "interrupted": resume it."""
+        status = str(self.summary().get("status") or "unknown")
+        return "interrupted" if status == "running" and not is_locked(self.path) else status
 
     def read_summary(self) -> dict[str, Any]:
         """The summary as a plain dict whose known fields have their documented types."""

@@ -15,7 +15,6 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
                                QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
-from ftstudio.core.runs.lock import is_locked
 from ftstudio.core.runs.records import RunSummary
 from ftstudio.core.runs.folders import Run, list_runs
 from ftstudio.gui import dialogs
@@ -155,9 +154,7 @@ class RunsPage(Page, QWidget):
     def _fill_row(self, r: int, run: Run, s: RunSummary) -> None:
         acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
         duration = _num(s.get("duration_s"))
-        status = str(s.get("status") or "unknown")
-        if status == "running" and run.path != self.busy_run and not is_locked(run.path):
-            status = "interrupted"  # the process that ran it is gone (a live one holds the folder's lock)
+        status = "running" if run.path == self.busy_run else run.status()
         cells = [
             (s.get("name") or run.id, (s.get("name") or run.id).lower()),
             (str(s.get("created") or "").replace("T", " "), float(s.get("created_ts") or 0.0)),
