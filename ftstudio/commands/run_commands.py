@@ -202,12 +202,12 @@ def runs(args: argparse.Namespace) -> int:
 
         print(f"no runs yet in {args.dir or runs_dir()}; start one with: ftstudio train")
         return 0
-    print(f"{'created':<20} {'status':<10} {'data':<16} {'model':<10} {'epochs':>6} {'val acc':>8} {'time':>8}  folder")
+    print(f"{'created':<20} {'status':<11} {'data':<16} {'model':<10} {'epochs':>6} {'val acc':>8} {'time':>8}  folder")
     for r in rows:
         acc = f"{r['val_accuracy']:.4f}" if isinstance(r["val_accuracy"], (int, float)) else "–"
         dur = f"{r['duration_s']:.0f}s" if isinstance(r["duration_s"], (int, float)) else "–"
         data = Path(str(r["data"])).name[:16] if r["data"] is not None else "–"
-        print(f"{_cell(r['created']):<20} {_cell(r['status']):<10} {data:<16} {_cell(r['model'])[:10]:<10} "
+        print(f"{_cell(r['created']):<20} {_cell(r['status']):<11} {data:<16} {_cell(r['model'])[:10]:<10} "
               f"{_cell(r['epochs']):>6} {acc:>8} {dur:>8}  {r['path']}")
     return 0
 
