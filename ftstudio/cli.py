@@ -66,6 +66,13 @@ def _gui(args: argparse.Namespace) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run a subcommand, mapping engine errors to exit codes and one-line messages."""
+    from ftstudio.commands.terminal import safe_output
+
+    with safe_output():  # names with non-UTF-8 bytes or control characters (commands/terminal.py)
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from ftstudio.core.errors import FtError
 
     try:

@@ -82,7 +82,9 @@ def data_check(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        from ftstudio.core.fileio import json_text
+
+        print(json_text(report))
         return 0
     counts = ", ".join(f"{c} {n}" for c, n in report["classes"].items())
     print(f"{report['folder']}: {report['images']} images in {len(report['classes'])} classes ({counts})")

@@ -77,9 +77,12 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _plain_line(p, k: int) -> str:
-    """PATH, then the best K label/probability pairs, tab-separated: the first three columns never change."""
+    """PATH, then the best K label/probability pairs, tab-separated: the first three columns never
+    change. A label (an export's signature.json may hold any text) cannot add a column or a line."""
+    from ftstudio.core.messages import escape_controls
+
     pairs = p.top[:k] if k > 1 else ((p.label, p.probability),)
-    return "\t".join([str(p.path), *(f"{label}\t{prob:.4f}" for label, prob in pairs)])
+    return "\t".join([str(p.path), *(f"{escape_controls(label)}\t{prob:.4f}" for label, prob in pairs)])
 
 
 def _explain_dir(raw: str | None) -> Path | None:

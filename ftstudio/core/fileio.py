@@ -132,14 +132,20 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_file(path: str | Path, data: Any) -> None:
-    """JSON written atomically as UTF-8. Paths from non-UTF-8 file names hold surrogates that UTF-8
-    cannot encode: then every non-ASCII character is escaped (\\udce9), which reads back the same."""
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """JSON that UTF-8 can encode, readable where it can be. Paths from non-UTF-8 file names hold
+    surrogates that UTF-8 cannot encode: then every non-ASCII character is escaped (\\udce9), which
+    reads back the same."""
     import json
 
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
     try:
-        raw = text.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
-    atomic_write_bytes(path, raw)
+        return json.dumps(data, indent=indent)
+    return text
+
+
+def write_json_file(path: str | Path, data: Any) -> None:
+    """JSON written atomically as UTF-8 (``json_text``)."""
+    atomic_write_bytes(path, (json_text(data) + "\n").encode("utf-8"))

@@ -1,5 +1,24 @@
 """User-facing messages in one place, so the front doors and the tests agree on the words."""
 
+import re
+
+# C0 and C1 controls, DEL, bidi overrides and isolates, and the surrogates that stand for bytes that
+# are not UTF-8: what a terminal obeys or cannot show, and what splits a line or a column
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with each such character spelt as an escape (``\\x1b``, ``\\u202e``; a byte that was
+    not UTF-8 as ``\\xff``), except those in ``keep``."""
+    return _UNSAFE.sub(lambda m: m.group() if m.group() in keep else _escape(ord(m.group())), text)
+
+
+def _escape(code: int) -> str:
+    if 0xDC80 <= code <= 0xDCFF:
+        code -= 0xDC00  # the byte it stands for
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 # data
 FOLDER_MISSING = "{path}: folder not found; check the path, or pick a dataset from `ftstudio datasets`"
 FOLDER_NOT_DIR = "{path}: is a file, not a folder; give a folder with one subfolder of images per class"

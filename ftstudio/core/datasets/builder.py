@@ -32,7 +32,7 @@ MAX_ZIP_RATIO = 200  # uncompressed / compressed beyond this is a zip bomb
 MAX_IMPORT_FILES = 100_000
 MAX_CSV_BYTES = 20_000_000
 TRASH = ".trash"
-_NAME = re.compile(r"^[^/\\\x00-\x1f<>:\"|?*]{1,80}$")
+_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069<>:\"|?*]{1,80}$")
 
 
 def builder_root() -> Path:
@@ -45,7 +45,7 @@ def check_name(name: str, what: str = "class") -> str:
     name = name.strip()
     if not _NAME.match(name) or name in (".", "..") or name.startswith(".") or name.endswith((" ", ".")):
         raise InputError(f"{what} name {name!r}: use 1–80 characters without / \\ : * ? \" < > | "
-                         f"and not starting with a dot")
+                         f"or control characters, and not starting with a dot")
     return name
 
 

@@ -251,9 +251,11 @@ def _decode_chunks(paths: list[str], size: tuple[int, int], channels: int, progr
 
 
 def printable(name: str) -> str:
-    """A file name as text every file format takes: bytes that are not UTF-8 (Python keeps them as
-    surrogates) become U+FFFD. For labels and messages only; files are opened by their real name."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """A file name as text every file format and line takes: bytes that are not UTF-8 (Python keeps
+    them as surrogates) become U+FFFD, control characters and bidi overrides an escape (a newline
+    is ``\\x0a``), so a class name cannot split a line, a tab-separated column or a terminal's
+    state. For labels and messages only; files are opened by their real name."""
+    return messages.escape_controls(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
 def _cache_key(scan: FolderScan, size: tuple[int, int], channels: int) -> str:

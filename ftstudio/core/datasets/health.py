@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 from ftstudio.core import messages
 from ftstudio.core.datasets import TINY_CLASS
 from ftstudio.core.datasets.decode import _reason
-from ftstudio.core.datasets.folder import _class_files
+from ftstudio.core.datasets.folder import _class_files, printable
 from ftstudio.core.datasets.hashing import THUMB, from_rgb32, near_groups
 from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.fileio import open_regular
@@ -113,7 +113,7 @@ def _add_class(listing: Listing, class_dir: Path, split: str) -> None:
     """The class folder's images (walked as training walks it: hidden files, links, loops)."""
     files, _, bad = _class_files(class_dir, listing.folder)
     listing.skipped.extend({"path": Path(rel).as_posix(), "reason": reason} for rel, reason in bad)
-    listing.entries.extend(Entry(Path(os.path.relpath(f, listing.folder)).as_posix(), class_dir.name, split)
+    listing.entries.extend(Entry(Path(os.path.relpath(f, listing.folder)).as_posix(), printable(class_dir.name), split)
                            for f in files)
 
 
