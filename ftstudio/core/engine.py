@@ -110,7 +110,11 @@ def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: 
         last = run.checkpoint("last")
         if not last.exists():
             raise InputError(messages.RESUME_NOTHING.format(path=run_dir))
-        ckpt = checkpoint.load(last)
+        try:
+            ckpt = checkpoint.load(last)
+        except InputError as exc:  # damaged on disk (ftstudio itself writes it atomically)
+            raise InputError(messages.RESUME_DAMAGED.format(detail=exc, recipe=run.recipe_path,
+                                                            best=_best_still_good(run))) from None
         recipe = load_validated(run.recipe_path, "recipe", Recipe.from_dict)
         if epochs is not None:
             if epochs < int(ckpt["epoch"]):
@@ -123,6 +127,17 @@ def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: 
         except InputError as exc:
             raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
         return _fit(prepared, run, run_dir, ckpt, controls, dist, locks)
+
+
+def _best_still_good(run: Run) -> str:
+    """The note that a damaged run's best checkpoint still predicts and exports, when it loads."""
+    from ftstudio.core.training import checkpoint
+
+    try:
+        best = checkpoint.load(run.checkpoint("best"))
+    except (InputError, OSError):
+        return ""
+    return f"; its best checkpoint (epoch {best.get('epoch', '?')}) is intact and still predicts and exports"
 
 
 @contextlib.contextmanager

@@ -69,6 +69,8 @@ LOSS_NOT_FINITE = ("the loss became {value} at epoch {epoch}, step {step}; train
 INTERRUPTED = "interrupted; checkpoint saved — continue with: {command}"
 OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --batch-size {smaller}, or "
                  "--batch-size auto to find the largest that fits")
+RESUME_DAMAGED = ("{detail}: the run cannot continue from it. Train it again from the start with "
+                  "`ftstudio run {recipe} --out NEW_FOLDER`{best}")
 RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
 RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
             "or choose another --out")

@@ -13,7 +13,7 @@ import torch
 from ftstudio.core import fileio
 from ftstudio.core.planning.batch_size import find_batch_size
 from ftstudio.core.errors import FtError
-from ftstudio.core.engine import RunControls, train
+from ftstudio.core.engine import RunControls, resume, train
 from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
@@ -105,3 +105,16 @@ def test_out_of_memory_names_the_batch_size(tmp_path):
     with pytest.raises(FtError, match="out of memory on cpu at batch size 128; try --batch-size 64"):
         train(recipe(), tmp_path / "run", RunControls(callbacks=[Boom()]))
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_kind"] == "out_of_memory"
+
+
+def test_a_damaged_last_checkpoint_says_how_to_go_on(tmp_path):
+    """ftstudio writes checkpoints atomically, but a disk or a copy can still cut one short."""
+    train(recipe(epochs=2), tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(FtError) as err:
+        resume(tmp_path / "run")
+    text = str(err.value)
+    assert "last.pt" in text and "truncated or corrupt" in text
+    assert f"ftstudio run {tmp_path / 'run' / 'recipe.json'} --out" in text
+    assert "best checkpoint (epoch" in text  # best.pt is whole: it still serves
