@@ -129,3 +129,38 @@ def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window):
         page = window.runs_page
         assert page.row_texts(runs_dir() / "killed")["Status"] == "interrupted"
         assert page.row_texts(runs_dir() / "live")["Status"] == "running"
+
+
+def test_runs_page_follows_runs_made_elsewhere(qtbot, make_window):
+    """A run trained from a terminal while the Runs page is open appears without Refresh; a running
+    run's row moves on when its summary is rewritten, and Resume stays off while it is alive."""
+    import json
+
+    from ftstudio.core.fileio import write_json_file
+    from ftstudio.core.paths import runs_dir
+    from ftstudio.core.runs.lock import RunLock
+    from tests.helpers import cli
+
+    window = make_window()
+    window.show_page("runs")
+    page = window.runs_page
+    assert page.run_paths() == []
+    done = cli("train", "--epochs", "1", "--out", str(runs_dir() / "from-terminal"))
+    assert done.returncode == 0, done.stderr
+    qtbot.waitUntil(lambda: runs_dir() / "from-terminal" in page.run_paths(), timeout=10_000)
+    qtbot.waitUntil(lambda: page.row_texts(runs_dir() / "from-terminal")["Status"] == "completed", timeout=10_000)
+
+    live = runs_dir() / "live"
+    with RunLock(live):
+        (live / "recipe.json").write_text(json.dumps({"version": 1}))
+        (live / "checkpoints").mkdir()
+        (live / "checkpoints" / "last.pt").write_bytes(b"")
+        write_json_file(live / "summary.json", {"status": "running", "name": "live", "epochs": 1, "epochs_planned": 5})
+        qtbot.waitUntil(lambda: live in page.run_paths(), timeout=10_000)
+        page.select(live)
+        assert page.row_texts(live)["Epochs"] == "1/5" and not page.buttons["resume"].isEnabled()
+        write_json_file(live / "summary.json", {"status": "running", "name": "live", "epochs": 2, "epochs_planned": 5})
+        qtbot.waitUntil(lambda: page.row_texts(live)["Epochs"] == "2/5", timeout=10_000)
+    # the holder is gone without a word (as after kill -9): the page shows it at the next look
+    page.refresh()
+    assert page.row_texts(live)["Status"] == "interrupted" and page.buttons["resume"].isEnabled()

@@ -3,7 +3,8 @@
 Lists every run folder (name, date, data, model, accuracy, duration, status), newest first.
 Selecting runs overlays their curves; the current one's summary (and, for a failed run, why)
 shows beside them. Resume continues a stopped or failed run from its last checkpoint; Delete asks
-first; Reveal opens the folder in the file manager.
+first; Reveal opens the folder in the file manager. The list follows the disk while it is shown:
+a run started from a terminal appears, and a running one's row moves on at each epoch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QUrl, Signal
+from PySide6.QtCore import QFileSystemWatcher, QItemSelection, QItemSelectionModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
                                QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
@@ -25,7 +26,7 @@ from ftstudio.gui.widgets.plots import OverlayPlots
 
 # one number, one meaning: a run's accuracy is its best epoch's (the checkpoint Export takes by default)
 COLUMNS = ("Name", "Created", "Data", "Model", "Best val acc", "Epochs", "Duration", "Status")
-RESUMABLE = ("stopped", "failed", "interrupted", "running", "starting")
+RESUMABLE = ("stopped", "failed", "interrupted", "starting")  # "running": a live process holds it
 MAX_OVERLAY = 8
 PATH_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -57,6 +58,12 @@ class RunsPage(Page, QWidget):
         self.tasks = tasks  # gui.workers.Tasks: measuring per class runs in the background
         self.busy_run: Path | None = None
         self._filling = False  # refresh() is writing cells: not a rename
+        # the runs folder (a run made or deleted elsewhere) and each running run's folder (its
+        # summary.json is replaced at every epoch); bursts of changes make one refresh
+        self.watcher = QFileSystemWatcher(self)
+        self._changed = QTimer(self, singleShot=True, interval=400)
+        self._changed.timeout.connect(self._disk_changed)
+        self.watcher.directoryChanged.connect(lambda _path: self._changed.start())
         self._build()
 
     def _build(self) -> None:
@@ -150,6 +157,28 @@ class RunsPage(Page, QWidget):
         self.header.setText(f"{len(runs)} run(s) in {runs_dir()}" if runs else
                             f"No runs yet in {runs_dir()}. Train one on the Train page (Ctrl+R).")
         self._selection_changed()
+        self._watch(runs_dir(), [run.path for run in runs if run.status() == "running"])
+
+    def _watch(self, folder: Path, running: list[Path]) -> None:
+        """Watch the runs folder (or, before the first run, the folder it will appear in) and the runs
+        in progress; nothing else, so a thousand finished runs cost no watches."""
+        top = folder if folder.is_dir() else next((p for p in folder.parents if p.is_dir()), None)
+        wanted = {str(p) for p in [top, *running] if p is not None}
+        old = set(self.watcher.directories())
+        if old - wanted:
+            self.watcher.removePaths(sorted(old - wanted))
+        if wanted - old:
+            self.watcher.addPaths(sorted(wanted - old))
+
+    def _disk_changed(self) -> None:
+        """Refresh for a change on disk, when it shows and nobody is typing a run's new name;
+        a hidden page is refreshed when it is shown."""
+        if not self.isVisible():
+            return
+        if self.table.state() == QAbstractItemView.State.EditingState:
+            self._changed.start()  # after the rename
+            return
+        self.refresh()
 
     def _fill_row(self, r: int, run: Run, s: RunSummary) -> None:
         acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
@@ -218,7 +247,7 @@ class RunsPage(Page, QWidget):
         summary = Run(one).read_summary() if one else {}
         busy = self.busy_run is not None
         resumable = bool(one) and not busy and (one / "checkpoints" / "last.pt").exists() and \
-            str(summary.get("status")) in RESUMABLE
+            Run(one).status() in RESUMABLE
         self.buttons["resume"].setEnabled(resumable)
         self.buttons["reuse"].setEnabled(bool(one))
         self.buttons["rename"].setEnabled(bool(one) and one != self.busy_run)
