@@ -8,6 +8,7 @@ desktop app's Start button and torchrun all call, steered by one `RunControls`; 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ def train(recipe: Recipe | Prepared, out: str | Path | None = None, controls: Ru
     """Train a recipe (or what `prepare` already made of one) into a new run folder: ``out``, or a
     new folder in the runs folder."""
     controls = controls or RunControls()
+    if out is not None and (dist is None or dist.is_main):
+        _check_out_is_free(Path(out))  # before the lock, which would leave its file among the user's
     with _writing(out, dist) as locks:
         if out is not None and Run(Path(out)).exists():
             raise InputError(messages.RUN_EXISTS.format(path=out))
@@ -127,6 +130,25 @@ def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: 
         except InputError as exc:
             raise InputError(messages.RESUME_RECIPE.format(path=run.recipe_path, detail=exc)) from None
         return _fit(prepared, run, run_dir, ckpt, controls, dist, locks)
+
+
+# what a run folder holds (an export inside it too); a folder left by a start that failed before
+# recipe.json was written holds only these, and is taken again
+RUN_FILE_NAMES = frozenset({".lock", ".write-test", "recipe.json", "model.json", "summary.json", "metrics.jsonl",
+                            "checkpoints", "export"})
+
+
+def _check_out_is_free(out: Path) -> None:
+    """Refuse ``--out`` on a folder of the user's own files, as export and pipelines do: the run's
+    files would be mixed into it, and deleting the run later would take them along."""
+    try:
+        names = os.listdir(out)
+    except OSError:  # not there yet (a new folder), or unreadable: the first write says why
+        return
+    foreign = sorted(name for name in names if name not in RUN_FILE_NAMES)
+    if foreign and "recipe.json" not in names:  # a run already: RUN_EXISTS says so, under the lock
+        shown = ", ".join(foreign[:3]) + ("…" if len(foreign) > 3 else "")
+        raise InputError(messages.RUN_OUT_NOT_EMPTY.format(path=out, names=shown))
 
 
 def _best_still_good(run: Run) -> str:

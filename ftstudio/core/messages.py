@@ -80,6 +80,8 @@ RUN_UNWRITABLE = "{path}: cannot write this run folder ({detail}); choose anothe
 RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({detail}); undo the edit to "
                  "recipe.json, or start a new run from it with `ftstudio run {path} --out NEW_FOLDER`")
 TERMINATED = "terminated (SIGTERM); checkpoint saved — continue with: {command}"
+RUN_OUT_NOT_EMPTY = ("{path}: holds files that are not a run's ({names}); a run writes recipe.json, "
+                     "summary.json, checkpoints/… there, so choose a new or empty folder with --out")
 RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
 
 # checkpoints

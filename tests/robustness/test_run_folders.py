@@ -75,6 +75,21 @@ def test_a_bad_device_leaves_no_run_behind(tmp_path):
     assert train(Recipe.from_dict(TINY), out).summary["status"] == "completed"  # the folder is free
 
 
+def test_a_folder_of_the_users_own_files_is_not_made_a_run(tmp_path):
+    """As export and pipelines refuse it: the run's files would mix with the user's, untouched here."""
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    done = cli("train", "--epochs", "1", "--out", str(mine))
+    assert done.returncode == 2 and "notes: holds files that are not a run's (todo.txt)" in done.stderr, done.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["todo.txt"]  # not even a lock file left
+    left = tmp_path / "left"  # what a start that failed before recipe.json leaves is taken again
+    left.mkdir()
+    (left / "summary.json").write_text("{}")
+    (left / ".lock").write_text("")
+    assert train(Recipe.from_dict(TINY), left).summary["status"] == "completed"
+
+
 def test_resume_after_editing_recipe_json_names_the_file(tmp_path):
     out = tmp_path / "run"
     train(Recipe.from_dict({**TINY, "model": "mlp"}), out)
