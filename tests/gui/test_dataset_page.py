@@ -165,3 +165,34 @@ def test_refusals_are_shown_and_delete_undoes(qtbot, window, tmp_path):
     page.rename_class("a", "b/c")
     assert "name" in page.banner.text() and page.dataset.classes() == ["a"]
     qtbot.waitUntil(lambda: not window.tasks.busy(), timeout=30_000)
+
+
+def test_big_drops_and_thumbnails_stay_off_the_gui_thread(qtbot, window, monkeypatch, tmp_path):
+    """A drop of many files is copied in the background and thumbnails are decoded there: 600
+    phone photos at ~55 ms each froze the window for half a minute at every edit."""
+    from ftstudio.gui.pages import dataset as dataset_page
+
+    photos = make_color_folder(tmp_path / "mine", n_per_class=dataset_page.BACKGROUND_ADD + 6, classes=1)
+    files = sorted((photos / "class_0").iterdir())
+    answers = iter(["many", "dots"])
+    monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: next(answers))
+    window.show_page("dataset")
+    page = window.dataset_page
+    qtbot.mouseClick(page.new_button, Qt.MouseButton.LeftButton)
+    drop(page.thumbs, files)
+    assert page.thumbs.count() == 0 and "Adding 70 images to dots" in page.header.text()  # not copied here
+    qtbot.waitUntil(lambda: page.thumbs.count() == len(files), timeout=30_000)
+    assert page.dataset.counts() == {"dots": len(files)}
+
+    def pictures() -> int:
+        return sum(not page.thumbs.item(r).icon().isNull() for r in range(page.thumbs.count()))
+
+    qtbot.waitUntil(lambda: pictures() == len(files), timeout=30_000)  # in batches of THUMB_CHUNK
+    page.refresh()
+    assert pictures() == len(files)  # the redraw reuses what was decoded: nothing left to wait for
+    page._thumb_cache.clear()  # as on first sight of these files
+    page.refresh()
+    assert page.thumbs.count() == len(files) and pictures() == 0  # listed at once, drawn later
+    qtbot.waitUntil(lambda: pictures() == len(files), timeout=30_000)
+    page.undo_stack.undo()  # the background add is one undoable edit
+    assert page.thumbs.count() == 0 and page.dataset.counts() == {"dots": 0}
