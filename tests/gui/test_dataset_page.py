@@ -196,3 +196,42 @@ def test_big_drops_and_thumbnails_stay_off_the_gui_thread(qtbot, window, monkeyp
     qtbot.waitUntil(lambda: pictures() == len(files), timeout=30_000)
     page.undo_stack.undo()  # the background add is one undoable edit
     assert page.thumbs.count() == 0 and page.dataset.counts() == {"dots": 0}
+
+
+def test_the_health_panel_leads_to_each_file_and_removes_extra_copies(qtbot, window, monkeypatch, tmp_path):
+    """Healing without leaving the page: a label conflict's file is one double-click from Move to, and
+    identical copies within a class go with one undoable click."""
+    from ftstudio.core.datasets.builder import BuilderDataset, builder_root
+
+    photos = make_color_folder(tmp_path / "mine", n_per_class=12, classes=2)
+    ds = BuilderDataset.create("healing", ("reds", "blues"))
+    ds.add_files("reds", sorted((photos / "class_0").iterdir()))
+    ds.add_files("blues", sorted((photos / "class_1").iterdir()))
+    ds.add_files("reds", sorted((photos / "class_0").iterdir())[:2])  # two identical copies within reds
+    conflict = ds.add_files("blues", sorted((photos / "class_0").iterdir())[5:6]).added[0]  # a red among blues
+    window.show_page("dataset")
+    page = window.dataset_page
+    page.reload_datasets(select=builder_root() / "healing")
+    qtbot.waitUntil(lambda: page.health is not None and page.health["images"] == 27, timeout=30_000)
+    rows = {page.health_list.topLevelItem(i).text(0): page.health_list.topLevelItem(i)
+            for i in range(page.health_list.topLevelItemCount())}
+    assert "Label conflict: blues, reds (2)" in rows and page.dedupe_button.text() == "Remove 2 extra copies"
+
+    row = rows["Label conflict: blues, reds (2)"]
+    files = [row.child(i) for i in range(row.childCount())]
+    target = next(f for f in files if f.data(0, Qt.ItemDataRole.UserRole) == conflict)
+    page.health_list.itemActivated.emit(target, 0)  # what a double-click or Enter sends
+    assert page.current_class() == "blues"
+    assert [i.data(Qt.ItemDataRole.UserRole) for i in page.thumbs.selectedItems()] == [conflict]
+    page.move_target.setCurrentText("reds")
+    qtbot.mouseClick(page.move_button, Qt.MouseButton.LeftButton)
+    assert ds.counts() == {"blues": 12, "reds": 15}
+
+    qtbot.waitUntil(lambda: page.health is not None and page.health["conflicts"] == 0, timeout=30_000)
+    assert page.dedupe_button.text() == "Remove 3 extra copies"  # the moved red is now a copy in reds too
+    qtbot.mouseClick(page.dedupe_button, Qt.MouseButton.LeftButton)
+    assert ds.counts() == {"blues": 12, "reds": 12}
+    qtbot.waitUntil(lambda: page.health["duplicates"] == [], timeout=30_000)
+    assert not page.dedupe_button.isVisible()
+    page.undo_stack.undo()  # the copies come back
+    assert ds.counts() == {"blues": 12, "reds": 15}

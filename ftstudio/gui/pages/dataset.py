@@ -43,6 +43,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -71,6 +73,7 @@ THUMB_CHUNK = 24  # thumbnails decoded per background task: the first appear at 
 THUMB_CACHE = 3000  # decoded thumbnails kept (≤ 88×88 pixels each, ~30 KB): a redraw decodes only new files
 BACKGROUND_ADD = 64  # files: a larger drop is copied off the GUI thread
 PATH_ROLE = Qt.ItemDataRole.UserRole
+CLASS_ROLE = Qt.ItemDataRole.UserRole + 1  # a Health row about one class
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff)"
 
 
@@ -212,8 +215,24 @@ class DatasetPage(Page, QWidget):
         self.health_text.setWordWrap(True)
         self.health_text.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.health_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # each problem with its files: double-click one to select it among its class's thumbnails,
+        # then Move to / Delete it there
+        self.health_list = QTreeWidget()
+        self.health_list.setHeaderHidden(True)
+        self.health_list.setToolTip("Each problem with its files: double-click a file (or press Enter) to select it "
+                                    "in its class, then move or delete it there")
+        self.health_list.itemActivated.connect(self._health_item_activated)
+        self.health_list.hide()
+        self.dedupe_button = QPushButton("Remove extra copies")
+        self.dedupe_button.setToolTip("Delete all but one file of each group of identical files within one class "
+                                      "(Undo restores them). Copies under two classes are a label conflict: "
+                                      "pick the right class yourself.")
+        self.dedupe_button.clicked.connect(self.remove_extra_copies)
+        self.dedupe_button.hide()
         v = QVBoxLayout(box)
-        v.addWidget(self.health_text, 1)
+        v.addWidget(self.health_text)
+        v.addWidget(self.health_list, 1)
+        v.addWidget(self.dedupe_button)
         box.setMaximumWidth(280)
         box.setMinimumWidth(180)
 
@@ -263,7 +282,7 @@ class DatasetPage(Page, QWidget):
             self.thumbs.clear()
             self.header.setText("<b>Make a dataset</b>: New dataset…, name its classes, then drop images on "
                                 "them (or Open files…, Paste, Import a folder, zip or CSV).")
-            self.health_text.setText("")
+            self._clear_health("")
             return
         current = self.current_class()
         counts = self.dataset.counts()
@@ -513,8 +532,8 @@ class DatasetPage(Page, QWidget):
     # ------------------------------------------------------------------------------ health
     def check_health(self) -> None:
         if self.dataset is None or not any(self.dataset.counts().values()):
-            self.health_text.setText("Add images to see the dataset's health: duplicates, label conflicts, "
-                                     "unreadable files, tiny or imbalanced classes.")
+            self._clear_health("Add images to see the dataset's health: duplicates, label conflicts, "
+                               "unreadable files, tiny or imbalanced classes.")
             return
         from ftstudio.core.datasets.health import check_folder
 
@@ -523,15 +542,70 @@ class DatasetPage(Page, QWidget):
         task.done.connect(self._show_health)
         task.failed.connect(lambda message: self.health_text.setText(message))
 
+    def _clear_health(self, text: str) -> None:
+        self.health = None
+        self.health_text.setText(text)
+        self.health_list.clear()
+        self.health_list.hide()
+        self.dedupe_button.hide()
+
     def _show_health(self, report: dict) -> None:
         self.health = report
+        self.health_list.clear()
         lines = report["problems"]
+        extra = _extra_copies(report)
+        self.dedupe_button.setText(f"Remove {len(extra)} extra cop{'y' if len(extra) == 1 else 'ies'}")
+        self.dedupe_button.setVisible(bool(extra))
+        self.health_list.setVisible(bool(lines))
         if not lines:
             self.health_text.setText(f"✓ No problems found in {report['readable']} images.")
             return
-        import html
+        self.health_text.setText(f"In {report['images']} images (double-click a file or class to show it):")
+        for title, tip, files, label in _health_items(report):
+            top = QTreeWidgetItem([title])
+            top.setToolTip(0, tip)
+            top.setData(0, CLASS_ROLE, label)
+            for rel, note in files:
+                child = QTreeWidgetItem([f"{rel} ({note})" if note else rel])
+                child.setData(0, PATH_ROLE, rel)
+                child.setToolTip(0, "Double-click to select it in its class")
+                top.addChild(child)
+            self.health_list.addTopLevelItem(top)
+        if self.health_list.topLevelItemCount() <= 3:
+            self.health_list.expandAll()
 
-        self.health_text.setText("<br>".join(f"• {html.escape(line)}" for line in lines))
+    def _health_item_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        rel, label = item.data(0, PATH_ROLE), item.data(0, CLASS_ROLE)
+        if rel:
+            self.show_image(rel)
+        elif label:
+            self.select_class(label)
+
+    def show_image(self, rel: str) -> bool:
+        """Select an image of this dataset (``CLASS/file``) among its class's thumbnails."""
+        if self.dataset is None or "/" not in rel:
+            return False
+        label = rel.split("/", 1)[0]
+        if label != self.current_class():
+            self.select_class(label)
+        for r in range(self.thumbs.count()):
+            item = self.thumbs.item(r)
+            if item.data(PATH_ROLE) == rel:
+                self.thumbs.clearSelection()
+                self.thumbs.setCurrentItem(item)
+                item.setSelected(True)
+                self.thumbs.scrollToItem(item)
+                return True
+        self.banner.show_message("info", f"{rel} is not among the thumbnails shown (gone, unreadable, or past the "
+                                         f"first {MAX_THUMBS} of its class)")
+        return False
+
+    def remove_extra_copies(self) -> None:
+        """Delete all but the first file of each group of identical files within one class (undoable)."""
+        extra = _extra_copies(self.health or {})
+        if extra and self.dataset is not None and self.run(DeleteImages(self.dataset, extra)):
+            self.banner.show_message("info", f"Removed {len(extra)} extra cop{'y' if len(extra) == 1 else 'ies'}; "
+                                             "Undo (Ctrl+Z) brings them back.")
 
     # ------------------------------------------------------------------------------ dialogs
     def _new_dataset(self) -> None:
@@ -587,6 +661,50 @@ def _expand(paths: list[str]) -> list[str]:
         else:
             out.append(str(path))
     return out
+
+
+def _extra_copies(report: dict) -> list[str]:
+    """Every file of an exact-duplicate group within one class but the group's first."""
+    return [rel for d in report.get("duplicates", []) if d["kind"] == "exact" and not d["conflict"]
+            and not d["leakage"] for rel in d["files"][1:]]
+
+
+def _health_items(report: dict) -> list[tuple[str, str, list[tuple[str, str]], str | None]]:
+    """The health report as (title, tooltip, [(file, note)], class or None) rows for the Health panel."""
+    rows = []
+    for d in report["duplicates"]:
+        n = len(d["files"])
+        what = "identical files" if d["kind"] == "exact" else "near-duplicates"
+        if d["conflict"]:
+            title, tip = f"Label conflict: {', '.join(d['classes'])} ({n})", \
+                f"The same picture ({what}) under {len(d['classes'])} classes: keep it in the right one"
+        elif d["leakage"]:
+            title, tip = f"Leakage across {', '.join(d['splits'])} ({n})", \
+                f"The same picture ({what}) in {' and '.join(d['splits'])}: validation would test on training images"
+        else:
+            title, tip = f"{what.capitalize()} ({n})", "Copies add no information; the split keeps them together"
+        rows.append((title, tip, [(f, "") for f in d["files"]], None))
+    unusable = report["corrupt"] + report["skipped"]
+    if unusable:
+        rows.append((f"Not used by training ({len(unusable)})", "Files training skips, each with its reason",
+                     [(c["path"], c["reason"]) for c in unusable], None))
+    imbalance = report["imbalance"]
+    for name in imbalance["tiny"]:
+        rows.append((f"Tiny class: {name} ({imbalance['counts'][name]} images)",
+                     "10 or more images per class learn and validate better", [], name))
+    if imbalance["imbalanced"]:
+        big, small = imbalance["largest"], imbalance["smallest"]
+        rows.append((f"Imbalanced: {big} {imbalance['counts'][big]} vs {small} {imbalance['counts'][small]}",
+                     "The largest class has over 3× the images of the smallest", [], small))
+    outliers = report["outliers"]
+    if outliers["size"]:
+        rows.append((f"Unusual sizes ({len(outliers['size'])})",
+                     f"Far from the typical {'×'.join(map(str, outliers['typical_size']))}",
+                     [(o["path"], "×".join(map(str, o["size"]))) for o in outliers["size"]], None))
+    if outliers["mode"]:
+        rows.append((f"Unusual colour modes ({len(outliers['mode'])})", f"Most images are {outliers['typical_mode']}",
+                     [(o["path"], o["mode"]) for o in outliers["mode"]], None))
+    return rows
 
 
 def _thumb_key(path: Path) -> tuple | None:
