@@ -82,6 +82,7 @@ RESUME_RECIPE = ("{path}: recipe.json no longer matches the run's checkpoint ({d
 TERMINATED = "terminated (SIGTERM); checkpoint saved — continue with: {command}"
 RUN_OUT_NOT_EMPTY = ("{path}: holds files that are not a run's ({names}); a run writes recipe.json, "
                      "summary.json, checkpoints/… there, so choose a new or empty folder with --out")
+RUN_DELETE_BUSY = "{path}: a process is training into it; stop that run first, then delete it"
 RUN_EXISTS = "{path}: already holds a run; pass --resume to continue it, or choose another --out"
 
 # checkpoints

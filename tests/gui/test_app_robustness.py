@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+from PySide6.QtCore import Qt
+
 from ftstudio.core.engine import train
 from ftstudio.core.config.recipe import Recipe
 from tests.gui.test_training import start_long_run
@@ -111,7 +113,7 @@ def test_runs_page_shows_runs_with_junk_files_and_flags_them(qtbot, make_window)
     page.table.selectAll()
 
 
-def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window):
+def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window, answers):
     """A trainer killed with -9 leaves "running" in its summary; only a live one holds the folder."""
     import json
 
@@ -129,6 +131,11 @@ def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window):
         page = window.runs_page
         assert page.row_texts(runs_dir() / "killed")["Status"] == "interrupted"
         assert page.row_texts(runs_dir() / "live")["Status"] == "running"
+        page.table.selectAll()
+        qtbot.mouseClick(page.buttons["delete"], Qt.MouseButton.LeftButton)
+        assert (runs_dir() / "live" / "summary.json").exists()  # not pulled from under its trainer
+        assert not (runs_dir() / "killed").exists()
+        assert "live: a process is training into it" in page.banner.text()
 
 
 def test_runs_page_follows_runs_made_elsewhere(qtbot, make_window):

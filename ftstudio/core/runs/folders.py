@@ -19,7 +19,7 @@ from typing import Any
 from ftstudio.core import messages, paths
 from ftstudio.core.errors import InputError
 from ftstudio.core.fileio import MAX_JSON_BYTES, atomic_write_text, open_regular, read_bounded, write_json_file
-from ftstudio.core.runs.lock import is_locked
+from ftstudio.core.runs.lock import LOCK_NAME, RunBusy, RunLock, is_locked
 from ftstudio.core.runs.records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
@@ -182,7 +182,20 @@ class Run:
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def delete(self) -> None:
-        shutil.rmtree(self.path)
+        """Remove the run folder, under its lock: a run another process still trains is refused
+        (InputError), not pulled from under it."""
+        try:
+            with RunLock(self.path):
+                for entry in os.scandir(self.path):  # all but the held lock file (Windows keeps it open)
+                    if entry.name == LOCK_NAME:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+        except RunBusy:
+            raise InputError(messages.RUN_DELETE_BUSY.format(path=self.path)) from None
+        shutil.rmtree(self.path)  # the lock file and the folder
 
 
 def _read_summary(path: Path) -> RunSummary:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QFileSystemWatcher, QItemSelection, QItemSelectionMod
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QSplitter,
                                QTabWidget, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
+from ftstudio.core.errors import InputError
 from ftstudio.core.runs.records import RunSummary
 from ftstudio.core.runs.folders import Run, list_runs
 from ftstudio.gui import dialogs
@@ -323,6 +324,8 @@ class RunsPage(Page, QWidget):
         for path in paths:
             try:
                 Run(path).delete()
+            except InputError as exc:  # another process trains it
+                failed.append(str(exc))
             except OSError as exc:
                 failed.append(f"{path}: {exc.strerror or exc}")
         if failed:
