@@ -107,3 +107,23 @@ def test_mistakes_gallery_lists_per_class_metrics_and_opens_a_mistake_in_try(qtb
     assert page.results[0].truth == mistake.true and page.results[0].prediction.label == mistake.predicted
     assert page.results[0].prediction.probability == pytest.approx(mistake.confidence, abs=1e-4)
     qtbot.waitUntil(lambda: page.method.text().startswith("Heat map"), timeout=120_000)
+
+
+def test_a_large_photo_is_shown_from_the_background(qtbot, page, source_run, tmp_path):  # noqa: F811
+    """A 12-megapixel JPEG takes ~80 ms to decode even scaled: at every arrow key on the GUI thread."""
+    from ftstudio.gui.pages.try_page import BIG_PICTURE
+
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize((2000, 1500)).save(photo)
+    assert 2000 * 1500 > BIG_PICTURE
+    page.set_source(source_run)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=120_000)
+    _drop(page, [photo])
+    qtbot.waitUntil(lambda: page.picture.pixmap().width() == 768, timeout=60_000)  # the photo, scaled to fit
+    page._pictures.clear()  # as when it is first selected
+    page._show_selected()
+    assert page.picture.pixmap().width() < 768  # its thumbnail meanwhile, not a wait
+    qtbot.waitUntil(lambda: page.picture.pixmap().width() == 768, timeout=60_000)
+    page._show_selected()
+    assert page.picture.pixmap().width() == 768  # kept for going back to it

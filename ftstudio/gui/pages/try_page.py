@@ -55,6 +55,8 @@ FILTERS = (("all", "All images"), ("uncertain", "Uncertain (top class under 60%)
            ("wrong", "Wrong (subfolder ≠ label)"))
 SORTS = (("order", "In order"), ("low", "Least confident first"), ("high", "Most confident first"))
 ITEM_ROLE = Qt.ItemDataRole.UserRole
+BIG_PICTURE = 2_000_000  # pixels: a larger image is shown from the background (a 12-MP JPEG: ~80 ms)
+PICTURES_KEPT = 64  # shown images kept for going back and forth
 
 
 class Picture(QWidget):
@@ -101,6 +103,17 @@ def _caption(r) -> str:
     return f"✗ {text}" if r.wrong else text
 
 
+def _pixels(r) -> int:
+    """The image's pixel count from its header (0 when it cannot be read: the fallback shows it)."""
+    from ftstudio.core.datasets.decode import DecodeError, probe
+
+    try:
+        h, w, _ = probe(r.input.open())
+    except (DecodeError, OSError):
+        return 0
+    return h * w
+
+
 def _qimage(rgb: np.ndarray) -> QImage:
     data = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
     h, w = data.shape[:2]
@@ -122,6 +135,7 @@ class TryPage(Page, QWidget):
         self.has_truth = False
         self.bars: list[tuple[QLabel, QProgressBar]] = []
         self._explained: dict[int, QPixmap] = {}  # id(Tried) → overlay
+        self._pictures: dict[int, QPixmap] = {}  # id(Tried) → the image itself, the last PICTURES_KEPT
         self._pending: list = []  # inputs waiting for the model to load
         FileDrops(self).dropped.connect(lambda paths, _pos: self.open_paths(paths))
         self._build()
@@ -283,6 +297,7 @@ class TryPage(Page, QWidget):
                             f"{len(predictor.classes)} classes, input {w}×{h}, "
                             f"{'grayscale' if c == 1 else 'colour'}. Open, drop or paste images (Ctrl+V).")
         self._explained.clear()
+        self._pictures.clear()
         self._update_controls()
         pending = self._pending or [r.input for r in self.results]
         self._pending = []
@@ -381,6 +396,7 @@ class TryPage(Page, QWidget):
         self.results = list(batch.results)
         self.has_truth = batch.has_truth
         self._explained.clear()
+        self._pictures.clear()
         if batch.skipped:
             names = ", ".join(f"{Path(p).name} ({why})" for p, why in batch.skipped[:3])
             more = f" and {len(batch.skipped) - 3} more" if len(batch.skipped) > 3 else ""
@@ -488,12 +504,31 @@ class TryPage(Page, QWidget):
             self._plain(r)
 
     def _plain(self, r) -> None:
+        """The image itself: at once when small; a large photo (~80 ms to decode even scaled, at every
+        arrow key) is decoded in the background, its thumbnail standing in meanwhile."""
         from ftstudio.core.inference.trying import picture
 
+        cached = self._pictures.get(id(r))
+        if cached is not None:
+            self._set_picture(cached)
+            return
+        if _pixels(r) > BIG_PICTURE:
+            self._set_picture(QPixmap.fromImage(_qimage(r.thumbnail)))
+            task = self.tasks.start("try-picture", lambda cancel: (r, picture(r)))
+            task.done.connect(lambda result: self._picture_arrived(*result))
+            return  # failed: the file changed since it was predicted; the thumbnail stays
         try:
-            self._set_picture(QPixmap.fromImage(_qimage(picture(r))))
+            self._picture_arrived(r, picture(r))
         except Exception:  # noqa: BLE001 — the file changed since it was predicted: show the thumbnail
             self._set_picture(QPixmap.fromImage(_qimage(r.thumbnail)))
+
+    def _picture_arrived(self, r, rgb: np.ndarray) -> None:
+        pixmap = QPixmap.fromImage(_qimage(rgb))
+        self._pictures[id(r)] = pixmap
+        while len(self._pictures) > PICTURES_KEPT:
+            del self._pictures[next(iter(self._pictures))]  # the oldest
+        if self.selected() is r and not self.explain.isChecked():
+            self._set_picture(pixmap)
 
     def _explain(self, r) -> None:
         from ftstudio.core.inference.trying import explain_one
