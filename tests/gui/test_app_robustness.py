@@ -168,6 +168,13 @@ def test_runs_page_follows_runs_made_elsewhere(qtbot, make_window):
         assert page.row_texts(live)["Epochs"] == "1/5" and not page.buttons["resume"].isEnabled()
         write_json_file(live / "summary.json", {"status": "running", "name": "live", "epochs": 2, "epochs_planned": 5})
         qtbot.waitUntil(lambda: page.row_texts(live)["Epochs"] == "2/5", timeout=10_000)
+        seen = set()
+        for epoch in range(3, 40):  # epochs of 0.1 s: the row still moves on while they keep coming
+            write_json_file(live / "summary.json", {"status": "running", "name": "live", "epochs": epoch,
+                                                    "epochs_planned": 40})
+            qtbot.wait(100)
+            seen.add(page.row_texts(live)["Epochs"])
+        assert len(seen - {"2/5", "39/40"}) >= 2, seen
     # the holder is gone without a word (as after kill -9): the page shows it at the next look
     page.refresh()
     assert page.row_texts(live)["Status"] == "interrupted" and page.buttons["resume"].isEnabled()

@@ -60,11 +60,12 @@ class RunsPage(Page, QWidget):
         self.busy_run: Path | None = None
         self._filling = False  # refresh() is writing cells: not a rename
         # the runs folder (a run made or deleted elsewhere) and each running run's folder (its
-        # summary.json is replaced at every epoch); bursts of changes make one refresh
+        # summary.json is replaced at every epoch): the changes of 0.7 s make one refresh, and a run
+        # whose epochs take less still moves on (a pending refresh is not pushed back)
         self.watcher = QFileSystemWatcher(self)
-        self._changed = QTimer(self, singleShot=True, interval=400)
+        self._changed = QTimer(self, singleShot=True, interval=700)
         self._changed.timeout.connect(self._disk_changed)
-        self.watcher.directoryChanged.connect(lambda _path: self._changed.start())
+        self.watcher.directoryChanged.connect(lambda _path: self._changed.isActive() or self._changed.start())
         self._build()
 
     def _build(self) -> None:
