@@ -141,3 +141,42 @@ def test_a_summary_is_parsed_once_per_version_of_its_file(tmp_path, monkeypatch)
     later = os.stat(run.summary_path).st_mtime_ns + 10**9
     os.utime(run.summary_path, ns=(later, later))
     assert run.summary().name == "c"
+
+
+def test_metrics_are_read_incrementally_and_anew_when_replaced(tmp_path, monkeypatch):
+    """The Runs page re-reads a live run's metrics at each epoch: only the appended lines are parsed,
+    a torn last line is not kept, and a file replaced or edited is read whole."""
+    import os
+
+    from ftstudio.core.runs import folders
+
+    parsed = []
+    real = folders.clean_row
+    monkeypatch.setattr(folders, "clean_row", lambda line: parsed.append(line) or real(line))
+    run = Run(tmp_path / "live")
+    run.path.mkdir()
+    row = '{"kind": "epoch", "epoch": %d, "val_accuracy": 0.5}\n'
+    run.metrics_path.write_text("".join(row % e for e in range(1, 4)))
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3] and len(parsed) == 3
+    with open(run.metrics_path, "a") as f:
+        f.write(row % 4 + (row % 5)[:20])  # the fifth is being written
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3, 4]
+    assert run.metrics_with_problems()[1] == 1  # the torn line, counted but not kept
+    with open(run.metrics_path, "a") as f:
+        f.write((row % 5)[20:])
+    parsed.clear()
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3, 4, 5] and len(parsed) == 1  # the new line only
+    assert run.metrics_with_problems()[1] == 0
+
+    edited = run.metrics_path.read_text().replace('"epoch": 5', '"epoch": 9')  # same size, same inode
+    with open(run.metrics_path, "r+") as f:
+        f.write(edited)
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3, 4, 9]
+    run.truncate_metrics(epoch=2, step=0)  # what resume does: a new file
+    assert [r["epoch"] for r in run.epochs()] == [1, 2]
+    with open(run.metrics_path, "a") as f:
+        f.write(row % 3)
+    whole = run.metrics_with_problems(fresh=True)[0]
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3] == [r["epoch"] for r in whole]
+    os.unlink(run.metrics_path)
+    assert run.epochs() == []
