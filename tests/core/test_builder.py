@@ -87,6 +87,18 @@ def test_csv_import_names_bad_rows(tmp_path, source):
                                                "labels.csv line 5: mine/cat/cat_001.png", "labels.csv line 6"]
 
 
+def test_a_csv_takes_as_many_rows_as_a_drop_of_files(tmp_path, source, monkeypatch):
+    """A downloaded CSV naming one large image a million times would fill the disk with copies."""
+    from ftstudio.core.datasets import builder
+
+    monkeypatch.setattr(builder, "MAX_IMPORT_FILES", 3)
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label\n" + "mine/cat/cat_000.png,cat\n" * 7 + "\n", encoding="utf-8")
+    report = BuilderDataset.create("capped").import_csv(table)
+    assert len(report.added) == 3
+    assert report.refused == [("labels.csv lines 5–9", "4 more rows: over 3 at once")]
+
+
 def test_edits_apply_and_revert_exactly(source):
     ds = BuilderDataset.create("edits")
     add = AddImages(ds, "cat", sorted(str(p) for p in (source / "cat").iterdir()))

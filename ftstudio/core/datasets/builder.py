@@ -204,6 +204,7 @@ class BuilderDataset:
             raise InputError(f"{table}: not a UTF-8 text file; expected rows of path,label") from None
         report = ImportReport()
         rows = list(csv.reader(io.StringIO(text)))
+        taken = 0
         for line, row in enumerate(rows, 1):
             if not row or all(not c.strip() for c in row):
                 continue
@@ -214,6 +215,12 @@ class BuilderDataset:
             if line == 1 and path.lower() in ("path", "file", "filename", "image") and label.lower() in (
                     "label", "class", "category"):
                 continue
+            if taken == MAX_IMPORT_FILES:  # as many as a drop of files takes: a CSV cannot fill the disk
+                left = sum(1 for r in rows[line - 1:] if r and any(c.strip() for c in r))
+                report.refused.append((f"{table.name} lines {line}–{len(rows)}",
+                                       f"{left:,} more rows: over {MAX_IMPORT_FILES:,} at once"))
+                break
+            taken += 1
             source = Path(path).expanduser()
             source = source if source.is_absolute() else table.parent / source
             try:
