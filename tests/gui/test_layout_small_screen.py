@@ -81,6 +81,34 @@ def test_confusion_labels_too_long_for_a_cell_are_turned_not_cut(qtbot):
     assert chart._layout(chart.fontMetrics())[4] == 0  # short names stay level
 
 
+def test_a_thousand_class_confusion_matrix_paints_each_cell_in_its_colour(qtbot):
+    """Painted a cell at a time it took seconds at 1,000 classes (a fine-tune on ImageNet's), at
+    every expose of the window; the cells are one image now, and must still be the right colours."""
+    from ftstudio.gui import theme
+    from ftstudio.gui.widgets.charts import ConfusionMatrix
+
+    chart = ConfusionMatrix()
+    qtbot.addWidget(chart)
+    chart.resize(1100, 1100)
+    n = 1000
+    chart.set_matrix(np.eye(n, dtype=int) * 4 + np.eye(n, k=1, dtype=int) * 4, [f"c{i}" for i in range(n)])
+    chart.show()
+    left, top, cell, _ = chart._geometry(chart.fontMetrics())
+    shot = chart.grab().toImage()
+    ratio = shot.devicePixelRatio()
+
+    def colour(r: int, c: int):
+        pixel = shot.pixelColor(int((left + (c + 0.5) * cell) * ratio), int((top + (r + 0.5) * cell) * ratio))
+        return pixel.red(), pixel.green(), pixel.blue()
+
+    base, hot = theme.base(), theme.accent()
+    half = 0.5 ** 0.6  # a row split between two cells
+    expected = tuple(round(a + (b - a) * half) for a, b in zip(base.getRgb()[:3], hot.getRgb()[:3]))
+    assert colour(10, 10) == expected == colour(10, 11)
+    assert colour(n - 1, n - 1) == hot.getRgb()[:3]  # the last row has one cell: all of it
+    assert colour(10, 500) == base.getRgb()[:3]
+
+
 def test_the_wizard_opens_within_the_screen(qtbot, window):
     wizard = window.open_wizard()
     qtbot.waitUntil(lambda: wizard.isVisible())

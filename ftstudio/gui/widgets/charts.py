@@ -12,12 +12,15 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ftstudio.gui import theme
+from ftstudio.gui.widgets.images import to_qimage
 
 
-def _blend(a: QColor, b: QColor, t: float) -> QColor:
-    t = min(max(t, 0.0), 1.0)
-    return QColor(round(a.red() + (b.red() - a.red()) * t), round(a.green() + (b.green() - a.green()) * t),
-                  round(a.blue() + (b.blue() - a.blue()) * t))
+def _blend_array(a: QColor, b: QColor, t: np.ndarray) -> np.ndarray:
+    """``a`` to ``b`` by ``t`` (clipped to 0–1), for every element of ``t``: uint8 RGB in a last axis."""
+    lo = np.array([a.red(), a.green(), a.blue()], np.float64)
+    hi = np.array([b.red(), b.green(), b.blue()], np.float64)
+    mix = lo + (hi - lo) * np.clip(t, 0.0, 1.0)[..., None]
+    return np.round(mix).astype(np.uint8)
 
 
 class BarChart(QWidget):
@@ -148,17 +151,20 @@ class ConfusionMatrix(QWidget):
         font = p.font()
         font.setPixelSize(max(7, min(int(cell * 0.45), fm.height() - 3)))
         numbers = cell >= 11 and cell >= QFontMetrics(font).horizontalAdvance(f"{int(m.max())}") + 2
+        # every cell's colour at once, drawn as one n × n image scaled without smoothing: a cell per
+        # fillRect took 0.56 s a paint at 300 classes and seconds at 1,000 (an ImageNet fine-tune)
+        colours = _blend_array(base, hot, share ** 0.6)
+        p.drawImage(QRectF(left, top, cell * n, cell * n), to_qimage(colours.transpose(2, 0, 1)))
         for r in range(n):
-            for c in range(n):
-                rect = QRectF(left + c * cell, top + r * cell, cell, cell)
-                colour = _blend(base, hot, share[r, c] ** 0.6)
-                p.fillRect(rect, colour)
-                if numbers and m[r, c]:
-                    p.save()
-                    p.setFont(font)
+            if numbers:  # cells this large: a few dozen classes at most
+                p.save()
+                p.setFont(font)
+                for c in np.flatnonzero(m[r]):
+                    colour = QColor(*map(int, colours[r, c]))
                     p.setPen(QColor("white") if colour.lightness() < 140 else QColor("black"))
-                    p.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(int(m[r, c])))
-                    p.restore()
+                    p.drawText(QRectF(left + c * cell, top + r * cell, cell, cell), Qt.AlignmentFlag.AlignCenter,
+                               str(int(m[r, c])))
+                p.restore()
             if show_labels and cell >= fm.height() * 0.7:
                 p.setPen(fg)
                 p.drawText(QRectF(fm.height(), top + r * cell, left - fm.height() - 4, cell),
