@@ -125,6 +125,13 @@ EXPORT_MISMATCH = ("{format}: the reloaded file disagrees with the PyTorch model
 # predict / try
 PREDICT_SOURCE_MISSING = ("{path}: not found; give a run folder, a checkpoint file (.pt) or an export folder "
                           "(with signature.json)")
+PREDICT_CLASSES_MISMATCH = ("{path}: the model gives {scores} scores per image but names {classes} classes; "
+                            "re-export the run with `ftstudio export`")
+EXPORT_SIGNATURE_MISMATCH = ("{path}: the model takes {model_in} images and gives {model_out} scores, but "
+                             "signature.json says {sig_in} and {classes} classes; re-export the run with "
+                             "`ftstudio export`")
+EXPORT_REFUSES_INPUT = ("{path}: the model refused a batch of {shape} images ({detail}); re-export the run "
+                        "with `ftstudio export`")
 PREDICT_NO_IMAGES = "no image files found in {paths} (looked for {suffixes})"
 PREDICT_NONE_READABLE = "none of the {count} file(s) could be read as an image"
 EXPLAIN_NOT_WRITABLE = "--explain {path}: cannot write heat maps there ({reason}); choose a folder you can write to"

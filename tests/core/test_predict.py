@@ -121,6 +121,37 @@ def test_a_damaged_signature_names_its_field(exported, tmp_path):
         load_predictor(folder)
 
 
+def test_a_signature_that_does_not_match_its_model_is_named_not_a_crash(exported, labelled, tmp_path, capsys):
+    """An edited signature.json (fewer classes, another image size) crashed predict with an
+    IndexError or onnxruntime's InvalidArgument: "unexpected failure"."""
+    import shutil
+
+    sig = json.loads((exported / "signature.json").read_text())
+    image = str(labelled / "1")
+
+    def folder(name: str, files: dict, **changes) -> Path:
+        out = tmp_path / name
+        out.mkdir()
+        for file in files.values():
+            shutil.copy(exported / file, out / file)
+        (out / "signature.json").write_text(json.dumps({**sig, "files": files, **changes}))
+        return out
+
+    fewer = folder("fewer", {"onnx": "model.onnx"}, classes=sig["classes"][:3])
+    bigger = folder("bigger", {"onnx": "model.onnx"}, input_shape=[1, 16, 16],
+                    preprocessing={**sig["preprocessing"], "image_size": [16, 16]})
+    pt2 = folder("pt2", {"pt2": "model.pt2"}, input_shape=[1, 16, 16],
+                 preprocessing={**sig["preprocessing"], "image_size": [16, 16]})
+    pt2_fewer = folder("pt2-fewer", {"pt2": "model.pt2"}, classes=sig["classes"][:3])
+    for source, words in ((fewer, "gives 5 scores, but signature.json says 1×8×8 and 3 classes"),
+                          (bigger, "takes 1×8×8 images and gives 5 scores, but signature.json says 1×16×16"),
+                          (pt2, "model.pt2: the model refused a batch of 1×16×16 images"),
+                          (pt2_fewer, "the model gives 5 scores per image but names 3 classes")):
+        assert main(["predict", str(source), image]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "unexpected" not in err, err
+
+
 @pytest.mark.timeout(120)
 def test_a_pipe_or_device_among_the_images_is_skipped_not_waited_on(source_run, labelled, tmp_path):  # noqa: F811
     """A named pipe in a folder once hung `predict` (and the Try page) for good: open blocked on it."""

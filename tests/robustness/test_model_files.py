@@ -29,8 +29,8 @@ LOADERS = {
     "export pt2": ("ftstudio.core.export.formats", "m.load_pt2(p, None)"),
     "export safetensors": ("ftstudio.core.export.formats", "m.load_safetensors(p, None)"),
     "export state-dict": ("ftstudio.core.export.formats", "m.load_state_dict(p, None)"),
-    "predict onnx": ("ftstudio.core.inference.predict", "m._export_runner('onnx', p)"),
-    "predict pt2": ("ftstudio.core.inference.predict", "m._export_runner('pt2', p)"),
+    "predict onnx": ("ftstudio.core.inference.predict", "m._export_runner('onnx', p, (1, 8, 8), 10)"),
+    "predict pt2": ("ftstudio.core.inference.predict", "m._export_runner('pt2', p, (1, 8, 8), 10)"),
 }
 SUFFIX = {"weights .safetensors": ".safetensors", "export safetensors": ".safetensors", "export onnx": ".onnx",
           "predict onnx": ".onnx", "export pt2": ".pt2", "predict pt2": ".pt2"}

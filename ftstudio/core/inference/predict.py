@@ -53,8 +53,14 @@ class Predictor:
         return decode(path, (h, w), c)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``[N, classes]`` for uint8 ``[N, C, H, W]`` images."""
-        return softmax(self.run(self.preprocess(images)))
+        """Softmax probabilities ``[N, classes]`` for uint8 ``[N, C, H, W]`` images; InputError when the
+        model's scores do not match the classes its folder names (an edited signature.json)."""
+        logits = np.asarray(self.run(self.preprocess(images)))
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            scores = logits.shape[1] if logits.ndim == 2 else "×".join(map(str, logits.shape[1:])) or "?"
+            raise InputError(messages.PREDICT_CLASSES_MISMATCH.format(path=self.source, scores=scores,
+                                                                      classes=len(self.classes)))
+        return softmax(logits)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ def _from_export(folder: Path, chosen: str | None = None) -> Predictor:
     for fmt in order:
         name = files.get(fmt)
         if name and Path(name).name == name and (folder / name).is_file():
-            run = _export_runner(fmt, folder / name)
+            run = _export_runner(fmt, folder / name, tuple(sig["input_shape"]), len(sig["classes"]))
             pre = sig["preprocessing"]
             return Predictor(folder, fmt, tuple(sig["classes"]), tuple(sig["input_shape"]),
                              tuple(float(v) for v in pre["mean"]), tuple(float(v) for v in pre["std"]), run)
@@ -159,7 +165,10 @@ def _from_export(folder: Path, chosen: str | None = None) -> Predictor:
                      "`ftstudio export RUN --format onnx` (or pt2)")
 
 
-def _export_runner(fmt: str, path: Path) -> Runner:
+def _export_runner(fmt: str, path: Path, input_shape: tuple[int, ...], classes: int) -> Runner:
+    """The file's runtime as a function of a batch. Its fixed sizes are checked against the signature
+    now, and anything else it refuses later is an InputError naming the file, not a crash."""
+    from ftstudio.core.export.formats import first_line
     from ftstudio.core.training.checkpoint import check_model_file
 
     check_model_file(path, f"{fmt} model")  # a device or FIFO would be read forever
@@ -171,20 +180,41 @@ def _export_runner(fmt: str, path: Path) -> Runner:
             options.log_severity_level = 3
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
-            return lambda x: session.run(None, {name: x})[0]
-        import torch
+            _check_sizes(path, session.get_inputs()[0].shape, session.get_outputs()[0].shape, input_shape, classes)
 
-        module = torch.export.load(str(path)).module()
+            def raw(x: np.ndarray) -> np.ndarray:
+                return session.run(None, {name: x})[0]
+        else:
+            import torch
 
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.from_numpy(x)).numpy()
+            module = torch.export.load(str(path)).module()
 
-        return run
+            def raw(x: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return module(torch.from_numpy(x)).numpy()
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 — a runtime that cannot load the file: say which file
-        from ftstudio.core.export.formats import first_line
-
         raise InputError(f"{path}: cannot load this {fmt} model ({first_line(exc)})") from None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        try:
+            return raw(x)
+        except Exception as exc:  # noqa: BLE001 — onnxruntime's InvalidArgument, torch's shape errors…
+            raise InputError(messages.EXPORT_REFUSES_INPUT.format(path=path, shape="×".join(map(str, x.shape[1:])),
+                                                                  detail=first_line(exc))) from None
+
+    return run
+
+
+def _check_sizes(path: Path, inputs: list, outputs: list, input_shape: tuple[int, ...], classes: int) -> None:
+    """An ONNX model's fixed input and output sizes against signature.json (named dimensions pass)."""
+    fixed_in = [(want, got) for want, got in zip(input_shape, inputs[1:]) if isinstance(got, int)]
+    if any(want != got for want, got in fixed_in) or (outputs and isinstance(outputs[-1], int)
+                                                       and outputs[-1] != classes):
+        raise InputError(messages.EXPORT_SIGNATURE_MISMATCH.format(
+            path=path, model_in="×".join(map(str, inputs[1:])), model_out=outputs[-1] if outputs else "?",
+            sig_in="×".join(map(str, input_shape)), classes=classes))
 
 
 # ------------------------------------------------------------------------------------ images
