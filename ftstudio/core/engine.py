@@ -22,7 +22,8 @@ from ftstudio.core.architecture.presets import resolve_model
 from ftstudio.core.datasets import DataBundle, Progress, absolute_paths, load_data
 from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.config.recipe import DatasetSpec, Recipe, load_validated, read_json
-from ftstudio.core.runs.folders import Run, RunLogger, load_run_model, new_run_dir, resolve_checkpoint
+from ftstudio.core.runs.folders import (RUN_FILES, RUN_FOLDER_NAMES, Run, RunLogger, load_run_model, new_run_dir,
+                                         resolve_checkpoint)
 from ftstudio.core.training.callbacks import Callback, Checkpoint, EarlyStopping
 from ftstudio.core.training.events import FitFinished
 from ftstudio.core.training.prepared import Prepared, seed_everything
@@ -132,20 +133,15 @@ def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: 
         return _fit(prepared, run, run_dir, ckpt, controls, dist, locks)
 
 
-# what a run folder holds (an export inside it too); a folder left by a start that failed before
-# recipe.json was written holds only these, and is taken again
-RUN_FILE_NAMES = frozenset({".lock", ".write-test", "recipe.json", "model.json", "summary.json", "metrics.jsonl",
-                            "checkpoints", "export"})
-
-
 def _check_out_is_free(out: Path) -> None:
     """Refuse ``--out`` on a folder of the user's own files, as export and pipelines do: the run's
-    files would be mixed into it, and deleting the run later would take them along."""
+    files would be mixed into it, and deleting the run later would take them along. A folder left
+    by a start that failed before recipe.json was written holds only a run's names, and is taken."""
     try:
         names = os.listdir(out)
     except OSError:  # not there yet (a new folder), or unreadable: the first write says why
         return
-    foreign = sorted(name for name in names if name not in RUN_FILE_NAMES)
+    foreign = sorted(name for name in names if name not in RUN_FOLDER_NAMES)
     if foreign and "recipe.json" not in names:  # a run already: RUN_EXISTS says so, under the lock
         shown = ", ".join(foreign[:3]) + ("…" if len(foreign) > 3 else "")
         raise InputError(messages.RUN_OUT_NOT_EMPTY.format(path=out, names=shown))
@@ -224,7 +220,7 @@ def _discard_unstarted(run: Run) -> None:
     """Remove the files a new run wrote before its trainer could start (the folder and lock stay)."""
     import shutil
 
-    for name in ("recipe.json", "model.json", "summary.json", "metrics.jsonl"):
+    for name in RUN_FILES:
         (run.path / name).unlink(missing_ok=True)
     shutil.rmtree(run.checkpoints, ignore_errors=True)
 

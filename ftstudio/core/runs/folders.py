@@ -24,6 +24,9 @@ from ftstudio.core.runs.records import RunSummary, clean_metrics_row
 from ftstudio.core.training.callbacks import Callback
 from ftstudio.core.training.events import BatchFinished, EpochFinished, FitFailed, FitFinished, FitStarted
 
+RUN_FILES = ("recipe.json", "model.json", "summary.json", "metrics.jsonl")  # a run's own, beside checkpoints/
+# everything a run folder may hold: its files, checkpoints, an export inside it, the lock, a write probe
+RUN_FOLDER_NAMES = frozenset({*RUN_FILES, "checkpoints", "export", LOCK_NAME, ".write-test"})
 MAX_METRICS_LINE = 16 * 2**20  # bytes; a row of step losses is ~20 bytes a step, so a longer line is junk
 MAX_CACHED_SUMMARIES = 20_000
 MAX_CACHED_METRICS = 16  # files whose parsed rows are kept (the runs shown; a long run's are a few MB)
