@@ -150,8 +150,7 @@ class RunsPage(Page, QWidget):
         runs = list_runs()
         self._filling = True
         self.table.setRowCount(len(runs))
-        for r, run in enumerate(runs):
-            self._fill_row(r, run, run.summary())
+        running = [run.path for r, run in enumerate(runs) if self._fill_row(r, run, run.summary()) == "running"]
         self._filling = False
         self.table.setSortingEnabled(True)
         rows = [r for r in range(self.table.rowCount()) if self.path_at(r) in keep]
@@ -159,7 +158,7 @@ class RunsPage(Page, QWidget):
         self.header.setText(f"{len(runs)} run(s) in {runs_dir()}" if runs else
                             f"No runs yet in {runs_dir()}. Train one on the Train page (Ctrl+R).")
         self._selection_changed()
-        self._watch(runs_dir(), [run.path for run in runs if run.status() == "running"])
+        self._watch(runs_dir(), running)
 
     def _watch(self, folder: Path, running: list[Path]) -> None:
         """Watch the runs folder (or, before the first run, the folder it will appear in) and the runs
@@ -182,7 +181,8 @@ class RunsPage(Page, QWidget):
             return
         self.refresh()
 
-    def _fill_row(self, r: int, run: Run, s: RunSummary) -> None:
+    def _fill_row(self, r: int, run: Run, s: RunSummary) -> str:
+        """Write row ``r`` for ``run``; returns the status it shows (the folder's lock decides "running")."""
         acc, best = _num(s.get("val_accuracy")), _num(s.get("best_val_accuracy"))
         duration = _num(s.get("duration_s"))
         status = "running" if run.path == self.busy_run else run.status()
@@ -211,6 +211,7 @@ class RunsPage(Page, QWidget):
                 item.setToolTip("summary.json: " + "; ".join(s.problems))
                 item.setText(f"{text} ⚠")
             self.table.setItem(r, c, item)
+        return status
 
     def path_at(self, row: int) -> Path:
         return Path(self.table.item(row, 0).data(PATH_ROLE))
