@@ -131,6 +131,8 @@ def test_runs_page_tells_a_killed_run_from_a_live_one(qtbot, make_window, answer
         page = window.runs_page
         assert page.row_texts(runs_dir() / "killed")["Status"] == "interrupted"
         assert page.row_texts(runs_dir() / "live")["Status"] == "running"
+        page.select(runs_dir() / "killed")
+        assert "interrupted" in page.details.toPlainText()  # the summary beside says what the table says
         page.table.selectAll()
         qtbot.mouseClick(page.buttons["delete"], Qt.MouseButton.LeftButton)
         assert (runs_dir() / "live" / "summary.json").exists()  # not pulled from under its trainer

@@ -247,10 +247,11 @@ class RunsPage(Page, QWidget):
     def _selection_changed(self) -> None:
         paths = self.selected_paths()
         one = paths[0] if len(paths) == 1 else None
-        summary = Run(one).read_summary() if one else {}
+        # the status as the table shows it: a killed trainer's "running" is "interrupted" here too
+        summary = {**Run(one).read_summary(), "status": Run(one).status()} if one else {}
         busy = self.busy_run is not None
         resumable = bool(one) and not busy and (one / "checkpoints" / "last.pt").exists() and \
-            Run(one).status() in RESUMABLE
+            summary["status"] in RESUMABLE
         self.buttons["resume"].setEnabled(resumable)
         self.buttons["reuse"].setEnabled(bool(one))
         self.buttons["rename"].setEnabled(bool(one) and one != self.busy_run)
