@@ -10,7 +10,6 @@ persists geometry and last choices, takes folders dropped on it, and on close st
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -241,20 +240,17 @@ class MainWindow(QMainWindow):
     def _build_plots_when_idle(self) -> None:
         # the plots are made once start-up work has settled: made while torch imported they held the GIL
         # the import needed and delayed "ready" by as much; made here they are ready before a first run
-        # needs them (begin() builds them anyway). pyqtgraph itself is imported on a worker first: on
-        # the GUI thread its import blocked the just-usable window for 0.17 of the 0.24 s the plots took
+        # needs them (begin() builds them anyway). pyqtgraph is imported here, on the GUI thread, though
+        # it blocks the usable window for ~0.2-0.35 s once: imported on a worker, its copying of every
+        # PySide6 attribute raced the GUI thread's own use of Qt's lazily made types and crashed the app
+        # (SIGSEGV in pyqtgraph.Qt._copy_attrs, 1 start in 86 under load; a CI run failed on it)
         if self.tasks.closed:  # the window is closing: nothing more to make
             return
         if not self.settled():
             QTimer.singleShot(100, self, self._build_plots_when_idle)
-        elif "pyqtgraph" in sys.modules:
-            self.train_page.plots.build()
-            self._warm_up_training()
-        elif not self.tasks.busy("pyqtgraph"):
-            # held in a name: PySide's signal does not keep its object alive, and a task that a closing
-            # window never ran is referenced by nothing else ("Signal source has been deleted")
-            task = self.tasks.start("pyqtgraph", lambda cancel: importlib.import_module("pyqtgraph"), quiet=True)
-            task.done.connect(lambda _: self._build_plots_when_idle())
+            return
+        self.train_page.plots.build()
+        self._warm_up_training()
 
     def _warm_up_training(self) -> None:
         """Once the window is usable, import quietly what Start would otherwise wait for (`warm_up_training`)."""

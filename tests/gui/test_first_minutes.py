@@ -287,8 +287,7 @@ os._exit(0)
 
 
 def test_start_up_keeps_the_gui_thread_and_the_import_free(tmp_path):
-    """Time to ready (#19): pyqtgraph's import (0.17 s) ran on the GUI thread just as the window became
-    usable, and three full cycle collections (150 ms, finding nothing) ran while torch imported. And the
+    """Time to ready (#19): three full cycle collections (150 ms, finding nothing) ran while torch imported. And the
     time to a first step: Start waited 1.37 s, 1.1 s of it importing torch._dynamo."""
     import json
     import os
@@ -299,7 +298,9 @@ def test_start_up_keeps_the_gui_thread_and_the_import_free(tmp_path):
                          cwd=Path(__file__).resolve().parents[2])
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["settled"], out.stderr[-2000:]
-    assert got["main thread imported"] == {"torch": False, "pyqtgraph": False, "torch._dynamo": False}
+    # pyqtgraph on the GUI thread, once settled: on a worker its copying of PySide6's attributes raced the
+    # GUI thread's use of Qt and crashed the app (SIGSEGV, 1 start in 86 under load)
+    assert got["main thread imported"] == {"torch": False, "pyqtgraph": True, "torch._dynamo": False}
     assert got["full collections while importing"] == 0
     assert got["frozen"] > 100_000 and got["gc enabled"]  # torch's objects no longer walked by full collections
     # Start no longer waits 1.1 s for torch._dynamo (its first optimizer imports it): imported ahead, without

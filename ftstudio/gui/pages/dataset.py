@@ -716,11 +716,17 @@ def _thumb_key(path: Path) -> tuple | None:
     return str(path), st.st_size, st.st_mtime_ns
 
 
+# looked up here, on the GUI thread at import: PySide6 makes its types and enums when first touched, and
+# making one on a worker while the GUI thread uses Qt is the race that crashed pyqtgraph's worker import
+_KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio
+
+
 def _read_thumbnail(path: Path) -> QImage:
-    """An image read at thumbnail size (a 50-megapixel photo is never decoded whole); any thread."""
+    """An image read at thumbnail size (a 50-megapixel photo is never decoded whole); any thread, with
+    only the Qt types this module has already touched."""
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     size = reader.size()
     if size.isValid() and size.width() > 0 and size.height() > 0:
-        reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+        reader.setScaledSize(size.scaled(THUMB, THUMB, _KEEP_ASPECT))
     return reader.read()  # null when unreadable: the cell keeps its name and no picture
