@@ -73,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from ftstudio.core.errors import FtError
+    from ftstudio.core.errors import FtError, os_error_message
 
     try:
         with keep_freed_memory():  # a command's large blocks serve its next batch (core/allocator.py)
@@ -88,10 +88,21 @@ def _run_command(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # keep Python's exit-time flush from failing again
         return 0
-    except Exception:  # anything unexpected: keep the traceback for a bug report, not on screen
-        log = _write_crash_log(traceback.format_exc())
-        _error(f"unexpected failure; the details are in {log} — please include that file in a bug report")
+    except OSError as exc:  # a full or read-only disk, permissions: the file and what to do, not a crash log
+        message = os_error_message(exc)
+        if message is None:
+            return _crashed()
+        _error(message)
         return 1
+    except Exception:  # anything unexpected: keep the traceback for a bug report, not on screen
+        return _crashed()
+
+
+def _crashed() -> int:
+    """Called inside an ``except``: the traceback goes to a crash log, one line to the screen."""
+    log = _write_crash_log(traceback.format_exc())
+    _error(f"unexpected failure; the details are in {log} — please include that file in a bug report")
+    return 1
 
 
 def _error(message: str) -> None:

@@ -113,7 +113,7 @@ def resume(run_dir: str | Path, controls: RunControls | None = None, *, epochs: 
             raise InputError(f"{run_dir}: not a run folder (recipe.json is missing)")
         last = run.checkpoint("last")
         if not last.exists():
-            raise InputError(messages.RESUME_NOTHING.format(path=run_dir))
+            raise InputError(messages.RESUME_NOTHING.format(path=run_dir, recipe=run.recipe_path))
         try:
             ckpt = checkpoint.load(last)
         except InputError as exc:  # damaged on disk (ftstudio itself writes it atomically)
@@ -195,8 +195,12 @@ def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict
              "preprocess": preprocess_info(prepared.data), "lineage": prepared.lineage}
     if prepared.lora:
         state["lora"] = prepared.lora
-    cbs: list[Callback] = ([RunLogger(run), Checkpoint(run.checkpoints), *controls.callbacks] if main
-                           else dist.follower_callbacks())  # fsdp: every rank writes its part of a checkpoint
+    if main:
+        logger = RunLogger(run)
+        cbs: list[Callback] = [logger, Checkpoint(run.checkpoints, on_saved=logger.checkpoint_saved),
+                               *controls.callbacks]
+    else:
+        cbs = dist.follower_callbacks()  # fsdp: every rank writes its part of a checkpoint
     if recipe.train.early_stopping:
         cbs.append(EarlyStopping(recipe.train.early_stopping))
     cbs.extend(prepared.callbacks)

@@ -5,6 +5,8 @@ Only these escape the engine on bad input; anything else is a bug.
 
 from __future__ import annotations
 
+import errno
+
 
 class FtError(Exception):
     """Base of every error the engine raises on purpose; its message is for the user."""
@@ -43,3 +45,31 @@ class Terminated(Interrupted):
     """Stopped by SIGTERM (a service manager, ``kill``) after a checkpoint was saved. Exit code 143."""
 
     exit_code = 143
+
+
+# what the user can do about a file the system refused; other errnos are bugs or rarer faults
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, or choose a folder on another disk, and try again",
+    errno.EDQUOT: "your disk quota is used up: free some space, or choose a folder on another disk",
+    errno.EROFS: "the disk is read-only: choose a folder you can write to",
+    errno.EACCES: "permission denied: fix its permissions, or choose a folder you can use",
+    errno.EPERM: "not permitted: fix its permissions, or choose a folder you can use",
+    errno.EIO: "the disk reported an input/output error: check it, or use another one",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for a file the system refused (a full disk, a read-only one, permissions), naming the file
+    and what to do; None for an OSError that is not one of those (the front door reports it as a bug).
+
+    Why here: a full disk can strike any write — a lock file, summary.json, an export — and every front
+    door (CLI, app) must say the same thing instead of an "unexpected failure" and a crash log."""
+    hint = os_error_hint(exc)
+    if hint is None:
+        return None
+    return f"{exc.filename}: {hint}" if exc.filename else f"a file could not be written: {hint}"
+
+
+def os_error_hint(exc: OSError) -> str | None:
+    """What to do about ``exc`` (a full disk, a read-only one, permissions), or None."""
+    return _OS_HINTS.get(exc.errno) if exc.errno is not None else None

@@ -98,8 +98,11 @@ def respect_umask(fd: int) -> None:
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             respect_umask(f.fileno())  # exports and run files are read by servers and colleagues
@@ -107,12 +110,22 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it was writing named: a write or fsync that fails on a full disk names
+    none, and the user must hear which file (``errors.os_error_message``)."""
+    if exc.errno is None or (exc.filename is not None and not str(exc.filename).endswith(".tmp")):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

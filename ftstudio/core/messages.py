@@ -71,7 +71,9 @@ OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --ba
                  "--batch-size auto to find the largest that fits")
 RESUME_DAMAGED = ("{detail}: the run cannot continue from it. Train it again from the start with "
                   "`ftstudio run {recipe} --out NEW_FOLDER`{best}")
-RESUME_NOTHING = "{path}: no checkpoint to resume from (checkpoints/last.pt is missing)"
+RESUME_NOTHING = ("{path}: no checkpoint to resume from (checkpoints/last.pt is missing: the run stopped before "
+                  "its first epoch was saved). Train it again from the start with `ftstudio run {recipe} --out "
+                  "NEW_FOLDER`")
 RUN_BUSY = ("{path}: another ftstudio process (pid {pid}) is writing this run folder; wait for it to finish "
             "or choose another --out")
 RUNS_DIR_UNWRITABLE = ("{path}: cannot create run folders there ({detail}); set FTSTUDIO_HOME to a folder you "

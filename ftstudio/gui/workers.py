@@ -48,9 +48,11 @@ def describe_unexpected(exc: BaseException) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    from ftstudio.core.errors import FtError
+    from ftstudio.core.errors import FtError, os_error_message
 
-    return str(exc) if isinstance(exc, FtError) else describe_unexpected(exc)
+    if isinstance(exc, FtError):
+        return str(exc)
+    return (isinstance(exc, OSError) and os_error_message(exc)) or describe_unexpected(exc)
 
 
 # ------------------------------------------------------------------------------------------ tasks

@@ -167,6 +167,30 @@ def test_an_engine_error_appears_as_a_message(qtbot, window, outcomes, tmp_path)
     assert not list((tmp_path / "one-class").glob("*.pt"))
 
 
+def test_a_full_disk_names_the_file_not_an_unexpected_failure(qtbot, window, outcomes, monkeypatch):
+    """The run's first files are written outside the trainer's own error handling; on a full disk the banner
+    named no file and asked for a bug report."""
+    import errno
+
+    from ftstudio.core import fileio
+
+    real = fileio.atomic_write
+
+    def full(path, write):
+        if str(path).endswith("model.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(fileio, "atomic_write", full)
+    set_train(window, epochs=1)
+    window.start_training()
+    outcome = wait_outcome(qtbot, outcomes)
+    assert outcome.status == "failed"
+    assert "model.json: the disk is full: free some space" in outcome.message
+    assert "model.json: the disk is full" in window.train_page.banner.text()
+    assert "bug report" not in window.train_page.banner.text()
+
+
 class FailAt(Callback):
     """Raises like a bug in an engine component would, at the end of one epoch."""
 

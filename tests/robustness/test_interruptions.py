@@ -69,8 +69,13 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
     run = Run(tmp_path / "run")
     assert checkpoint.load(run.checkpoint("last"))["epoch"] == 1  # the previous one, intact
     assert not list(run.checkpoints.glob(".*.tmp"))  # no half-written leftovers
-    assert run.read_summary()["status"] == "failed"
-    assert "No space left" in run.read_summary()["error"]
+    summary = run.read_summary()
+    assert summary["status"] == "failed"
+    assert "No space left" in summary["error"]
+    # epoch 2 improved but its best.pt never landed: the summary names the best that is on disk
+    assert [r["best"] for r in run.epochs()] == [True, True]
+    assert summary["best_epoch"] == checkpoint.load(run.checkpoint("best"))["epoch"] == 1
+    assert summary["best_val_accuracy"] == run.epochs()[0]["val_accuracy"]
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
@@ -118,3 +123,59 @@ def test_a_damaged_last_checkpoint_says_how_to_go_on(tmp_path):
     assert "last.pt" in text and "truncated or corrupt" in text
     assert f"ftstudio run {tmp_path / 'run' / 'recipe.json'} --out" in text
     assert "best checkpoint (epoch" in text  # best.pt is whole: it still serves
+
+
+@pytest.mark.parametrize("failing", ["lock", "model.json", "summary.json"])
+def test_a_full_disk_names_the_file_and_what_to_do(tmp_path, monkeypatch, capsys, failing):
+    """A full disk can refuse any write, not only a checkpoint's: the lock file, the run's first files, its
+    summary mid-run. Each used to end in "unexpected failure" and a crash log."""
+    from ftstudio.cli import main
+    from ftstudio.core.paths import log_dir
+    from ftstudio.core.runs import lock
+
+    real_fsync, real_write = fileio.os.fsync, lock.os.write
+    writing: list[str] = []
+
+    def atomic(path, write):  # remember which file is being written when fsync runs
+        writing.append(str(path))
+        return real_atomic(path, write)
+
+    real_atomic = fileio.atomic_write
+
+    def fsync(fd):
+        if failing != "lock" and writing and writing[-1].endswith(failing):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    def write(fd, data):
+        if failing == "lock":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(fileio, "atomic_write", atomic)
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    monkeypatch.setattr(lock.os, "write", write)
+    out = tmp_path / "run"
+    code = main(["train", "--epochs", "2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "unexpected failure" not in err and not list(log_dir().glob("crash-*"))
+    if failing == "lock":
+        assert code == 2 and f"{out}: cannot write this run folder (No space left on device)" in err
+        assert not out.exists()  # the folder it made is gone again
+    else:
+        assert code == 1
+        assert f"error: {out / failing}: the disk is full: free some space" in err
+        assert not list(out.rglob("*.tmp"))  # no half-written leftovers
+
+
+def test_atomic_write_names_the_file_a_full_disk_refused(tmp_path, monkeypatch):
+    target = tmp_path / "export" / "model.onnx"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        fileio.atomic_write(target, lambda f: f.write(b"x" * 10))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert list(target.parent.iterdir()) == []  # neither the file nor its temp

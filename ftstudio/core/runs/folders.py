@@ -345,9 +345,13 @@ class RunLogger(Callback):
                   "train_loss": event.train_loss, "train_accuracy": event.train_accuracy,
                   "samples_per_s": round(event.samples_per_s, 1),
                   "duration_s": round(float(summary.duration_s_before or 0.0) + time.time() - self.started, 2)}
-        if event.best:
-            fields.update(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss, best_epoch=event.epoch)
         self.run.update_summary(**fields)
+
+    def checkpoint_saved(self, event: EpochFinished) -> None:
+        """The epoch's checkpoint has landed (`Checkpoint`'s ``on_saved``): only now is it the best on disk."""
+        if event.best:
+            self.run.update_summary(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss,
+                                    best_epoch=event.epoch)
 
     def on_fit_finished(self, event: FitFinished) -> None:
         summary = self.run.summary()

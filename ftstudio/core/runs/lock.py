@@ -143,8 +143,13 @@ class RunLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise RunBusy(messages.RUN_BUSY.format(path=self.folder, pid=holder)) from None
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, b" " + f"{os.getpid():<20}\n".encode())  # fixed width: no truncation while locked
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, b" " + f"{os.getpid():<20}\n".encode())  # fixed width: no truncation while locked
+        except OSError as exc:  # a full disk: the folder cannot take a run either
+            self._fd = fd
+            self.release()  # and the folder goes again if this lock made it
+            raise InputError(messages.RUN_UNWRITABLE.format(path=self.folder, detail=exc.strerror or exc)) from None
         self._fd = fd
         return self
 

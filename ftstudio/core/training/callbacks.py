@@ -8,6 +8,7 @@ States returned by ``state_dict`` travel in checkpoints, so resuming restores th
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,13 +107,18 @@ class EarlyStopping(Callback):
 
 
 class Checkpoint(Callback):
-    """Writes ``last.pt`` after every epoch (and on stop), ``best.pt`` on improvement; atomically."""
+    """Writes ``last.pt`` after every epoch (and on stop), ``best.pt`` on improvement; atomically.
+
+    ``on_saved`` is called with the epoch's event once its files have landed: what a record of the
+    run says of ``best.pt`` must wait for that (a full disk used to leave summary.json naming the
+    failed epoch as the best while best.pt held the one before)."""
 
     order = 100
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, on_saved: Callable[[EpochFinished], None] | None = None) -> None:
         super().__init__()
         self.folder = Path(folder)
+        self.on_saved = on_saved
 
     @property
     def last(self) -> Path:
@@ -127,6 +133,8 @@ class Checkpoint(Callback):
         self.trainer.save_checkpoint(self.last)
         if event.best:
             _atomic_copy(self.last, self.best)
+        if self.on_saved is not None:
+            self.on_saved(event)
 
     def on_fit_finished(self, event: FitFinished) -> None:
         assert self.trainer is not None

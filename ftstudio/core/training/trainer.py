@@ -14,6 +14,7 @@ import math
 import threading
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from ftstudio.core import messages
 from ftstudio.core.allocator import collector_paused, frozen_collector, keep_freed_memory
 from ftstudio.core.datasets.bundle import DataBundle
 from ftstudio.core.devices import resolve_device
-from ftstudio.core.errors import FtError, GuardStop
+from ftstudio.core.errors import FtError, GuardStop, os_error_hint, os_error_message
 from ftstudio.core.config.recipe import AugmentSpec, TrainConfig
 from ftstudio.core.training import checkpoint, sharded_checkpoint
 from ftstudio.core.training.callbacks import Callback
@@ -240,8 +241,9 @@ class Trainer:
             else:
                 checkpoint.save(path, self.checkpoint_state())
         except OSError as exc:
-            raise FtError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
-                          "is kept") from None
+            kept = "the previous checkpoint is kept" if Path(path).exists() else "no checkpoint was written"
+            raise FtError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {kept}"
+                          + (f" ({hint})" if (hint := os_error_hint(exc)) else "")) from None
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         if ckpt.get("sharded_path"):  # an fsdp run: re-sharded for this job's processes (any number)
@@ -300,7 +302,7 @@ class Trainer:
             self.emit(FitFailed(str(exc), "error", self.progress.epoch + 1, self.progress.step))
             raise
         except OSError as exc:  # a run file could not be written (disk full, folder gone, read-only)
-            message = f"cannot write {exc.filename or 'a run file'}: {exc.strerror or exc}"
+            message = os_error_message(exc) or f"cannot write {exc.filename or 'a run file'}: {exc.strerror or exc}"
             self._emit_failed_quietly(FitFailed(message, "io", self.progress.epoch + 1, self.progress.step))
             raise FtError(message) from None
         except Exception as exc:
