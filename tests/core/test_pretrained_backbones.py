@@ -134,6 +134,46 @@ def test_download_is_checked_and_atomic(server, tmp_path):
         download(WeightsSource("test", f"{base}/missing.pth", tmp_path / "m" / "x.pth", None, ""))
 
 
+def test_a_full_disk_during_a_download_is_named_and_leaves_no_part_file(server, tmp_path, monkeypatch):
+    """A write that fails mid-download (ENOSPC) escaped as a bare OSError naming the hidden .part file."""
+    import builtins
+    import errno
+
+    from ftstudio.core.architecture import weights
+    from ftstudio.core.errors import InputError
+
+    _, base = server
+    _Files.files = {"/big.pth": b"w" * 300_000}
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, block):
+            self.written += len(block)
+            if self.written > 100_000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(block)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(weights, "open", lambda *a, **k: Full(real_open(*a, **k)), raising=False)
+    dest = tmp_path / "cache" / "net.pth"
+    refusal = r"cache: cannot save the download \(the disk is full: free some space"
+    with pytest.raises(InputError, match=refusal) as caught:
+        weights.download(weights.WeightsSource("test", f"{base}/big.pth", dest, None, ""))
+    assert "TORCH_HOME" in str(caught.value) and ".part" not in str(caught.value)
+    assert list(dest.parent.iterdir()) == []  # neither the weights nor the part file
+
+
 def test_corrupted_mirror_download_is_refused_and_nothing_stays_in_the_cache(server, monkeypatch, capsys):
     from ftstudio.core.paths import torch_hub_dir
 

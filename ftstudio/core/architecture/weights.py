@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import InputError, os_error_hint
 
 MIRROR_ENV = "FTSTUDIO_WEIGHTS_MIRROR"
 TORCHVISION_HOST = "https://download.pytorch.org"
@@ -177,6 +177,10 @@ def _stream(url: str, tmp: Path, progress: Progress | None, cancel: threading.Ev
                                  "the file was deleted, nothing was kept") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise _unreachable(host, url, exc, mirror_env) from None
+    except OSError as exc:  # writing the file: a full disk, a read-only cache
+        cache = "HF_HUB_CACHE or HF_HOME" if mirror_env == HF_ENDPOINT_ENV else "TORCH_HOME"
+        raise InputError(f"{tmp.parent}: cannot save the download ({os_error_hint(exc) or exc.strerror or exc}); "
+                         f"nothing was kept. The weights cache can be moved with {cache}") from None
 
 
 def _request(url: str, method: str = "GET") -> urllib.request.Request:

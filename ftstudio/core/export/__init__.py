@@ -10,6 +10,7 @@ Importing this package is cheap; torch loads when an export starts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ftstudio.core import messages
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import InputError, os_error_hint
 
 FORMATS = ("onnx", "pt2", "safetensors", "state-dict")  # "all": each reproduces the float logits
 OFFERED = (*FORMATS, "onnx-int8")  # int8 on request: it needs the training images and approximates
@@ -98,13 +99,24 @@ def export_run(run_dir: str | Path, formats: list[str] | tuple[str, ...] | None 
 
 
 def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written there, or raise a clear InputError."""
+    """Prove a file can be written in ``folder`` (made for the test and removed again if it was not
+    there: the export itself arrives by renaming a staging folder), or raise a clear InputError."""
+    made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=folder, reason=exc.strerror or exc)) from None
+        raise _unwritable(folder, exc) from None
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _unwritable(path: Path, exc: OSError) -> InputError:
+    """The export cannot be written at ``path``: why, and for a full disk what to do."""
+    return InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=os_error_hint(exc) or exc.strerror or exc))
 
 
 def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, summary: dict[str, Any] | None = None,
@@ -120,8 +132,15 @@ def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, 
     _check_finite(model)
     check_target(out, {f.filename for f in FORMAT_TABLE.values()})
     with staged(out) as stage:  # the previous export stays whole until this one is complete
-        report = _write_all(model, ckpt, formats, stage, summary, which,
-                            lambda text: say(text.replace(str(stage), str(out))), quant)
+        try:
+            report = _write_all(model, ckpt, formats, stage, summary, which,
+                                lambda text: say(text.replace(str(stage), str(out))), quant)
+        except InputError as exc:  # name the file where the user will look for it, not the staging folder
+            raise InputError(str(exc).replace(str(stage), str(out))) from None
+        except OSError as exc:  # the signature or the model card (a full disk): the same
+            if exc.filename is not None:
+                exc.filename = str(exc.filename).replace(str(stage), str(out))
+            raise
     files = [dataclasses.replace(f, path=out / f.path.name) for f in report.files]
     done = ExportReport(out, files, out / "signature.json", out / "model_card.md")
     say(f"{'all files verified' if done.ok else 'SOME FILES FAILED'}; signature and model card in {out}")
@@ -179,7 +198,7 @@ def _export_one(fmt, model, ckpt, samples, expected, out: Path, say) -> Exported
     try:
         fmt.write(model, samples[0], path)
     except OSError as exc:
-        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+        raise _unwritable(path, exc) from None
     except Exception as exc:  # noqa: BLE001 — an exporter's failure is reported, not a crash
         found = blocking_layer(model, samples[0], fmt.name)
         if found:
@@ -235,7 +254,7 @@ def _export_int8(model, samples, out: Path, quant, say) -> ExportedFile:
     try:
         write_onnx_int8(model, samples[0], path, quant)
     except OSError as exc:
-        raise InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=exc.strerror or exc)) from None
+        raise _unwritable(path, exc) from None
     except Exception as exc:  # noqa: BLE001
         return ExportedFile(fmt.name, path, "", False, math.nan, f"onnx-int8: quantization failed ({first_line(exc)})")
     say(f"verifying onnx-int8 with onnxruntime on {len(quant.y)} held-out images")
