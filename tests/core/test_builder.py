@@ -177,3 +177,51 @@ def test_a_relabel_never_reads_a_stale_decode_cache_or_health_report(source):
     move.revert()
     assert _labels_by_file(load_data(spec)) == before
     assert check_folder(ds.root, workers=1)["classes"] == {"cat": 3, "dog": 3}
+
+
+@pytest.mark.parametrize("how", ["files", "folder", "zip", "csv"])
+def test_a_full_disk_stops_an_import_keeps_what_landed_and_leaves_no_part_file(tmp_path, source, monkeypatch, how):
+    """The third copy hits a full disk: the import used to end in a bare OSError, a .part file left in the
+    class folder and the copies made so far outside any undoable edit. Now it stops there, says why and
+    where, and the two copies that landed are the edit's (undo removes them)."""
+    import errno
+
+    real = Path.write_bytes
+    writes = []
+
+    def full(self, data):
+        writes.append(self)
+        if len(writes) >= 3:
+            real(self, data[: len(data) // 2])  # half an image on the disk, then the refusal
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    ds = BuilderDataset.create("full", ("cat", "dog"))
+    files = sorted(source.rglob("*.png"))
+    monkeypatch.setattr(Path, "write_bytes", full)
+    if how == "files":
+        command = AddImages(ds, "cat", [str(f) for f in files])
+        command.apply()
+        report = command.report
+    elif how == "folder":
+        report = ds.import_folder(source)
+    elif how == "zip":
+        archive = tmp_path / "pets.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            for f in files:
+                z.write(f, f"{f.parent.name}/{f.name}")
+        report = ds.import_zip(archive)
+    else:
+        table = tmp_path / "labels.csv"
+        table.write_text("".join(f"{f},{f.parent.name}\n" for f in files), encoding="utf-8")
+        report = ds.import_csv(table)
+    monkeypatch.undo()
+    assert len(writes) == 3  # nothing tried after the refusal
+    assert len(report.added) == 2 and report.stopped
+    [(what, why)] = report.refused
+    assert "cannot copy the image there (the disk is full: free some space" in why and str(ds.root) in why
+    assert not [p for p in ds.root.rglob("*") if p.name.endswith(".part")]
+    assert sorted(str(p.relative_to(ds.root).as_posix()) for p in ds.root.rglob("*.png")) == sorted(report.added)
+    if how == "files":
+        command.revert()
+        assert not list(ds.root.rglob("*.png"))

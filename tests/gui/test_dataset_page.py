@@ -198,6 +198,42 @@ def test_big_drops_and_thumbnails_stay_off_the_gui_thread(qtbot, window, monkeyp
     assert page.thumbs.count() == 0 and page.dataset.counts() == {"dots": 0}
 
 
+def test_a_drop_onto_a_full_disk_stops_says_why_and_undoes(qtbot, window, monkeypatch, tmp_path):
+    """The disk fills up during a background drop: the copies that landed are one undoable edit and the
+    banner says where and why it stopped (it said "unexpected failure", and the copies could not be undone)."""
+    import errno
+
+    from ftstudio.gui.pages import dataset as dataset_page
+
+    photos = make_color_folder(tmp_path / "mine", n_per_class=dataset_page.BACKGROUND_ADD + 6, classes=1)
+    files = sorted((photos / "class_0").iterdir())
+    answers = iter(["full", "dots"])
+    monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: next(answers))
+    window.show_page("dataset")
+    page = window.dataset_page
+    qtbot.mouseClick(page.new_button, Qt.MouseButton.LeftButton)
+    real, written = Path.write_bytes, []
+
+    def full(self, data):
+        if self.name.endswith(".part"):
+            written.append(self)
+            if len(written) > 30:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    drop(page.thumbs, files)
+    qtbot.waitUntil(lambda: "stopped" in page.banner.text(), timeout=30_000)
+    monkeypatch.undo()
+    text = page.banner.text()
+    assert "Added 30 image(s), then stopped:" in text and "the disk is full" in text
+    assert "40 file(s), from" in text and "unexpected" not in text
+    assert page.dataset.counts() == {"dots": 30} and page.thumbs.count() == 30
+    assert page.undo_stack.canUndo()
+    page.undo_stack.undo()
+    assert page.dataset.counts() == {"dots": 0}
+
+
 def test_the_health_panel_leads_to_each_file_and_removes_extra_copies(qtbot, window, monkeypatch, tmp_path):
     """Healing without leaving the page: a label conflict's file is one double-click from Move to, and
     identical copies within a class go with one undoable click."""

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from ftstudio.core import paths
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, probe
-from ftstudio.core.errors import InputError
+from ftstudio.core.errors import InputError, os_error_hint
 
 MAX_IMAGE_BYTES = 50_000_000  # one image file
 MAX_ZIP_TOTAL = 2_000_000_000  # uncompressed bytes of the images in one archive
@@ -33,6 +33,10 @@ MAX_IMPORT_FILES = 100_000
 MAX_CSV_BYTES = 20_000_000
 TRASH = ".trash"
 _NAME = re.compile(r"^[^/\\\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069<>:\"|?*]{1,80}$")
+
+
+class DatasetUnwritable(InputError):
+    """The dataset's folder refused a write (a full disk, a read-only one): no later file would fare better."""
 
 
 def builder_root() -> Path:
@@ -55,6 +59,7 @@ class ImportReport:
 
     added: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    stopped: bool = False  # the dataset's folder refused a write: the rest was not tried
 
 
 class BuilderDataset:
@@ -116,19 +121,33 @@ class BuilderDataset:
         except DecodeError as exc:
             raise InputError(f"{filename}: {exc}") from None
         folder = self.root / check_name(label)
-        folder.mkdir(exist_ok=True)
-        target = _unique(folder, _safe_stem(Path(filename).stem), suffix)
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        target = tmp = None
+        try:
+            folder.mkdir(exist_ok=True)
+            target = _unique(folder, _safe_stem(Path(filename).stem), suffix)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as exc:  # a full disk: no half-written image stays behind
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise DatasetUnwritable(f"{folder}: cannot copy the image there "
+                                    f"({os_error_hint(exc) or exc.strerror or exc})") from None
         return f"{folder.name}/{target.name}"
 
     def add_files(self, label: str, files: list[str | Path]) -> ImportReport:
-        """Copy image files into ``label``; unreadable ones are refused and named."""
+        """Copy image files into ``label``; unreadable ones are refused and named. Once the dataset's own
+        folder refuses a write (a full disk), the rest are not tried: what was added is reported, and
+        stays one undoable edit."""
         report = ImportReport()
-        for f in files[:MAX_IMPORT_FILES]:
+        for i, f in enumerate(files[:MAX_IMPORT_FILES]):
             try:
                 report.added.append(self.add_bytes(label, Path(f).name, _read_bounded(Path(f))))
+            except DatasetUnwritable as exc:
+                left = min(len(files), MAX_IMPORT_FILES) - i
+                report.refused.append((f"{left} file(s), from {Path(f).name} on", str(exc)))
+                report.stopped = True
+                return report
             except InputError as exc:
                 report.refused.append((str(f), _reason(exc, f)))
         if len(files) > MAX_IMPORT_FILES:
@@ -146,6 +165,9 @@ class BuilderDataset:
             part = self.add_files(sub.name, files)
             report.added += part.added
             report.refused += part.refused
+            if part.stopped:
+                report.stopped = True
+                break
         if not report.added and not report.refused:
             raise InputError(f"{folder}: no class subfolders with images")
         return report
@@ -188,6 +210,10 @@ class BuilderDataset:
                     with zf.open(m) as f:
                         data = f.read(MAX_IMAGE_BYTES + 1)
                     report.added.append(self.add_bytes(p[-2], p[-1], data))
+                except DatasetUnwritable as exc:
+                    report.refused.append((f"{m.filename} and what follows it", str(exc)))
+                    report.stopped = True
+                    break
                 except InputError as exc:
                     report.refused.append((m.filename, _reason(exc, p[-1])))
                 except (OSError, zipfile.BadZipFile, RuntimeError, ValueError) as exc:  # encrypted, corrupt
@@ -226,6 +252,10 @@ class BuilderDataset:
             try:
                 check_name(label)
                 report.added.append(self.add_bytes(label, source.name, _read_bounded(source)))
+            except DatasetUnwritable as exc:
+                report.refused.append((f"{table.name} lines {line}–{len(rows)}", str(exc)))
+                report.stopped = True
+                break
             except InputError as exc:
                 report.refused.append((f"{table.name} line {line}: {path}", _reason(exc, path)))
         return report

@@ -15,6 +15,7 @@ copied in the background too.
 
 from __future__ import annotations
 
+import html
 import os
 import tempfile
 from collections import OrderedDict
@@ -51,6 +52,7 @@ from PySide6.QtWidgets import (
 
 from ftstudio.core.datasets.builder import (
     AddImages,
+    ImportReport,
     BuilderDataset,
     Command,
     DeleteImages,
@@ -298,8 +300,10 @@ class DatasetPage(Page, QWidget):
         self.move_target.clear()
         self.move_target.addItems(names)
         total = sum(counts.values())
-        self.header.setText(f"<b>{self.dataset.name}</b> — {total} images · {len(names)} classes "
-                            f"<span style='color:gray'>({self.dataset.root})</span>")
+        images = f"{total:,} image{'' if total == 1 else 's'}"
+        classes = f"{len(names)} class{'' if len(names) == 1 else 'es'}"
+        self.header.setText(f"<b>{html.escape(self.dataset.name)}</b> — {images} · {classes} "
+                            f"<span style='color:gray'>({html.escape(str(self.dataset.root))})</span>")
         self._show_images()
         self._health_timer.start()
 
@@ -421,7 +425,7 @@ class DatasetPage(Page, QWidget):
         command = AddImages(self.dataset, label, files)
         if len(files) <= BACKGROUND_ADD:
             if self.run(command):
-                self._report(command.report.added, command.report.refused)
+                self._report(command.report)
                 self.select_class(label)
             return
         dataset = self.dataset
@@ -438,7 +442,7 @@ class DatasetPage(Page, QWidget):
             self.select_class(label)
         else:
             self.refresh()
-        self._report(command.report.added, command.report.refused)
+        self._report(command.report)
 
     def move_selected(self, to_class: str) -> None:
         rels = [i.data(PATH_ROLE) for i in self.thumbs.selectedItems()]
@@ -518,10 +522,17 @@ class DatasetPage(Page, QWidget):
         work = {"folder": ds.import_folder, "zip": ds.import_zip, "csv": ds.import_csv}[kind]
         self.header.setText(f"Importing {Path(path).name}…")
         task = self.tasks.start("dataset-import", lambda cancel: work(path))
-        task.done.connect(lambda report: (self.refresh(), self._report(report.added, report.refused)))
+        task.done.connect(lambda report: (self.refresh(), self._report(report)))
         task.failed.connect(lambda message: (self.refresh(), self.banner.show_message("warning", message)))
 
-    def _report(self, added: list[str], refused: list[tuple[str, str]]) -> None:
+    def _report(self, report: ImportReport) -> None:
+        added, refused = report.added, report.refused
+        if report.stopped:  # the dataset's folder refused a write: the last entry says where and why
+            (what, why), earlier = refused[-1], len(refused) - 1
+            also = f"; {earlier} other file(s) refused" if earlier else ""
+            self.banner.show_message("warning", f"Added {len(added)} image(s), then stopped: {why}. "
+                                                f"Not copied: {what}{also}.")
+            return
         if refused:
             shown = "; ".join(f"{Path(p).name}: {r}" for p, r in refused[:4])
             more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
