@@ -167,18 +167,24 @@ def test_refusals_are_shown_and_delete_undoes(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: not window.tasks.busy(), timeout=30_000)
 
 
-def test_big_drops_and_thumbnails_stay_off_the_gui_thread(qtbot, window, monkeypatch, tmp_path):
-    """A drop of many files is copied in the background and thumbnails are decoded there: 600
-    phone photos at ~55 ms each froze the window for half a minute at every edit."""
+def new_dataset_for_a_big_drop(qtbot, window, monkeypatch, tmp_path, name: str):
+    """(the Build data page with a new dataset ``name`` and its class "dots" shown, more photos than a drop
+    copies on the GUI thread)."""
     from ftstudio.gui.pages import dataset as dataset_page
 
     photos = make_color_folder(tmp_path / "mine", n_per_class=dataset_page.BACKGROUND_ADD + 6, classes=1)
-    files = sorted((photos / "class_0").iterdir())
-    answers = iter(["many", "dots"])
+    answers = iter([name, "dots"])
     monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: next(answers))
     window.show_page("dataset")
     page = window.dataset_page
     qtbot.mouseClick(page.new_button, Qt.MouseButton.LeftButton)
+    return page, sorted((photos / "class_0").iterdir())
+
+
+def test_big_drops_and_thumbnails_stay_off_the_gui_thread(qtbot, window, monkeypatch, tmp_path):
+    """A drop of many files is copied in the background and thumbnails are decoded there: 600
+    phone photos at ~55 ms each froze the window for half a minute at every edit."""
+    page, files = new_dataset_for_a_big_drop(qtbot, window, monkeypatch, tmp_path, "many")
     drop(page.thumbs, files)
     assert page.thumbs.count() == 0 and "Adding 70 images to dots" in page.header.text()  # not copied here
     qtbot.waitUntil(lambda: page.thumbs.count() == len(files), timeout=30_000)
@@ -203,15 +209,7 @@ def test_a_drop_onto_a_full_disk_stops_says_why_and_undoes(qtbot, window, monkey
     banner says where and why it stopped (it said "unexpected failure", and the copies could not be undone)."""
     import errno
 
-    from ftstudio.gui.pages import dataset as dataset_page
-
-    photos = make_color_folder(tmp_path / "mine", n_per_class=dataset_page.BACKGROUND_ADD + 6, classes=1)
-    files = sorted((photos / "class_0").iterdir())
-    answers = iter(["full", "dots"])
-    monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: next(answers))
-    window.show_page("dataset")
-    page = window.dataset_page
-    qtbot.mouseClick(page.new_button, Qt.MouseButton.LeftButton)
+    page, files = new_dataset_for_a_big_drop(qtbot, window, monkeypatch, tmp_path, "full")
     real, written = Path.write_bytes, []
 
     def full(self, data):
