@@ -127,3 +127,33 @@ def test_a_large_photo_is_shown_from_the_background(qtbot, page, source_run, tmp
     qtbot.waitUntil(lambda: page.picture.pixmap().width() == 768, timeout=60_000)
     page._show_selected()
     assert page.picture.pixmap().width() == 768  # kept for going back to it
+
+
+def test_a_big_folder_is_walked_off_the_gui_thread_and_its_limit_is_said(qtbot, page, source_run, tmp_path, monkeypatch):  # noqa: F811,E501
+    """A dropped tree was walked on the GUI thread (a /usr took 2.5 s here, the window frozen), and a walk over
+    the image limit raised there, unseen: nothing happened on screen."""
+    import threading
+
+    from ftstudio.core.inference import predict as predict_module
+
+    folder = _folder(tmp_path / "digits")
+    walked_on = []
+    real = predict_module.image_paths
+
+    def image_paths(paths, cancel=None):
+        walked_on.append(threading.current_thread() is threading.main_thread())
+        return real(paths, cancel) if cancel is not None else real(paths)
+
+    monkeypatch.setattr(predict_module, "image_paths", image_paths)
+    page.set_source(source_run)
+    qtbot.waitUntil(lambda: page.predictor is not None, timeout=120_000)
+    monkeypatch.setattr(predict_module, "MAX_FILES", 5)
+    page.open_paths([folder])
+    assert page.count.text() == "Looking for images…"
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=60_000)
+    assert "over 5 images; predict on a smaller folder" in page.banner.label.text()
+    assert walked_on == [False] and page.count.text() == ""
+    monkeypatch.setattr(predict_module, "MAX_FILES", 1_000_000)
+    page.open_paths([folder])
+    qtbot.waitUntil(lambda: len(page.results) == 20, timeout=120_000)
+    assert walked_on == [False, False]

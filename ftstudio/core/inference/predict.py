@@ -218,14 +218,18 @@ def _check_sizes(path: Path, inputs: list, outputs: list, input_shape: tuple[int
 
 
 # ------------------------------------------------------------------------------------ images
-def image_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files named or found (recursively, sorted) under ``paths``; missing paths as (path, reason)."""
+def image_paths(paths: Iterable[str | Path], cancel: Callable[[], bool] | None = None
+                ) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named or found (recursively, sorted) under ``paths``; missing paths as (path, reason).
+    ``cancel``: asked at each folder (a walk of a mistaken ``/`` takes minutes); the walk stops with what it found."""
     found: list[Path] = []
     missing: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
             for root, dirs, names in os.walk(path):
+                if cancel is not None and cancel():
+                    return found, missing
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(Path(root) / n for n in sorted(names)
                              if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith("."))

@@ -76,12 +76,12 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def inputs_from_paths(paths: list[str | Path],
-                      classes: tuple[str, ...]) -> tuple[list[TryInput], list[tuple[str, str]]]:
+def inputs_from_paths(paths: list[str | Path], classes: tuple[str, ...],
+                      cancel: threading.Event | None = None) -> tuple[list[TryInput], list[tuple[str, str]]]:
     """Files and folders (recursive) as inputs; a file's truth is its parent folder when that names a class."""
     from ftstudio.core.inference.predict import image_paths
 
-    files, missing = image_paths(paths)
+    files, missing = image_paths(paths, cancel.is_set if cancel is not None else None)
     return [TryInput(p.name, str(p), truth=folder_truth(p, classes)) for p in files], missing
 
 
