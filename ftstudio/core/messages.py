@@ -71,6 +71,9 @@ OUT_OF_MEMORY = ("out of memory on {device} at batch size {batch_size}; try --ba
                  "--batch-size auto to find the largest that fits")
 RESUME_DAMAGED = ("{detail}: the run cannot continue from it. Train it again from the start with "
                   "`ftstudio run {recipe} --out NEW_FOLDER`{best}")
+FINETUNE_INPUT_MISMATCH = ("the source model was trained on {source} images and cannot take the {data} images "
+                           "asked for ({detail}); leave out --channels and --image-size to give it images as it "
+                           "was trained on")
 RESUME_NOTHING = ("{path}: no checkpoint to resume from (checkpoints/last.pt is missing: the run stopped before "
                   "its first epoch was saved). Train it again from the start with `ftstudio run {recipe} --out "
                   "NEW_FOLDER`")

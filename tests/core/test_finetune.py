@@ -161,6 +161,18 @@ def test_layer_overrides_and_unknown_layer(source_run):
         prepare_finetune(plan_recipe(source_run, layers=[{"layer": "nope", "freeze": True}]))
 
 
+def test_images_the_source_cannot_take_are_named_as_such(source_run):
+    """``--channels 3`` on a grayscale source said 'invalid architecture: layer 0 (Conv2d): in_channels is 1 but the
+    input has 3; set it to "auto"' — advice for a composer, not for someone fine-tuning a run."""
+    with pytest.raises(InputError) as caught:
+        prepare_finetune(plan_recipe(source_run, data={**NEW_DATA, "channels": 3}))
+    text = str(caught.value)
+    assert text.startswith("the source model was trained on 1-channel 8×8 images and cannot take the 3-channel 8×8")
+    assert "leave out --channels and --image-size" in text and '"auto"' not in text
+    bigger = prepare_finetune(plan_recipe(source_run, data={**NEW_DATA, "image_size": [12, 12]}))  # pooled: any size
+    assert bigger.data.input_shape == (1, 12, 12)
+
+
 def test_tiny_data_gets_enough_steps(source_run):
     prepared = prepare_finetune(plan_recipe(source_run, train={"epochs": 2, "batch_size": 64}, min_steps=30))
     assert prepared.recipe.train.epochs == 30  # 35 images, batch 64: one step per epoch

@@ -47,7 +47,15 @@ def prepare_finetune(recipe: Recipe, *, progress=None, cancel=None) -> Prepared:
     if source.lineage.get("kind") in ("torchvision", "timm") and source.input_shape:
         notes.insert(0, _input_note(recipe, source, data, own_mean))
     seed_everything(recipe.train.seed)
-    model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
+    try:
+        model, arch, kept, fresh = build_with_new_head(source, data.input_shape, data.classes, plan.keep_known_classes)
+    except InputError as exc:
+        if source.input_shape is None or tuple(data.input_shape) == tuple(source.input_shape):
+            raise
+        # --channels / --image-size asked for images the source cannot take: say that, not which layer broke
+        raise InputError(messages.FINETUNE_INPUT_MISMATCH.format(
+            source=_shape_text(source.input_shape), data=_shape_text(data.input_shape),
+            detail=str(exc).split("; ")[0])) from None
     notes.append(_head_note(source, arch, data.classes, kept, fresh))
     data, polarity = _polarity(model, source, data, recipe)
     said = polarity.note()
@@ -193,6 +201,11 @@ class GradualUnfreeze(Callback):
 
 
 # --------------------------------------------------------------------------------------------- head
+def _shape_text(shape) -> str:
+    c, h, w = shape
+    return f"{c}-channel {h}×{w}"
+
+
 def build_with_new_head(source: Source, input_shape: tuple[int, ...], classes: tuple[str, ...],
                         keep_known: bool = True) -> tuple[nn.Module, ModelSpec, list[str], list[str]]:
     """The source network with a head for ``classes``: (model, concrete spec, kept classes, fresh classes)."""
