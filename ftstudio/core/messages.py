@@ -74,6 +74,8 @@ RESUME_DAMAGED = ("{detail}: the run cannot continue from it. Train it again fro
 FINETUNE_INPUT_MISMATCH = ("the source model was trained on {source} images and cannot take the {data} images "
                            "asked for ({detail}); leave out --channels and --image-size to give it images as it "
                            "was trained on")
+RUN_NO_CHECKPOINT = ("{path}: this run has no model to use ({missing}: it stopped before its first epoch was "
+                     "saved). Train it again with `ftstudio run {recipe} --out NEW_FOLDER`")
 RESUME_NOTHING = ("{path}: no checkpoint to resume from (checkpoints/last.pt is missing: the run stopped before "
                   "its first epoch was saved). Train it again from the start with `ftstudio run {recipe} --out "
                   "NEW_FOLDER`")

@@ -179,3 +179,38 @@ def test_atomic_write_names_the_file_a_full_disk_refused(tmp_path, monkeypatch):
         fileio.atomic_write(target, lambda f: f.write(b"x" * 10))
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
     assert list(target.parent.iterdir()) == []  # neither the file nor its temp
+
+
+def test_a_run_that_never_saved_a_checkpoint_says_so_to_every_command(tmp_path, monkeypatch, capsys):
+    """The disk filled up before the first epoch's checkpoint: evaluate, predict and export said
+    'checkpoints/last.pt: checkpoint not found' (asked for best.pt), resume that last.pt was missing."""
+    from ftstudio.cli import main
+    from tests.helpers import digit_images
+
+    real = fileio.atomic_write
+
+    class FillDisk(Callback):
+        order = 60
+
+        def on_epoch_finished(self, event):
+            def full(path, write):
+                if str(path).endswith(".pt"):
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+                return real(path, write)
+            monkeypatch.setattr(fileio, "atomic_write", full)
+            monkeypatch.setattr(checkpoint, "atomic_write", full)
+
+    run = tmp_path / "run"
+    with pytest.raises(FtError, match="no checkpoint was written"):
+        train(recipe(), run, RunControls(callbacks=[FillDisk()]))
+    monkeypatch.undo()
+    image = tmp_path / "one.png"
+    from PIL import Image
+    Image.fromarray(digit_images(1, 8, seed=1)[0][0]).save(image)
+    capsys.readouterr()
+    for args in (["evaluate", str(run)], ["predict", str(run), str(image)], ["export", str(run)],
+                 ["train", "--out", str(run), "--resume"]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert f"{run}: " in err and "before its first epoch was saved" in err, (args, err)
+        assert f"ftstudio run {run / 'recipe.json'} --out NEW_FOLDER" in err

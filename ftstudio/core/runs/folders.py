@@ -286,8 +286,14 @@ def resolve_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     ckpt_path = Run(path).checkpoint(which) if path.is_dir() else path  # a device or FIFO: refused on load
     if path.is_dir() and not ckpt_path.exists() and which == "best":
         ckpt_path = Run(path).checkpoint("last")
-    if path.is_dir() and not Run(path).exists() and not ckpt_path.exists():
-        raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
+    if path.is_dir() and not ckpt_path.exists():
+        run = Run(path)
+        if not run.exists():
+            raise InputError(f"{path}: not a run folder (no recipe.json, no checkpoints)")
+        missing = "neither checkpoints/best.pt nor last.pt exists" if which == "best" else \
+            f"checkpoints/{which}.pt is missing"
+        if not run.checkpoint("best").exists() and not run.checkpoint("last").exists():
+            raise InputError(messages.RUN_NO_CHECKPOINT.format(path=path, missing=missing, recipe=run.recipe_path))
     return ckpt_path
 
 
