@@ -196,7 +196,7 @@ def _fit(prepared: Prepared, run: Run | None, out: str | Path | None, ckpt: dict
     if prepared.lora:
         state["lora"] = prepared.lora
     if main:
-        logger = RunLogger(run)
+        logger = RunLogger(run, after_checkpoint=True)
         cbs: list[Callback] = [logger, Checkpoint(run.checkpoints, on_saved=logger.checkpoint_saved),
                                *controls.callbacks]
     else:

@@ -319,14 +319,20 @@ def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint"
 
 
 class RunLogger(Callback):
-    """Writes metrics.jsonl rows and keeps summary.json current as events arrive."""
+    """Writes metrics.jsonl rows and keeps summary.json current as events arrive.
+
+    With ``after_checkpoint`` an epoch's summary is written once its checkpoint has landed (the
+    `Checkpoint` callback calls `checkpoint_saved`), so that summary.json never names as the best an
+    epoch whose best.pt a full disk refused; the metrics row is written at once either way."""
 
     order = 50
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, after_checkpoint: bool = False) -> None:
         super().__init__()
         self.run = run
         self.started = time.time()
+        self.after_checkpoint = after_checkpoint
+        self._pending: dict[str, Any] | None = None
 
     def on_fit_started(self, event: FitStarted) -> None:
         self.started = time.time()
@@ -351,13 +357,18 @@ class RunLogger(Callback):
                   "train_loss": event.train_loss, "train_accuracy": event.train_accuracy,
                   "samples_per_s": round(event.samples_per_s, 1),
                   "duration_s": round(float(summary.duration_s_before or 0.0) + time.time() - self.started, 2)}
-        self.run.update_summary(**fields)
+        if event.best:
+            fields.update(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss, best_epoch=event.epoch)
+        if self.after_checkpoint:
+            self._pending = fields
+        else:
+            self.run.update_summary(**fields)
 
     def checkpoint_saved(self, event: EpochFinished) -> None:
-        """The epoch's checkpoint has landed (`Checkpoint`'s ``on_saved``): only now is it the best on disk."""
-        if event.best:
-            self.run.update_summary(best_val_accuracy=event.val_accuracy, best_val_loss=event.val_loss,
-                                    best_epoch=event.epoch)
+        """The epoch's checkpoint has landed (`Checkpoint`'s ``on_saved``): its summary can say so."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.run.update_summary(**pending)
 
     def on_fit_finished(self, event: FitFinished) -> None:
         summary = self.run.summary()
