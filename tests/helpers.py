@@ -95,3 +95,32 @@ class StopAt(Callback):
     def on_batch_finished(self, event) -> None:
         if event.step >= self.at:
             self.trainer.stop_event.set()
+
+
+class FillDisk(Callback):
+    """From the end of epoch ``epoch`` on, every checkpoint write fails as on a full disk (ENOSPC); runs after
+    the epoch's row is logged and before its checkpoint is written. ``monkeypatch`` undoes it."""
+
+    order = 60
+
+    def __init__(self, monkeypatch, epoch: int = 1) -> None:
+        super().__init__()
+        self.monkeypatch, self.epoch = monkeypatch, epoch
+
+    def on_epoch_finished(self, event) -> None:
+        import errno
+
+        from ftstudio.core import fileio
+        from ftstudio.core.training import checkpoint
+
+        if event.epoch != self.epoch:
+            return
+        real = fileio.atomic_write
+
+        def full(path, write):
+            if str(path).endswith(".pt"):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real(path, write)
+
+        self.monkeypatch.setattr(fileio, "atomic_write", full)
+        self.monkeypatch.setattr(checkpoint, "atomic_write", full)

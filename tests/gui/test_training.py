@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training.callbacks import Callback
 from tests.gui.conftest import set_train
-from tests.helpers import make_digit_folder
+from tests.helpers import FillDisk, make_digit_folder
 
 LONG = 500  # epochs for runs we stop: far more than a test could ever finish
 
@@ -189,6 +189,17 @@ def test_a_full_disk_names_the_file_not_an_unexpected_failure(qtbot, window, out
     assert "model.json: the disk is full: free some space" in outcome.message
     assert "model.json: the disk is full" in window.train_page.banner.text()
     assert "bug report" not in window.train_page.banner.text()
+
+
+def test_a_checkpoint_a_full_disk_refused_is_said_once(qtbot, window, outcomes, monkeypatch):
+    """The engine's message already says the previous checkpoint is kept; the banner said it twice."""
+    set_train(window, epochs=3)
+    window.start_training(callbacks=(FillDisk(monkeypatch, epoch=2),))
+    outcome = wait_outcome(qtbot, outcomes)
+    text = window.train_page.banner.text()
+    assert outcome.status == "failed" and "the previous checkpoint is kept (the disk is full" in text
+    assert text.count("kept") == 1 and f"Run folder: {outcome.run_path}" in text
+    assert Run(outcome.run_path).read_summary()["epochs"] == 1
 
 
 class FailAt(Callback):

@@ -18,7 +18,7 @@ from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, FillDisk, cli
 
 
 def recipe(epochs=4):
@@ -50,22 +50,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    real = fileio.atomic_write
-
-    class FillDisk(Callback):
-        order = 60  # after the epoch row is logged, before the checkpoint is written
-
-        def on_epoch_finished(self, event):
-            if event.epoch == 2:
-                def full(path, write):
-                    if str(path).endswith(".pt"):
-                        raise OSError(errno.ENOSPC, "No space left on device")
-                    return real(path, write)
-                monkeypatch.setattr(fileio, "atomic_write", full)
-                monkeypatch.setattr(checkpoint, "atomic_write", full)
-
     with pytest.raises(FtError, match="cannot write checkpoint .*last.pt: No space left on device"):
-        train(recipe(), tmp_path / "run", RunControls(callbacks=[FillDisk()]))
+        train(recipe(), tmp_path / "run", RunControls(callbacks=[FillDisk(monkeypatch, epoch=2)]))
     run = Run(tmp_path / "run")
     assert checkpoint.load(run.checkpoint("last"))["epoch"] == 1  # the previous one, intact
     assert not list(run.checkpoints.glob(".*.tmp"))  # no half-written leftovers
@@ -188,22 +174,9 @@ def test_a_run_that_never_saved_a_checkpoint_says_so_to_every_command(tmp_path, 
     from ftstudio.cli import main
     from tests.helpers import digit_images
 
-    real = fileio.atomic_write
-
-    class FillDisk(Callback):
-        order = 60
-
-        def on_epoch_finished(self, event):
-            def full(path, write):
-                if str(path).endswith(".pt"):
-                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
-                return real(path, write)
-            monkeypatch.setattr(fileio, "atomic_write", full)
-            monkeypatch.setattr(checkpoint, "atomic_write", full)
-
     run = tmp_path / "run"
     with pytest.raises(FtError, match="no checkpoint was written"):
-        train(recipe(), run, RunControls(callbacks=[FillDisk()]))
+        train(recipe(), run, RunControls(callbacks=[FillDisk(monkeypatch)]))
     monkeypatch.undo()
     image = tmp_path / "one.png"
     from PIL import Image

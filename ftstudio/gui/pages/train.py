@@ -220,7 +220,9 @@ class TrainPage(Page, QWidget):
         if outcome.status == "failed":
             kept = ""
             if outcome.run_path is not None and (outcome.run_path / "checkpoints" / "last.pt").exists():
-                kept = f" The last checkpoint is kept in {outcome.run_path}."
+                # (a checkpoint that could not be written already says the previous one is kept)
+                kept = f" The last checkpoint is kept in {outcome.run_path}." \
+                    if "checkpoint is kept" not in outcome.message else f" Run folder: {outcome.run_path}."
             self.banner.show_message("error", f"Training failed: {outcome.message}{kept}")
             self.append_log(f"failed: {outcome.message}")
         else:
