@@ -48,14 +48,14 @@ class Terminated(Interrupted):
 
 
 # what the user can do about a file the system refused; other errnos are bugs or rarer faults
-_OS_HINTS = {
-    errno.ENOSPC: "the disk is full: free some space, or choose a folder on another disk, and try again",
-    errno.EDQUOT: "your disk quota is used up: free some space, or choose a folder on another disk",
-    errno.EROFS: "the disk is read-only: choose a folder you can write to",
-    errno.EACCES: "permission denied: fix its permissions, or choose a folder you can use",
-    errno.EPERM: "not permitted: fix its permissions, or choose a folder you can use",
-    errno.EIO: "the disk reported an input/output error: check it, or use another one",
-}
+_OS_HINTS = {code: hint for name, hint in (
+    ("ENOSPC", "the disk is full: free some space, or choose a folder on another disk, and try again"),
+    ("EDQUOT", "your disk quota is used up: free some space, or choose a folder on another disk"),
+    ("EROFS", "the disk is read-only: choose a folder you can write to"),
+    ("EACCES", "permission denied: fix its permissions, or choose a folder you can use"),
+    ("EPERM", "not permitted: fix its permissions, or choose a folder you can use"),
+    ("EIO", "the disk reported an input/output error: check it, or use another one"),
+) if (code := getattr(errno, name, None)) is not None}  # (not every platform names every code)
 
 
 def os_error_message(exc: OSError) -> str | None:
