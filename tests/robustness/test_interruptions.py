@@ -188,3 +188,23 @@ def test_a_run_that_never_saved_a_checkpoint_says_so_to_every_command(tmp_path, 
         err = capsys.readouterr().err
         assert f"{run}: " in err and "before its first epoch was saved" in err, (args, err)
         assert f"ftstudio run {run / 'recipe.json'} --out NEW_FOLDER" in err
+
+
+def test_an_os_error_that_is_not_the_disk_still_leaves_a_crash_log(tmp_path, monkeypatch, capsys):
+    """Only the refusals a user can act on (full, read-only, permissions) become a one-line message: anything
+    else is a bug to report, with its traceback kept."""
+    from ftstudio.cli import main
+    from ftstudio.core.paths import log_dir
+
+    real = fileio.atomic_write
+
+    def broken(path, write):
+        if str(path).endswith("model.json"):
+            raise OSError(errno.EBADF, "Bad file descriptor", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(fileio, "atomic_write", broken)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 1
+    assert "unexpected failure" in capsys.readouterr().err
+    [log] = log_dir().glob("crash-*")
+    assert "Bad file descriptor" in log.read_text()
