@@ -170,7 +170,39 @@ def test_decoded_folder_is_cached(tmp_path, _isolated_home):
     Image.new("L", (28, 28), 255).save(root / "digit_1" / "new.png")  # content changed → new key
     c = load_data(DatasetSpec(name=str(root), val_split=0.0))
     assert len(c.train) == 11
+    # the folder's previous state is replaced, not kept beside it: each edit in Build data used to leave
+    # a full decoded copy behind, never removed
+    [newer] = list((_isolated_home / "cache" / "decoded").glob("*.npz"))
+    assert newer != cached[0]
+    load_data(DatasetSpec(name=str(root), image_size=(16, 16)))  # another size: another entry
     assert len(list((_isolated_home / "cache" / "decoded").glob("*.npz"))) == 2
+
+
+def test_the_decoded_cache_keeps_to_its_budget_least_recently_used_first(tmp_path, _isolated_home, monkeypatch):
+    import time
+
+    from ftstudio.core.datasets import folder
+
+    cache = _isolated_home / "cache" / "decoded"
+    roots = [make_digit_folder(tmp_path / name, n_per_class=5, classes=range(2)) for name in "abc"]
+    for root in roots:
+        load_data(DatasetSpec(name=str(root)))
+    entries = sorted(cache.glob("*.npz"))
+    assert len(entries) == 3
+    one = entries[0].stat().st_size
+    past = time.time() - 100
+    for i, entry in enumerate(sorted(entries, key=lambda p: p.stat().st_mtime)):
+        os.utime(entry, (past + i, past + i))  # a, b, c: oldest first
+    load_data(DatasetSpec(name=str(roots[0])))  # a read: a becomes the most recently used
+    stale = cache / ".abandoned.npz.1234.tmp"  # a writer killed long ago
+    stale.write_bytes(b"x")
+    os.utime(stale, (past - 7200, past - 7200))
+    monkeypatch.setattr(folder, "CACHE_BUDGET", int(one * 1.5))  # room for one beside the newest
+    load_data(DatasetSpec(name=str(make_digit_folder(tmp_path / "d", n_per_class=5, classes=range(2)))))
+    left = {p.name for p in cache.glob("*.npz")}
+    assert len(left) == 2 and not stale.exists()
+    kept_a = load_data(DatasetSpec(name=str(roots[0])))  # served from the cache: nothing new written
+    assert len(kept_a.train) + len(kept_a.val) == 10 and {p.name for p in cache.glob("*.npz")} == left
 
 
 def test_symlink_loop_and_unicode_path(tmp_path):

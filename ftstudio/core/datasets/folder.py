@@ -13,6 +13,7 @@ import io
 import os
 import stat
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from ftstudio.core.errors import Cancelled, InputError
 from ftstudio.core.fileio import NOT_REGULAR, atomic_write
 
 CACHE_VERSION = 1
+# decoded folders kept beside the newest one written (least recently used go first): two of the largest
+# that are kept in memory (IN_MEMORY_LIMIT, 2 GB), or many small ones
+CACHE_BUDGET = 4 * 2**30
 PROCESS_DECODE_MIN = 2000  # files; fewer decode faster in this process than a worker pool starts
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 Progress = Callable[[int, int], None]
@@ -259,9 +263,12 @@ def printable(name: str) -> str:
 
 
 def _cache_key(scan: FolderScan, size: tuple[int, int], channels: int) -> str:
+    """``FOLDER-STATE``: which folder at which size (the part a newer state of it replaces), then its files'
+    names, sizes and times."""
+    folder = hashlib.sha256(f"v{CACHE_VERSION}|{scan.root}|{size}|{channels}".encode("utf-8", "surrogateescape"))
     h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{channels}|{scan.classes}".encode("utf-8", "surrogateescape"))
     h.update("\n".join(f"{p}|{n}|{t}" for p, (n, t) in zip(scan.paths, scan.stats)).encode("utf-8", "surrogateescape"))
-    return h.hexdigest()[:32]
+    return f"{folder.hexdigest()[:16]}-{h.hexdigest()[:32]}"
 
 
 def _read_cache(cache: Path | None, key: str, shape: tuple[int, int, int] = (0, 0, 0), count: int = 0,
@@ -287,6 +294,8 @@ def _read_cache(cache: Path | None, key: str, shape: tuple[int, int, int] = (0, 
                 and all(len(s) == 2 for s in skipped))
         if not fits:
             raise ValueError("arrays do not match the folder")
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: the last to go when the cache is pruned
         return images, labels, skipped
     except FileNotFoundError:
         return None
@@ -307,4 +316,42 @@ def _write_cache(cache: Path | None, key: str, result) -> None:
     try:
         atomic_write(cache / f"{key}.npz", lambda f: f.write(buf.getbuffer()))
     except OSError:
-        pass  # a cache is optional: a read-only or full disk only costs speed
+        return  # a cache is optional: a read-only or full disk only costs speed
+    prune_cache(cache, keep=key)
+
+
+def prune_cache(cache: Path, keep: str, budget: int | None = None) -> None:
+    """Bound the decoded cache: drop the older states of ``keep``'s folder (each edit of a folder used to
+    leave a full copy of it behind, up to 2 GB each, never removed), temp files of writers killed over an
+    hour ago, then the least recently used entries until the rest fits ``budget`` (`CACHE_BUDGET`)."""
+    budget = CACHE_BUDGET if budget is None else budget
+    folder = keep.split("-", 1)[0]
+    now = time.time()
+    entries: list[tuple[float, int, Path]] = []
+    try:
+        listing = list(os.scandir(cache))
+    except OSError:
+        return
+    for entry in listing:
+        path = Path(entry.path)
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if entry.name.endswith(".tmp"):
+                if now - st.st_mtime > 3600:
+                    path.unlink()
+                continue
+            if not entry.name.endswith(".npz") or entry.name == f"{keep}.npz":
+                continue
+            if entry.name.startswith(f"{folder}-"):
+                path.unlink()  # the same folder at the same size, before its last edit
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        except OSError:
+            continue
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries, key=lambda e: e[0]):  # oldest use first
+        if total <= budget:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
