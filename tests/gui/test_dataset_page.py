@@ -167,6 +167,47 @@ def test_refusals_are_shown_and_delete_undoes(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: not window.tasks.busy(), timeout=30_000)
 
 
+def test_deleted_images_are_freed_once_no_undo_can_bring_them_back(qtbot, window, tmp_path):
+    """A Delete moved images into the dataset's .trash for undo, and nothing ever emptied it: deleting
+    10,000 photos freed no space, in this session or any later one."""
+    import os
+    import time
+
+    from ftstudio.core.datasets.builder import TRASH
+
+    page = window.dataset_page
+    good = make_color_folder(tmp_path / "g", n_per_class=4, classes=1) / "class_0"
+    assert page.create_dataset("first")
+    page.add_class("a")
+    page.add_files([str(good)])
+    first = page.dataset.root
+    page.thumbs.selectAll()
+    page.delete_selected()
+    page.undo_stack.undo()
+    page.undo_stack.redo()  # deleted again: undo could still bring them back
+    assert page.dataset.counts() == {"a": 0} and len(list((first / TRASH).rglob("*.jpg"))) == 4
+    assert page.create_dataset("second")  # the first one's history is forgotten: so is its trash
+    assert not (first / TRASH).exists() and not page.undo_stack.canUndo()
+    page.add_class("b")
+    page.add_files([str(good)])
+    page.thumbs.selectAll()
+    page.delete_selected()
+    second = page.dataset.root
+    [stash] = list((second / TRASH).iterdir())
+    window.shutdown()  # the window closes: nothing can undo any more
+    assert not (second / TRASH).exists()
+    # a trash left by a window that crashed: freed when the dataset is next opened, once a day old
+    leftover = second / TRASH / "stash" / "b"
+    leftover.mkdir(parents=True)
+    (leftover / "x.jpg").write_bytes(b"x")
+    page.reload_datasets(select=second)
+    assert (leftover / "x.jpg").exists()  # recent: another window may still undo it
+    past = time.time() - 2 * 24 * 3600
+    os.utime(second / TRASH / "stash", (past, past))
+    page.reload_datasets(select=second)
+    assert not (second / TRASH).exists()
+
+
 def new_dataset_for_a_big_drop(qtbot, window, monkeypatch, tmp_path, name: str):
     """(the Build data page with a new dataset ``name`` and its class "dots" shown, more photos than a drop
     copies on the GUI thread)."""

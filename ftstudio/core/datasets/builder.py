@@ -12,11 +12,13 @@ and counts are capped before anything is extracted, every image is checked by Pi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -106,6 +108,24 @@ class BuilderDataset:
             raise InputError(f"class {name!r} already exists")
         (self.root / name).mkdir()
         return name
+
+    def empty_trash(self, stashes: list[str] | None = None, older_than_s: float | None = None) -> None:
+        """Free what deletes moved into ``.trash`` once no undo can bring it back: the named stashes (an
+        undo history that is being forgotten), or those untouched for ``older_than_s`` seconds (left by an
+        earlier session; another window may still hold a recent one). A Delete used to free nothing, ever."""
+        trash = self.root / TRASH
+        if not trash.is_dir():
+            return
+        now = time.time()
+        for stash in trash.iterdir():
+            try:
+                old = older_than_s is not None and now - stash.stat().st_mtime > older_than_s
+            except OSError:
+                continue
+            if (stashes is not None and stash.name in stashes) or old:
+                shutil.rmtree(stash, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            trash.rmdir()  # when empty
 
     # -------------------------------------------------------------------------------- imports
     def add_bytes(self, label: str, filename: str, data: bytes) -> str:

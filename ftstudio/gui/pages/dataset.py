@@ -79,6 +79,9 @@ CLASS_ROLE = Qt.ItemDataRole.UserRole + 1  # a Health row about one class
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.gif *.tif *.tiff)"
 
 
+TRASH_KEPT_S = 24 * 3600  # another window may still undo a delete of its own; older trash is freed on opening
+
+
 class _Undoable(QUndoCommand):
     """A core command on the undo stack (already applied when pushed)."""
 
@@ -262,10 +265,23 @@ class DatasetPage(Page, QWidget):
         self._chosen()
 
     def _chosen(self, *_) -> None:
+        self._forget_history()
         folder = self.chooser.currentData()
         self.dataset = BuilderDataset(folder) if folder else None
-        self.undo_stack.clear()
+        if self.dataset is not None:  # what an earlier session deleted and can no longer undo
+            self.dataset.empty_trash(older_than_s=TRASH_KEPT_S)
         self.refresh()
+
+    def _forget_history(self) -> None:
+        """Clear the undo history, and free the deleted images only it could bring back."""
+        stashes = [self.undo_stack.command(i).command.stash for i in range(self.undo_stack.count())
+                   if isinstance(getattr(self.undo_stack.command(i), "command", None), DeleteImages)]
+        if self.dataset is not None and stashes:
+            self.dataset.empty_trash(stashes)
+        self.undo_stack.clear()
+
+    def shutdown(self) -> None:
+        self._forget_history()
 
     def current_class(self) -> str | None:
         item = self.classes.currentItem()
