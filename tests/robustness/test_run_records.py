@@ -180,3 +180,27 @@ def test_metrics_are_read_incrementally_and_anew_when_replaced(tmp_path, monkeyp
     assert [r["epoch"] for r in run.epochs()] == [1, 2, 3] == [r["epoch"] for r in whole]
     os.unlink(run.metrics_path)
     assert run.epochs() == []
+
+
+def test_epochs_pass_over_the_step_losses_unparsed(tmp_path, monkeypatch):
+    """The Runs page plots epochs; it parsed every row of step losses to find them (a 10-million-step run:
+    6.8 s and 870 MB at each selection). ftstudio's own step rows are passed over; any other line is read."""
+    from ftstudio.core.runs import folders
+
+    run = Run(tmp_path / "long")
+    run.path.mkdir()
+    for e in range(1, 4):
+        for w in range(50):
+            run.append_metrics({"kind": "steps", "epoch": e, "steps": [w * 2 + 1, w * 2 + 2], "losses": [0.5, 0.4],
+                                "lr": 0.01, "samples_per_s": 10.0})
+        run.append_metrics({"kind": "epoch", "epoch": e, "step": 100 * e, "val_accuracy": 0.5})
+    with open(run.metrics_path, "a") as f:  # a hand-made step row and junk: read as before
+        f.write('{"steps": [1], "kind": "steps", "losses": [0.1]}\nnot json\n')
+    lines = run.metrics_path.read_text().splitlines()
+    parsed = []
+    real = folders.clean_row
+    monkeypatch.setattr(folders, "clean_row", lambda line: parsed.append(line) or real(line))
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]
+    assert len(parsed) == 5 and len(lines) == 155  # three epoch rows, the hand-made row, the junk
+    rows, problems = run.metrics_with_problems()
+    assert len(rows) == 154 and problems == 1  # the whole read is unchanged
