@@ -309,7 +309,19 @@ class MainWindow(QMainWindow):
         except InputError as exc:
             self.runs_page.banner.show_message("error", f"Cannot resume: {exc}")
             return
-        self._begin(recipe, run.path, True, f"Resuming {recipe.name or run.id}", run.read_metrics())
+        # its curves so far are read in the background: a long run's metrics (190 MB for 10 million steps)
+        # took seconds to parse on this thread
+        self._show_run(run.path)  # Resume is off meanwhile
+        task = self.tasks.start("resume-history", lambda cancel: run.read_metrics())
+        task.done.connect(lambda rows: self._resume_with(recipe, run, rows))
+        task.failed.connect(lambda message: (self.runs_page.set_busy_run(None),
+                                             self.runs_page.banner.show_message("error", f"Cannot resume: {message}")))
+
+    def _resume_with(self, recipe, run: Run, history: list[dict]) -> None:
+        if self.controller.running:  # another run started while the history was read
+            self._refuse_second_run("resume another")
+            return
+        self._begin(recipe, run.path, True, f"Resuming {recipe.name or run.id}", history)
 
     def _refuse_second_run(self, what: str) -> bool:
         """One run at a time (two would share the cores and both crawl): say so where it shows."""

@@ -112,7 +112,7 @@ def test_stop_mid_training_keeps_a_checkpoint(qtbot, window, outcomes):
     assert window.runs_page.row_texts(run.path)["Status"] == "stopped"
 
 
-def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcomes):
+def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcomes, monkeypatch):
     set_train(window, epochs=2)
     window.actions_["start"].trigger()
     window.actions_["pause"].trigger()
@@ -125,6 +125,12 @@ def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcom
     assert run.checkpoint("last").exists() and run.read_summary()["epochs"] == 0
     assert not window.controller.running and window.actions_["start"].isEnabled()
 
+    import threading
+
+    read_on_gui = []
+    real = Run.read_metrics
+    monkeypatch.setattr(Run, "read_metrics", lambda self: read_on_gui.append(
+        threading.current_thread() is threading.main_thread()) or real(self))
     window.show_page("runs")
     runs = window.runs_page
     runs.select(run.path)
@@ -135,6 +141,7 @@ def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcom
     assert outcome.status == "completed" and outcome.run_path == run.path
     assert run.read_summary()["epochs"] == 2 and run.read_summary()["status"] == "completed"
     assert window.train_page.live.val_acc.n == 2
+    assert read_on_gui == [False]  # the run's history so far, read off the window's thread
 
 
 def test_closing_during_a_run_asks_then_stops_and_joins(qtbot, window, answers):
