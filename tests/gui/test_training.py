@@ -127,10 +127,17 @@ def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcom
 
     import threading
 
+    run.append_metrics({"kind": "steps", "epoch": 1, "steps": [0], "losses": [2.3], "lr": 0.001,
+                        "samples_per_s": 1.0})  # a history to load (this run stopped before its first window)
     read_on_gui = []
     real = Run.read_metrics
     monkeypatch.setattr(Run, "read_metrics", lambda self: read_on_gui.append(
         threading.current_thread() is threading.main_thread()) or real(self))
+    from ftstudio.gui.live import LiveRun
+
+    loaded = LiveRun.load_history
+    monkeypatch.setattr(LiveRun, "load_history", lambda self, rows: read_on_gui.append(
+        threading.current_thread() is threading.main_thread()) or loaded(self, rows))
     window.show_page("runs")
     runs = window.runs_page
     runs.select(run.path)
@@ -141,7 +148,7 @@ def test_escape_stops_a_paused_run_and_resume_completes_it(qtbot, window, outcom
     assert outcome.status == "completed" and outcome.run_path == run.path
     assert run.read_summary()["epochs"] == 2 and run.read_summary()["status"] == "completed"
     assert window.train_page.live.val_acc.n == 2
-    assert read_on_gui == [False]  # the run's history so far, read off the window's thread
+    assert read_on_gui == [False, False]  # the run's history so far, read and loaded off the window's thread
 
 
 def test_closing_during_a_run_asks_then_stops_and_joins(qtbot, window, answers):

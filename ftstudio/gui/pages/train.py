@@ -184,11 +184,16 @@ class TrainPage(Page, QWidget):
             w.setEnabled(editable)
 
     # ------------------------------------------------------------------------- a run
-    def begin(self, title: str, history: list[dict] | None = None) -> None:
-        """Reset the view for a new (or resumed) run."""
-        self.live = LiveRun()
-        if history:
-            self.live.load_history(history)
+    def begin(self, title: str, history: LiveRun | list[dict] | None = None) -> None:
+        """Reset the view for a new (or resumed) run; ``history``: the run's curves so far, as metrics rows
+        or already loaded (in the background: a long run's took seconds)."""
+        if isinstance(history, LiveRun):
+            self.live = history
+            self.live.started = time.monotonic()
+        else:
+            self.live = LiveRun()
+            if history:
+                self.live.load_history(history)
         self.status = "running"
         self._shown_confusion, self._shown_preview = -1, None
         self.banner.clear()
