@@ -314,7 +314,7 @@ class MainWindow(QMainWindow):
         # took seconds to parse on this thread
         self._show_run(run.path)  # Resume is off meanwhile
         task = self.tasks.start("resume-history", lambda cancel: _history(run))
-        task.done.connect(lambda rows: self._resume_with(recipe, run, rows))
+        task.done.connect(lambda history: self._resume_with(recipe, run, history))
         task.failed.connect(lambda message: (self.runs_page.set_busy_run(None),
                                              self.runs_page.banner.show_message("error", f"Cannot resume: {message}")))
 

@@ -52,10 +52,10 @@ from PySide6.QtWidgets import (
 
 from ftstudio.core.datasets.builder import (
     AddImages,
-    ImportReport,
     BuilderDataset,
     Command,
     DeleteImages,
+    ImportReport,
     MoveImages,
     RenameClass,
     list_datasets,
