@@ -97,6 +97,26 @@ class StopAt(Callback):
             self.trainer.stop_event.set()
 
 
+def refuse_writes(monkeypatch, suffix: str, code: int | None = None, strerror: str = "No space left on device") -> None:
+    """From now on, ftstudio's atomic writes of files whose name ends in ``suffix`` fail with OSError ``code``
+    (default ENOSPC: a full disk) naming the file; ``monkeypatch`` undoes it."""
+    import errno
+
+    from ftstudio.core import fileio
+    from ftstudio.core.training import checkpoint
+
+    real = fileio.atomic_write
+    code = errno.ENOSPC if code is None else code
+
+    def refused(path, write):
+        if str(path).endswith(suffix):
+            raise OSError(code, strerror, str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(fileio, "atomic_write", refused)
+    monkeypatch.setattr(checkpoint, "atomic_write", refused)
+
+
 class FillDisk(Callback):
     """From the end of epoch ``epoch`` on, every checkpoint write fails as on a full disk (ENOSPC); runs after
     the epoch's row is logged and before its checkpoint is written. ``monkeypatch`` undoes it."""
@@ -108,19 +128,5 @@ class FillDisk(Callback):
         self.monkeypatch, self.epoch = monkeypatch, epoch
 
     def on_epoch_finished(self, event) -> None:
-        import errno
-
-        from ftstudio.core import fileio
-        from ftstudio.core.training import checkpoint
-
-        if event.epoch != self.epoch:
-            return
-        real = fileio.atomic_write
-
-        def full(path, write):
-            if str(path).endswith(".pt"):
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-            return real(path, write)
-
-        self.monkeypatch.setattr(fileio, "atomic_write", full)
-        self.monkeypatch.setattr(checkpoint, "atomic_write", full)
+        if event.epoch == self.epoch:
+            refuse_writes(self.monkeypatch, ".pt")

@@ -59,24 +59,12 @@ def test_not_writable_folder_is_a_clear_error(source_run, tmp_path):
 def test_a_full_disk_names_the_export_file_and_leaves_nothing_half_made(source_run, tmp_path, monkeypatch, refusing):
     """The message named the hidden staging folder (.out.new-1a2b3c4d/model.pt), and an empty ``out`` stayed
     behind; a previous export in ``out`` must stay whole."""
-    import errno
-
-    from ftstudio.core import fileio
     from ftstudio.core.errors import os_error_message
+    from tests.helpers import refuse_writes
 
     out = tmp_path / "out"
-    real_atomic = fileio.atomic_write
-
-    def full(path) -> OSError:
-        return OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    def atomic(path, write):
-        if str(path).endswith(refusing):
-            raise full(path)
-        return real_atomic(path, write)
-
     for first in (True, False):  # into a new folder, then over a previous export
-        monkeypatch.setattr(fileio, "atomic_write", atomic)
+        refuse_writes(monkeypatch, refusing)
         with pytest.raises((InputError, OSError)) as caught:
             export_run(source_run, ["state-dict"], out_dir=out)
         monkeypatch.undo()

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training.callbacks import Callback
 from tests.gui.conftest import set_train
-from tests.helpers import FillDisk, make_digit_folder
+from tests.helpers import FillDisk, make_digit_folder, refuse_writes
 
 LONG = 500  # epochs for runs we stop: far more than a test could ever finish
 
@@ -184,18 +184,7 @@ def test_an_engine_error_appears_as_a_message(qtbot, window, outcomes, tmp_path)
 def test_a_full_disk_names_the_file_not_an_unexpected_failure(qtbot, window, outcomes, monkeypatch):
     """The run's first files are written outside the trainer's own error handling; on a full disk the banner
     named no file and asked for a bug report."""
-    import errno
-
-    from ftstudio.core import fileio
-
-    real = fileio.atomic_write
-
-    def full(path, write):
-        if str(path).endswith("model.json"):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, write)
-
-    monkeypatch.setattr(fileio, "atomic_write", full)
+    refuse_writes(monkeypatch, "model.json")
     set_train(window, epochs=1)
     window.start_training()
     outcome = wait_outcome(qtbot, outcomes)

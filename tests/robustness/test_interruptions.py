@@ -18,7 +18,7 @@ from ftstudio.core.config.recipe import Recipe
 from ftstudio.core.runs.folders import Run
 from ftstudio.core.training import checkpoint
 from ftstudio.core.training.callbacks import Callback
-from tests.helpers import ROOT, FillDisk, cli
+from tests.helpers import ROOT, FillDisk, cli, refuse_writes
 
 
 def recipe(epochs=4):
@@ -196,14 +196,7 @@ def test_an_os_error_that_is_not_the_disk_still_leaves_a_crash_log(tmp_path, mon
     from ftstudio.cli import main
     from ftstudio.core.paths import log_dir
 
-    real = fileio.atomic_write
-
-    def broken(path, write):
-        if str(path).endswith("model.json"):
-            raise OSError(errno.EBADF, "Bad file descriptor", str(path))
-        return real(path, write)
-
-    monkeypatch.setattr(fileio, "atomic_write", broken)
+    refuse_writes(monkeypatch, "model.json", errno.EBADF, "Bad file descriptor")
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 1
     assert "unexpected failure" in capsys.readouterr().err
     [log] = log_dir().glob("crash-*")
