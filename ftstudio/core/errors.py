@@ -73,3 +73,9 @@ def os_error_message(exc: OSError) -> str | None:
 def os_error_hint(exc: OSError) -> str | None:
     """What to do about ``exc`` (a full disk, a read-only one, permissions), or None."""
     return _OS_HINTS.get(exc.errno) if exc.errno is not None else None
+
+
+def os_error_reason(exc: OSError) -> str:
+    """What to do about ``exc`` where there is advice, else the system's own words: for the parentheses of
+    a message that already names the file."""
+    return os_error_hint(exc) or exc.strerror or str(exc)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftstudio.core.errors import InputError, os_error_hint
+from ftstudio.core.errors import InputError, os_error_reason
 
 MIRROR_ENV = "FTSTUDIO_WEIGHTS_MIRROR"
 TORCHVISION_HOST = "https://download.pytorch.org"
@@ -179,7 +179,7 @@ def _stream(url: str, tmp: Path, progress: Progress | None, cancel: threading.Ev
         raise _unreachable(host, url, exc, mirror_env) from None
     except OSError as exc:  # writing the file: a full disk, a read-only cache
         cache = "HF_HUB_CACHE or HF_HOME" if mirror_env == HF_ENDPOINT_ENV else "TORCH_HOME"
-        raise InputError(f"{tmp.parent}: cannot save the download ({os_error_hint(exc) or exc.strerror or exc}); "
+        raise InputError(f"{tmp.parent}: cannot save the download ({os_error_reason(exc)}); "
                          f"nothing was kept. The weights cache can be moved with {cache}") from None
 
 

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from ftstudio.core import paths
 from ftstudio.core.datasets.decode import IMAGE_SUFFIXES, DecodeError, probe
-from ftstudio.core.errors import InputError, os_error_hint
+from ftstudio.core.errors import InputError, os_error_reason
 
 MAX_IMAGE_BYTES = 50_000_000  # one image file
 MAX_ZIP_TOTAL = 2_000_000_000  # uncompressed bytes of the images in one archive
@@ -152,7 +152,7 @@ class BuilderDataset:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
             raise DatasetUnwritable(f"{folder}: cannot copy the image there "
-                                    f"({os_error_hint(exc) or exc.strerror or exc})") from None
+                                    f"({os_error_reason(exc)})") from None
         return f"{folder.name}/{target.name}"
 
     def add_files(self, label: str, files: list[str | Path]) -> ImportReport:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ftstudio.core import messages
-from ftstudio.core.errors import InputError, os_error_hint
+from ftstudio.core.errors import InputError, os_error_reason
 
 FORMATS = ("onnx", "pt2", "safetensors", "state-dict")  # "all": each reproduces the float logits
 OFFERED = (*FORMATS, "onnx-int8")  # int8 on request: it needs the training images and approximates
@@ -116,7 +116,7 @@ def ensure_writable(folder: Path) -> None:
 
 def _unwritable(path: Path, exc: OSError) -> InputError:
     """The export cannot be written at ``path``: why, and for a full disk what to do."""
-    return InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=os_error_hint(exc) or exc.strerror or exc))
+    return InputError(messages.EXPORT_NOT_WRITABLE.format(path=path, reason=os_error_reason(exc)))
 
 
 def export_model(model, ckpt: dict[str, Any], formats: list[str], out: Path, *, summary: dict[str, Any] | None = None,

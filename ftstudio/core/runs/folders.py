@@ -34,7 +34,7 @@ METRICS_CHECK_BYTES = 4096  # the parsed part's last bytes, compared before its 
 # metrics.jsonl → ((device, inode), offset after its last complete line, the rows up to there, lines
 # skipped, the bytes before that offset)
 _METRICS: dict[tuple[Path, bool], tuple[tuple[int, int], int, list[dict[str, Any]], int, bytes]] = {}
-STEP_ROW = b'{"kind": "steps"'  # how append_metrics starts a row of step losses (json.dumps' default spacing)
+STEP_ROW = json.dumps({"kind": "steps"})[:-1].encode()  # how append_metrics begins a row of step losses
 _SUMMARIES: dict[Path, tuple[tuple[int, int, int], RunSummary]] = {}  # summary.json → (its version, parsed)
 
 
