@@ -201,7 +201,7 @@ def test_a_checkpoint_a_full_disk_refused_is_said_once(qtbot, window, outcomes, 
     outcome = wait_outcome(qtbot, outcomes)
     text = window.train_page.banner.text()
     assert outcome.status == "failed" and "the previous checkpoint is kept (the disk is full" in text
-    assert text.count("kept") == 1 and f"Run folder: {outcome.run_path}" in text
+    assert text.count("kept") == 1 and f"and try again). Run folder: {outcome.run_path}." in text
     assert Run(outcome.run_path).read_summary()["epochs"] == 1
 
 

@@ -228,7 +228,7 @@ class TrainPage(Page, QWidget):
                 # (a checkpoint that could not be written already says the previous one is kept)
                 kept = f" The last checkpoint is kept in {outcome.run_path}." \
                     if "checkpoint is kept" not in outcome.message else f" Run folder: {outcome.run_path}."
-            self.banner.show_message("error", f"Training failed: {outcome.message}{kept}")
+            self.banner.show_message("error", f"Training failed: {outcome.message.rstrip('.')}.{kept}")
             self.append_log(f"failed: {outcome.message}")
         else:
             acc = outcome.summary.get("best_val_accuracy")
